@@ -1,0 +1,56 @@
+package fstree
+
+import (
+	"fmt"
+	"time"
+)
+
+// Merge moves every entry of src into dst at directory at ("" for the
+// root), the way an overlay is applied: directories merge (an existing
+// directory keeps its own metadata), anything else replaces what dst had at
+// that path, including a directory. src must not be used afterwards: its
+// nodes now belong to dst.
+func Merge(dst *Tree, at string, src *Tree) error {
+	base, err := dst.MkdirAll(at, nil)
+	if err != nil {
+		return fmt.Errorf("merge at %q: %w", at, err)
+	}
+	return mergeDir(base, src.Root, at)
+}
+
+func mergeDir(dst, src *Node, p string) error {
+	for _, e := range src.Entries() {
+		cp := e.Name
+		if p != "" {
+			cp = p + "/" + e.Name
+		}
+		cur := dst.entries[e.Name]
+		src.RemoveChild(e.Name)
+		if e.Node.Type == TypeDir && cur != nil && cur.Type == TypeDir {
+			if err := mergeDir(cur, e.Node, cp); err != nil {
+				return err
+			}
+			continue
+		}
+		dst.SetChild(e.Name, e.Node)
+	}
+	return nil
+}
+
+// ClampTimes sets every time later than limit to limit, the
+// SOURCE_DATE_EPOCH rule for reproducible builds.
+func (t *Tree) ClampTimes(limit time.Time) {
+	seen := map[*Node]bool{}
+	_ = t.Walk(func(_ string, n *Node) error {
+		if seen[n] {
+			return nil
+		}
+		seen[n] = true
+		for _, tp := range []*time.Time{&n.Mtime, &n.Atime, &n.Ctime} {
+			if tp.After(limit) {
+				*tp = limit
+			}
+		}
+		return nil
+	})
+}

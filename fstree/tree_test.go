@@ -1,0 +1,120 @@
+package fstree
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestClean(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		unsafe   bool
+	}{
+		{"", "", false},
+		{"/", "", false},
+		{".", "", false},
+		{"./", "", false},
+		{"./usr/bin/", "usr/bin", false},
+		{"/etc//passwd", "etc/passwd", false},
+		{"a/./b/../c", "a/c", false},
+		{"..", "", true},
+		{"../etc/passwd", "", true},
+		{"a/../../b", "", true},
+		{"/../x", "", true}, // a leading "/" is relative to the root, so this climbs out too
+	} {
+		got, err := Clean(tc.in)
+		if tc.unsafe {
+			if !errors.Is(err, ErrUnsafePath) {
+				t.Errorf("Clean(%q) = %q, %v; want ErrUnsafePath", tc.in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("Clean(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestPutRemoveHardlinks(t *testing.T) {
+	tr := New()
+	f := NewFile(0o644, 3, Bytes("abc"))
+	if err := tr.Put("a/b/f", f, NewDir(0o755)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Put("g", f, nil); err != nil {
+		t.Fatal(err)
+	}
+	if f.Links() != 2 {
+		t.Fatalf("links = %d, want 2", f.Links())
+	}
+	// Replacing one name leaves the other naming the old inode.
+	if err := tr.Put("a/b/f", NewFile(0o600, 1, Bytes("x")), nil); err != nil {
+		t.Fatal(err)
+	}
+	if f.Links() != 1 {
+		t.Fatalf("links after replace = %d, want 1", f.Links())
+	}
+	if ok, _ := tr.Remove("g"); !ok || f.Links() != 0 {
+		t.Fatalf("remove g: ok=%v links=%d", ok, f.Links())
+	}
+	if ok, _ := tr.Remove("nope/x"); ok {
+		t.Fatal("removed a path that does not exist")
+	}
+	// A file in the way of a parent is an error for Put, not a silent replace.
+	if err := tr.Put("a/b/f/x", NewFile(0o644, 0, nil), NewDir(0o755)); !errors.Is(err, ErrNotDir) {
+		t.Fatalf("put under a file: %v, want ErrNotDir", err)
+	}
+}
+
+func TestWalkOrderAndStats(t *testing.T) {
+	tr := New()
+	for _, p := range []string{"z", "a/y", "a/b", "B"} {
+		if err := tr.Put(p, NewFile(0o644, 1, Bytes("1")), NewDir(0o755)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	_ = tr.Walk(func(p string, n *Node) error { got = append(got, p); return nil })
+	want := []string{"", "B", "a", "a/b", "a/y", "z"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("walk = %q, want %q", got, want)
+	}
+	s := tr.Stats()
+	if s.Inodes != 6 || s.Dirs != 2 || s.Entries != 5 || s.Bytes != 4 {
+		t.Fatalf("stats = %+v", s)
+	}
+}
+
+func TestMergeAndClamp(t *testing.T) {
+	dst := New()
+	_, _ = dst.MkdirAll("etc", nil)
+	_ = dst.Put("etc/keep", NewFile(0o644, 1, Bytes("k")), nil)
+	_ = dst.Put("etc/over", NewFile(0o644, 1, Bytes("o")), nil)
+	src := New()
+	newer := time.Unix(2_000_000_000, 0)
+	n := NewFile(0o600, 3, Bytes("new"))
+	n.Mtime = newer
+	_ = src.Put("etc/over", n, NewDir(0o700))
+	if err := Merge(dst, "", src); err != nil {
+		t.Fatal(err)
+	}
+	etc, _ := dst.Lookup("etc")
+	if etc.Mode != 0o755 || etc.Len() != 2 {
+		t.Fatalf("etc mode %o len %d: merged directory should keep its metadata", etc.Mode, etc.Len())
+	}
+	got, _ := dst.Lookup("etc/over")
+	if got != n {
+		t.Fatal("overlay file did not replace the original")
+	}
+	limit := time.Unix(1_700_000_000, 0)
+	dst.ClampTimes(limit)
+	if !n.Mtime.Equal(limit) {
+		t.Fatalf("mtime %v not clamped to %v", n.Mtime, limit)
+	}
+	lines, err := ManifestLines(dst)
+	if err != nil || len(lines) != 4 {
+		t.Fatalf("manifest: %v %q", err, lines)
+	}
+}
