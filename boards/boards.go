@@ -1,0 +1,281 @@
+// Package boards holds board packs: data files that say how a disk image
+// for one kind of board is laid out and booted. A pack names the partition
+// table and partitions, the raw blobs a boot ROM loads, the kernel and
+// initramfs file names, the modules the initramfs must load, the device
+// trees and firmware to copy, the boot configs to render and the QEMU
+// profile used to boot the image in a test.
+//
+// Packs for the known boards are embedded in the binary; a user's own pack
+// is a YAML file of the same schema. Nothing in Go depends on a board's
+// name: adding a board is adding a file.
+package boards
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+//go:embed packs/*.yaml
+var packs embed.FS
+
+// Board is one validated board pack.
+type Board struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	// Arch is the CPU architecture of the kernel and init: arm64 or arm.
+	Arch string `yaml:"arch"`
+
+	Disk Disk `yaml:"disk"`
+	// Blobs are written raw at fixed offsets of the disk, for boards whose
+	// boot ROM loads a bootloader from there.
+	Blobs []Blob `yaml:"blobs"`
+
+	Kernel    Kernel    `yaml:"kernel"`
+	Initramfs Initramfs `yaml:"initramfs"`
+	// DTBs are the device trees copied to the boot partition.
+	DTBs []Copy `yaml:"dtbs"`
+	// Firmware lists the files a board model's boot firmware needs on the
+	// boot partition, copied from the firmware source.
+	Firmware []FirmwareSet `yaml:"firmware"`
+
+	// Console is the serial console device, available to templates.
+	Console string `yaml:"console"`
+	// Cmdline is a text/template for the kernel command line; see
+	// TemplateData for its fields. Appended arguments follow it.
+	Cmdline string `yaml:"cmdline"`
+	// Configs are the boot configs rendered onto the boot partition.
+	Configs []Config `yaml:"configs"`
+
+	QEMU *QEMU `yaml:"qemu"`
+}
+
+// Disk is the partition layout.
+type Disk struct {
+	Table string `yaml:"table"` // mbr or gpt
+	// FirstPartitionOffset is where the first partition starts; Alignment
+	// is what every partition's start and size are rounded up to.
+	FirstPartitionOffset Size        `yaml:"first-partition-offset"`
+	Alignment            Size        `yaml:"alignment"`
+	Partitions           []Partition `yaml:"partitions"`
+}
+
+// Partition roles: the boot partition gets the kernel and configs, the
+// root partition the root tree.
+const (
+	RoleBoot = "boot"
+	RoleRoot = "root"
+)
+
+// Partition is one partition of the layout, in disk order.
+type Partition struct {
+	Name     string `yaml:"name"`
+	Role     string `yaml:"role"` // boot or root
+	FS       string `yaml:"fs"`   // fat or ext4
+	Size     Size   `yaml:"size"` // 0 means auto: sized to the content
+	Bootable bool   `yaml:"bootable"`
+	// Type overrides the partition type (an MBR byte such as "0c", or a
+	// GPT type GUID); empty picks the usual type for FS.
+	Type string `yaml:"type"`
+}
+
+// Blob is a file written raw at an offset of the disk.
+type Blob struct {
+	// File is the path of the blob in the firmware source.
+	File   string `yaml:"file"`
+	Offset Size   `yaml:"offset"`
+}
+
+// Kernel says how the kernel is installed on the boot partition.
+type Kernel struct {
+	// File is the kernel's path on the boot partition.
+	File string `yaml:"file"`
+	// Uncompressed asks for a raw Image (U-Boot's booti cannot unpack one).
+	Uncompressed bool `yaml:"uncompressed"`
+}
+
+// Initramfs says how the initramfs is built.
+type Initramfs struct {
+	// File is the initramfs's path on the boot partition.
+	File        string `yaml:"file"`
+	Compression string `yaml:"compression"` // gzip or none
+	// Modules are loaded by the init in this order, each after its
+	// dependencies.
+	Modules []string `yaml:"modules"`
+}
+
+// Copy copies the kernel source files matching Glob (relative to the
+// kernel's device tree directory) into directory To of the boot partition.
+type Copy struct {
+	Glob string `yaml:"glob"`
+	To   string `yaml:"to"`
+	// Optional copies that match nothing are not an error.
+	Optional bool `yaml:"optional"`
+}
+
+// FirmwareSet is the firmware one board model needs.
+type FirmwareSet struct {
+	Model string `yaml:"model"`
+	// Files are globs relative to the firmware source's firmware directory;
+	// each must match at least one file.
+	Files []string `yaml:"files"`
+	To    string   `yaml:"to"`
+}
+
+// Config is a boot config rendered from a text/template with TemplateData.
+type Config struct {
+	Path     string `yaml:"path"`
+	Template string `yaml:"template"`
+}
+
+// TemplateData is what Cmdline and Config templates see.
+type TemplateData struct {
+	Board        string // the board's name
+	Console      string
+	RootPartUUID string // the root partition's PARTUUID as Linux spells it
+	RootFS       string // the root filesystem type as Linux names it (ext4, vfat)
+	Kernel       string // the kernel's path on the boot partition
+	Initramfs    string // the initramfs's path on the boot partition
+	Cmdline      string // the whole kernel command line (configs only)
+}
+
+// QEMU is how the board is booted under QEMU.
+type QEMU struct {
+	Binary  string `yaml:"binary"`
+	Machine string `yaml:"machine"`
+	CPU     string `yaml:"cpu"`
+	SMP     int    `yaml:"smp"`
+	Memory  int    `yaml:"memory"` // MiB
+	Accel   string `yaml:"accel"`
+	// Drive is how the image is attached: virtio (a virtio-blk disk) or sd
+	// (an SD card).
+	Drive    string     `yaml:"drive"`
+	Firmware *UBootBIOS `yaml:"firmware"`
+	// Args are extra arguments appended to the command line.
+	Args []string `yaml:"args"`
+}
+
+// UBootBIOS is a U-Boot binary run as QEMU's -bios, with its environment
+// in pflash bank 1.
+type UBootBIOS struct {
+	// BIOS is the path of u-boot.bin on the host; Package is the Debian
+	// package that installs it, named in the error when it is missing.
+	BIOS    string `yaml:"bios"`
+	Package string `yaml:"package"`
+	// Env overrides variables of U-Boot's built-in default environment.
+	Env map[string]string `yaml:"env"`
+	// EnvSize is the size of U-Boot's environment (CONFIG_ENV_SIZE) and
+	// FlashSize that of the pflash bank holding it.
+	EnvSize   Size `yaml:"env-size"`
+	FlashSize Size `yaml:"flash-size"`
+}
+
+// Partition returns the first partition with role, or nil.
+func (b *Board) Partition(role string) *Partition {
+	for i := range b.Disk.Partitions {
+		if b.Disk.Partitions[i].Role == role {
+			return &b.Disk.Partitions[i]
+		}
+	}
+	return nil
+}
+
+// PartitionNumber returns the 1-based number of the first partition with
+// role, or 0.
+func (b *Board) PartitionNumber(role string) int {
+	for i := range b.Disk.Partitions {
+		if b.Disk.Partitions[i].Role == role {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// Names lists the embedded board packs, sorted.
+func Names() []string {
+	ents, _ := fs.ReadDir(packs, "packs")
+	var names []string
+	for _, e := range ents {
+		names = append(names, strings.TrimSuffix(e.Name(), ".yaml"))
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Catalog returns every embedded board, sorted by name.
+func Catalog() ([]*Board, error) {
+	var bs []*Board
+	for _, n := range Names() {
+		b, err := Load(n)
+		if err != nil {
+			return nil, err
+		}
+		bs = append(bs, b)
+	}
+	return bs, nil
+}
+
+// ErrUnknown is returned (wrapped) by Load for a name that is neither an
+// embedded board nor a file.
+var ErrUnknown = errors.New("unknown board")
+
+// Load returns the embedded board called ref, or, when ref looks like a
+// path (it contains a slash or ends in .yaml or .yml), the board in that
+// file.
+func Load(ref string) (*Board, error) {
+	if strings.Contains(ref, "/") || strings.HasSuffix(ref, ".yaml") || strings.HasSuffix(ref, ".yml") {
+		data, err := os.ReadFile(ref)
+		if err != nil {
+			return nil, fmt.Errorf("board %s: %w", ref, err)
+		}
+		return Parse(ref, data)
+	}
+	data, err := packs.ReadFile(path.Join("packs", ref+".yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("board %q: %w (known boards: %s; or give a path to a board file)",
+			ref, ErrUnknown, strings.Join(Names(), ", "))
+	}
+	return Parse(ref, data)
+}
+
+var yamlFieldRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+// Parse decodes and validates a board pack; src names it in errors. Unknown
+// keys are errors with their line numbers, and validation errors name the
+// field and its line.
+func Parse(src string, data []byte) (*Board, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var b Board
+	if err := dec.Decode(&b); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("board %s: empty file", src)
+		}
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
+		msg = yamlFieldRE.ReplaceAllString(msg, "unknown key $1")
+		return nil, fmt.Errorf("board %s: %s", src, strings.ReplaceAll(msg, "\n  ", "; "))
+	}
+	var doc yaml.Node
+	_ = yaml.Unmarshal(data, &doc)
+	if err := b.validate(); err != nil {
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			if line := lineOf(&doc, fe.field); line > 0 {
+				return nil, fmt.Errorf("board %s: line %d: %w", src, line, err)
+			}
+		}
+		return nil, fmt.Errorf("board %s: %w", src, err)
+	}
+	return &b, nil
+}

@@ -1,0 +1,117 @@
+package boards
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCatalogLoads(t *testing.T) {
+	bs, err := Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) == 0 {
+		t.Fatal("no embedded boards")
+	}
+	for _, b := range bs {
+		if b.Partition(RoleBoot) == nil || b.Partition(RoleRoot) == nil {
+			t.Errorf("%s: missing boot or root partition", b.Name)
+		}
+	}
+	b, err := Load("qemu-virt-arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.PartitionNumber(RoleRoot) != 2 || b.Disk.FirstPartitionOffset != 1<<20 || b.QEMU.Firmware.EnvSize != 0x40000 {
+		t.Errorf("qemu-virt-arm64 = %+v", b)
+	}
+}
+
+func TestLoadUnknown(t *testing.T) {
+	_, err := Load("no-such-board")
+	if err == nil || !strings.Contains(err.Error(), "qemu-virt-arm64") {
+		t.Fatalf("err = %v, want the list of known boards", err)
+	}
+}
+
+// valid is a minimal board file; each case below breaks one thing.
+const valid = `name: t
+description: test board
+arch: arm64
+disk:
+  table: mbr
+  partitions:
+    - {name: boot, role: boot, fs: fat, size: 64MiB}
+    - {name: root, role: root, fs: ext4, size: auto}
+kernel: {file: Image}
+initramfs: {file: initrd.img, compression: gzip, modules: [ext4]}
+console: ttyAMA0
+cmdline: root=PARTUUID={{.RootPartUUID}}
+qemu:
+  binary: qemu-system-aarch64
+  machine: virt
+  drive: virtio
+`
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, old, new string
+		want           []string // substrings of the error
+	}{
+		{"valid", "", "", nil},
+		{"unknown key", "arch: arm64\n", "arch: arm64\ncolour: red\n", []string{"line 4", "unknown key colour"}},
+		{"unknown nested key", "kernel: {file: Image}", "kernel: {file: Image, compresed: true}", []string{"line 9", "unknown key compresed"}},
+		{"bad arch", "arch: arm64", "arch: riscv64", []string{"line 3", "arch:", `"riscv64" is not one of arm64, arm`}},
+		{"bad table", "table: mbr", "table: apm", []string{"line 5", "disk.table"}},
+		{"bad fs", "fs: ext4", "fs: xfs", []string{"line 8", "disk.partitions[1].fs", "xfs"}},
+		{"bad size", "size: 64MiB", "size: lots", []string{"line 7", "lots"}},
+		{"odd size", "size: 64MiB", "size: 1000", []string{"disk.partitions[0].size", "multiple of 512"}},
+		{"no root", "role: root", "role: boot", []string{"disk.partitions[1].role", "second boot"}},
+		{"bad template", "{{.RootPartUUID}}", "{{.RootUUID}}", []string{"line 12", "cmdline", "RootUUID"}},
+		{"escaping path", "file: initrd.img", "file: ../initrd.img", []string{"initramfs.file", "leaves"}},
+		{"bad compression", "compression: gzip", "compression: lz4", []string{"initramfs.compression"}},
+		{"bad drive", "drive: virtio", "drive: ide", []string{"line 16", "qemu.drive"}},
+		{"wrong type", "modules: [ext4]", "modules: ext4", []string{"line 10"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(valid, tc.old, tc.new, 1)
+			if src == valid && tc.old != "" {
+				t.Fatalf("case does not change the input")
+			}
+			b, err := Parse("t.yaml", []byte(src))
+			if tc.want == nil {
+				if err != nil || b.Name != "t" {
+					t.Fatalf("Parse = %v, %v", b, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Parse accepted it")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if !strings.HasPrefix(err.Error(), "board t.yaml: ") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Size
+		ok   bool
+	}{
+		{"512", 512, true}, {"8KiB", 8 << 10, true}, {"128MiB", 128 << 20, true}, {"1G", 1 << 30, true},
+		{"0x2000", 0x2000, true}, {"auto", 0, true}, {"-1", 0, false}, {"MiB", 0, false}, {"1TiB", 0, false},
+	} {
+		got, err := ParseSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseSize(%q) = %d, %v", tc.in, got, err)
+		}
+	}
+}
