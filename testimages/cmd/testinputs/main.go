@@ -1,0 +1,155 @@
+// Command testinputs makes the Debian-based test inputs of package
+// testimages/debian from a shell, so that scripts (the README demo, bench/)
+// use the very inputs the tests use, from the same cache.
+//
+//	testinputs busybox-root [--marker M] [-o DIR]   the busybox test root (OCI layout)
+//	testinputs kernel-deb                           the Debian arm64 kernel .deb
+//	testinputs package NAME[:ARCH]                  any Debian package's .deb
+//
+// Each prints the path of what it made. Without -o the path is inside the
+// cache ($OCIDISK_TESTDATA, else the XDG cache directory); with -o the
+// input is copied to DIR, which must not exist yet.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ocidisk/ocidisk/testimages/debian"
+)
+
+const usage = `usage: testinputs COMMAND [flags]
+
+commands:
+  busybox-root [--marker M] [-o DIR]  the busybox test root, an OCI layout
+  kernel-deb                          the Debian arm64 kernel package
+  package NAME[:ARCH]                 a Debian package (arm64 unless NAME:ARCH)
+`
+
+type usageError struct{ error }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "testinputs: %v\n%s", err, usage)
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "testinputs: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{errors.New("no command")}
+	}
+	cmd, args := args[0], args[1:]
+	fs := pflag.NewFlagSet(cmd, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	out := fs.StringP("output", "o", "", "copy the input to this new directory")
+	marker := fs.String("marker", debian.Marker, "the line the busybox root's init prints")
+	verbose := fs.BoolP("verbose", "v", false, "log each step")
+	if err := fs.Parse(args); err != nil {
+		return usageError{fmt.Errorf("%s: %w", cmd, err)}
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	c, err := debian.OpenCache(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+	if err != nil {
+		return err
+	}
+	wantArgs := func(n int) error {
+		if fs.NArg() != n {
+			return usageError{fmt.Errorf("%s: want %d arguments, got %d", cmd, n, fs.NArg())}
+		}
+		return nil
+	}
+	var path string
+	switch cmd {
+	case "busybox-root":
+		if err := wantArgs(0); err != nil {
+			return err
+		}
+		path, err = c.BusyboxRoot(ctx, *marker)
+	case "kernel-deb":
+		if err := wantArgs(0); err != nil {
+			return err
+		}
+		path, err = c.Kernel(ctx)
+	case "package":
+		if err := wantArgs(1); err != nil {
+			return err
+		}
+		path, err = c.Package(ctx, fs.Arg(0))
+	default:
+		return usageError{fmt.Errorf("unknown command %q", cmd)}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	if *out != "" {
+		if path, err = copyOut(path, *out); err != nil {
+			return fmt.Errorf("%s: %w", cmd, err)
+		}
+	}
+	fmt.Fprintln(stdout, path)
+	return nil
+}
+
+// copyOut copies a cached file or directory to the new path dst, through a
+// temporary name so that a failure leaves nothing at dst.
+func copyOut(src, dst string) (string, error) {
+	if _, err := os.Lstat(dst); err == nil {
+		return "", fmt.Errorf("output %s: already exists", dst)
+	}
+	st, err := os.Stat(src)
+	if err != nil {
+		return "", err
+	}
+	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp")
+	os.RemoveAll(tmp)
+	if st.IsDir() {
+		err = os.CopyFS(tmp, os.DirFS(src))
+	} else {
+		err = copyFile(src, tmp)
+	}
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("output %s: %w", dst, err)
+	}
+	return dst, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

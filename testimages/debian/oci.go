@@ -1,0 +1,133 @@
+package debian
+
+import (
+	"archive/tar"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/ocidisk/ocidisk/fstree"
+)
+
+// SourceDateEpoch is the time every generated entry, image config and
+// mmdebstrap run uses, so that inputs are the same bytes on every run.
+const SourceDateEpoch = 1700000000
+
+// Epoch returns SourceDateEpoch as a time.
+func Epoch() time.Time { return time.Unix(SourceDateEpoch, 0).UTC() }
+
+// Platform returns the platform recorded in every layout's index.
+func Platform() v1.Platform { return v1.Platform{OS: "linux", Architecture: Arch} }
+
+// Tag is the ref.name annotation of the image in every layout, so
+// "oci:DIR:latest" and "oci:DIR" both name it.
+const Tag = "latest"
+
+// layerEntry is one tar entry of a layer being written. Body is read for
+// regular files with Hdr.Size > 0.
+type layerEntry struct {
+	Hdr  tar.Header
+	Body fstree.Content
+}
+
+// writeLayer writes entries, in the order given, as a gzip-compressed tar at
+// file. The gzip stream has no name or time, so it depends on the entries
+// alone.
+func writeLayer(file string, entries []layerEntry) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	zw, err := gzip.NewWriterLevel(f, gzip.DefaultCompression)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(zw)
+	for i := range entries {
+		e := &entries[i]
+		if err := tw.WriteHeader(&e.Hdr); err != nil {
+			return fmt.Errorf("layer %s: %s: %w", file, e.Hdr.Name, err)
+		}
+		if e.Hdr.Typeflag != tar.TypeReg || e.Hdr.Size == 0 {
+			continue
+		}
+		r, err := e.Body.Open()
+		if err != nil {
+			return fmt.Errorf("layer %s: %s: %w", file, e.Hdr.Name, err)
+		}
+		_, err = io.Copy(tw, r)
+		r.Close()
+		if err != nil {
+			return fmt.Errorf("layer %s: %s: %w", file, e.Hdr.Name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("layer %s: %w", file, err)
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("layer %s: %w", file, err)
+	}
+	return f.Close()
+}
+
+// imageSpec describes an image to write as an OCI layout.
+type imageSpec struct {
+	Layers    []string // gzip tar files, bottom layer first
+	CreatedBy []string // one history line per layer
+	Cmd       []string
+}
+
+// writeLayout writes spec as an OCI image layout at dir with one linux/arm64
+// image in its index, OCI media types and fixed times. It returns the
+// manifest digest.
+func writeLayout(dir string, spec imageSpec) (v1.Hash, error) {
+	platform := Platform()
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err := mutate.ConfigFile(img, &v1.ConfigFile{
+		Architecture: platform.Architecture,
+		OS:           platform.OS,
+		Created:      v1.Time{Time: Epoch()},
+		Config: v1.Config{
+			Cmd: spec.Cmd,
+			Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		},
+		RootFS: v1.RootFS{Type: "layers"},
+	})
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	for i, file := range spec.Layers {
+		l, err := tarball.LayerFromFile(file, tarball.WithMediaType(types.OCILayer))
+		if err != nil {
+			return v1.Hash{}, fmt.Errorf("layer %s: %w", file, err)
+		}
+		img, err = mutate.Append(img, mutate.Addendum{
+			Layer:     l,
+			MediaType: types.OCILayer,
+			History:   v1.History{Created: v1.Time{Time: Epoch()}, CreatedBy: spec.CreatedBy[i]},
+		})
+		if err != nil {
+			return v1.Hash{}, fmt.Errorf("layer %s: %w", file, err)
+		}
+	}
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("layout %s: %w", dir, err)
+	}
+	if err := p.AppendImage(img, layout.WithPlatform(platform),
+		layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": Tag})); err != nil {
+		return v1.Hash{}, fmt.Errorf("layout %s: %w", dir, err)
+	}
+	return img.Digest()
+}

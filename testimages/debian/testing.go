@@ -1,0 +1,69 @@
+package debian
+
+import (
+	"errors"
+	"log/slog"
+	"testing"
+
+	"github.com/ocidisk/ocidisk/internal/hosttool"
+)
+
+// The helpers below are for tests: each returns a cached input, building it
+// on first use. When the input cannot be made here (no apt index for arm64,
+// no network, no mmdebstrap) they skip the test locally and fail it under
+// CI=true, through hosttool.Missing; any other error fails the test.
+
+func testCache(t testing.TB) *Cache {
+	t.Helper()
+	c, err := OpenCache(slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func check(t testing.TB, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if errors.Is(err, ErrUnavailable) {
+		hosttool.Missing(t, err.Error())
+		return
+	}
+	t.Fatal(err)
+}
+
+// Package returns the path of a cached .deb: spec is NAME (the arm64
+// package, or the Architecture: all one) or NAME:ARCH; metapackages are
+// followed to the real package.
+func Package(t testing.TB, spec string) string {
+	t.Helper()
+	p, err := testCache(t).Package(t.Context(), spec)
+	check(t, err)
+	return p
+}
+
+// KernelDeb returns the path of Debian's current arm64 kernel package,
+// linux-image-6.1.0-NN-arm64.
+func KernelDeb(t testing.TB) string {
+	t.Helper()
+	p, err := testCache(t).Kernel(t.Context())
+	check(t, err)
+	return p
+}
+
+// BusyboxRoot returns the OCI layout directory of the busybox test root,
+// whose init prints Marker and powers off.
+func BusyboxRoot(t testing.TB) string {
+	t.Helper()
+	return BusyboxRootMarker(t, Marker)
+}
+
+// BusyboxRootMarker is BusyboxRoot with an init that prints marker instead.
+func BusyboxRootMarker(t testing.TB, marker string) string {
+	t.Helper()
+	p, err := testCache(t).BusyboxRoot(t.Context(), marker)
+	check(t, err)
+	return p
+}
