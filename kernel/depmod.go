@@ -1,0 +1,139 @@
+package kernel
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ocidisk/ocidisk/fstree"
+)
+
+// WriteDep writes modules.dep for mods (paths relative to the modules
+// directory), in the text format depmod writes and modprobe reads:
+// "kernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko ...".
+func (ms *Modules) WriteDep(w io.Writer, mods []*Module) error {
+	for _, m := range mods {
+		var b strings.Builder
+		b.WriteString(m.Path + ":")
+		for _, d := range ms.Deps(m) {
+			b.WriteString(" " + d.Path)
+		}
+		b.WriteByte('\n')
+		if _, err := io.WriteString(w, b.String()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteAlias writes modules.alias: "alias PATTERN MODULE" lines.
+func (ms *Modules) WriteAlias(w io.Writer, mods []*Module) error {
+	for _, m := range mods {
+		for _, a := range m.Aliases {
+			if _, err := fmt.Fprintf(w, "alias %s %s\n", a, m.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// WriteSoftdep writes modules.softdep: "softdep MODULE pre: ... post: ..."
+// lines.
+func (ms *Modules) WriteSoftdep(w io.Writer, mods []*Module) error {
+	for _, m := range mods {
+		if len(m.SoftPre) == 0 && len(m.SoftPost) == 0 {
+			continue
+		}
+		line := "softdep " + m.Name
+		if len(m.SoftPre) > 0 {
+			line += " pre: " + strings.Join(m.SoftPre, " ")
+		}
+		if len(m.SoftPost) > 0 {
+			line += " post: " + strings.Join(m.SoftPost, " ")
+		}
+		if _, err := io.WriteString(w, line+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// indexFiles are the files a kernel package ships in its modules directory
+// that modprobe reads as they are.
+var indexFiles = []string{"modules.order", "modules.builtin", "modules.builtin.modinfo"}
+
+// Tree returns a modules directory for mods (nil: all of them) to be
+// placed at lib/modules/VERSION: the module files as the kernel ships them,
+// the package's modules.order and modules.builtin, and generated
+// modules.dep, modules.alias and modules.softdep, so that modprobe works
+// after boot. Generated files get mtime.
+func (ms *Modules) Tree(k *Kernel, mods []*Module, mtime time.Time) (*fstree.Tree, error) {
+	if mods == nil {
+		mods = ms.All
+	}
+	mods = slices.Clone(mods)
+	slices.SortFunc(mods, func(a, b *Module) int { return strings.Compare(a.Path, b.Path) })
+	t := fstree.New()
+	dirTmpl := fstree.NewDir(0o755)
+	dirTmpl.Mtime = mtime
+	for _, m := range mods {
+		if err := t.Put(m.Path, m.node, dirTmpl); err != nil {
+			return nil, fmt.Errorf("kernel %s: %s: %w", k.Version, m.Path, err)
+		}
+	}
+	src, err := k.Tree.Lookup(k.ModulesDir)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", k.Version, err)
+	}
+	for _, name := range indexFiles {
+		if n := src.Child(name); n != nil && n.Type == fstree.TypeRegular {
+			if err := t.Put(name, n, nil); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, f := range []struct {
+		name  string
+		write func(io.Writer, []*Module) error
+	}{
+		{"modules.dep", ms.WriteDep},
+		{"modules.alias", ms.WriteAlias},
+		{"modules.softdep", ms.WriteSoftdep},
+	} {
+		var b strings.Builder
+		if err := f.write(&b, mods); err != nil {
+			return nil, err
+		}
+		n := fstree.NewFile(0o644, int64(b.Len()), fstree.Bytes(b.String()))
+		n.Mtime = mtime
+		if err := t.Put(f.name, n, nil); err != nil {
+			return nil, err
+		}
+	}
+	t.Root.Mtime = mtime
+	return t, nil
+}
+
+// MergeModules places the modules of k (all of them) into root at
+// /lib/modules/VERSION, following root's symlinks (a merged-/usr root has
+// /lib -> usr/lib), with generated modules.dep, modules.alias and
+// modules.softdep. What root already had there is replaced file by file.
+func MergeModules(root *fstree.Tree, k *Kernel, ms *Modules, mtime time.Time) error {
+	mt, err := ms.Tree(k, nil, mtime)
+	if err != nil {
+		return err
+	}
+	at, err := root.Realpath("lib/modules/" + k.Version)
+	if err != nil {
+		return fmt.Errorf("root: lib/modules/%s: %w", k.Version, err)
+	}
+	tmpl := fstree.NewDir(0o755)
+	tmpl.Mtime = mtime
+	if _, err := root.MkdirAll(at, tmpl); err != nil {
+		return fmt.Errorf("root: %s: %w", at, err)
+	}
+	return fstree.Merge(root, at, mt)
+}

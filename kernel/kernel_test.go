@@ -1,0 +1,428 @@
+package kernel
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/internal/hosttool"
+	"github.com/ulikunitz/xz"
+)
+
+func put(t *testing.T, tr *fstree.Tree, p string, b []byte) {
+	t.Helper()
+	if err := tr.Put(p, fstree.NewFile(0o644, int64(len(b)), fstree.Bytes(b)), fstree.NewDir(0o755)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func gz(b []byte) []byte {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
+
+func xzc(b []byte) []byte {
+	var buf bytes.Buffer
+	w, _ := xz.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
+
+func zstdc(b []byte) []byte {
+	e, _ := zstd.NewWriter(nil)
+	return e.EncodeAll(b, nil)
+}
+
+// fakeImage is an arm64 Image header followed by filler.
+func fakeImage() []byte {
+	b := make([]byte, 4096)
+	copy(b[56:], arm64Magic)
+	for i := 64; i < len(b); i++ {
+		b[i] = byte(i)
+	}
+	return b
+}
+
+func TestFind(t *testing.T) {
+	img := fakeImage()
+	for _, tc := range []struct {
+		name    string
+		files   map[string][]byte
+		links   map[string]string
+		version string
+		modules string
+		dtbs    string
+		err     error
+	}{
+		{name: "debian package", files: map[string][]byte{
+			"boot/vmlinuz-6.1.0-9-arm64":                    gz(img),
+			"lib/modules/6.1.0-9-arm64/kernel/a.ko":         fakeKO("name=a"),
+			"usr/lib/linux-image-6.1.0-9-arm64/x/board.dtb": {1},
+		}, version: "6.1.0-9-arm64", modules: "lib/modules/6.1.0-9-arm64", dtbs: "usr/lib/linux-image-6.1.0-9-arm64"},
+		{name: "newest of two, merged usr", files: map[string][]byte{
+			"boot/vmlinuz-6.1.0-9-arm64":                 gz(img),
+			"boot/vmlinuz-6.1.0-10-arm64":                gz(img),
+			"usr/lib/modules/6.1.0-10-arm64/kernel/a.ko": fakeKO("name=a"),
+			"usr/lib/modules/6.1.0-9-arm64/kernel/a.ko":  fakeKO("name=a"),
+		}, links: map[string]string{"lib": "usr/lib"}, version: "6.1.0-10-arm64", modules: "usr/lib/modules/6.1.0-10-arm64"},
+		{name: "kernel beside its modules", files: map[string][]byte{
+			"usr/lib/modules/6.8.0/vmlinuz":   img,
+			"usr/lib/modules/6.8.0/dtb/a.dtb": {1},
+		}, version: "6.8.0", modules: "usr/lib/modules/6.8.0", dtbs: "usr/lib/modules/6.8.0/dtb"},
+		{name: "no kernel", files: map[string][]byte{"etc/hostname": []byte("x\n")}, err: ErrNoKernel},
+		{name: "dangling vmlinuz symlink", links: map[string]string{"boot/vmlinuz-1": "nowhere"}, err: ErrNoKernel},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := fstree.New()
+			for p, b := range tc.files {
+				put(t, tr, p, b)
+			}
+			for p, target := range tc.links {
+				if err := tr.Put(p, fstree.NewSymlink(target), fstree.NewDir(0o755)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			k, err := Find(tr)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("Find = %v, %v; want %v", k, err, tc.err)
+				}
+				for _, w := range []string{"--kernel", "/boot/vmlinuz-*"} {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not name %s", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k.Version != tc.version || k.ModulesDir != tc.modules || k.DTBDir != tc.dtbs {
+				t.Fatalf("Find = version %q modules %q dtbs %q", k.Version, k.ModulesDir, k.DTBDir)
+			}
+			n, err := k.Image(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := fstree.ReadAll(n)
+			if err != nil || !bytes.Equal(got, img) {
+				t.Fatalf("uncompressed image: %d bytes, %v; want the %d-byte Image", len(got), err, len(img))
+			}
+		})
+	}
+}
+
+func TestImageDecompression(t *testing.T) {
+	img := fakeImage()
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{{"raw", img}, {"gzip", gz(img)}, {"xz", xzc(img)}, {"zstd", zstdc(img)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := fstree.New()
+			put(t, tr, "boot/vmlinuz-1.0-arm64", tc.data)
+			k, err := Find(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := k.Image(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h, err := fstree.HashContent(n); err != nil { // checks Size
+				t.Fatal(h, err)
+			}
+			got, _ := fstree.ReadAll(n)
+			if !bytes.Equal(got, img) {
+				t.Fatal("decompressed image differs")
+			}
+			raw, _ := k.Image(false)
+			if b, _ := fstree.ReadAll(raw); !bytes.Equal(b, tc.data) {
+				t.Fatal("Image(false) is not the file as found")
+			}
+		})
+	}
+	tr := fstree.New()
+	put(t, tr, "boot/vmlinuz-1.0-arm64", gz(make([]byte, 100)))
+	k, _ := Find(tr)
+	if _, err := k.Image(true); err == nil || !strings.Contains(err.Error(), "not an arm64 Image") {
+		t.Fatalf("gzip of a non-Image: %v", err)
+	}
+}
+
+// synthetic is a kernel whose modules exercise every kind of dependency.
+func synthetic(t *testing.T) *Kernel {
+	tr := fstree.New()
+	put(t, tr, "boot/vmlinuz-1.0", fakeImage())
+	d := "lib/modules/1.0/"
+	put(t, tr, d+"kernel/fs/top.ko", fakeKO("name=top", "depends=mid,leaf", "softdep=pre: crypto-x post: after"))
+	put(t, tr, d+"kernel/fs/mid.ko", fakeKO("name=mid", "depends=leaf", "softdep=pre: nowhere"))
+	put(t, tr, d+"kernel/lib/leaf.ko", fakeKO("name=leaf", "depends="))
+	put(t, tr, d+"kernel/crypto/x-generic.ko.xz", xzc(fakeKO("name=x_generic", "alias=crypto-x", "alias=x", "depends=")))
+	put(t, tr, d+"kernel/crypto/after.ko.zst", zstdc(fakeKO("name=after", "depends=")))
+	put(t, tr, d+"kernel/drivers/needs-gone.ko", fakeKO("name=needs_gone", "depends=gone"))
+	put(t, tr, d+"kernel/drivers/uses-builtin.ko", fakeKO("name=uses_builtin", "depends=", "softdep=pre: crc32c"))
+	put(t, tr, d+"kernel/drivers/pci-dev.ko", fakeKO("name=pci_dev", "alias=pci:v00001AF4d*sv*sd*bc*sc*i*", "depends="))
+	put(t, tr, d+"modules.builtin", []byte("kernel/lib/crc32.ko\nkernel/drivers/virtio/virtio.ko\n"))
+	put(t, tr, d+"modules.builtin.modinfo", []byte("crc32.alias=crc32c\x00crc32.license=GPL\x00"))
+	k, err := Find(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func names(ms []*Module) []string {
+	var s []string
+	for _, m := range ms {
+		s = append(s, m.Name)
+	}
+	return s
+}
+
+func TestClosure(t *testing.T) {
+	k := synthetic(t)
+	ms, err := k.Modules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		want    []string
+		order   []string
+		errText string
+	}{
+		// Soft pre-dependency (by alias) first, then hard ones leaf-first,
+		// the module, then its soft post-dependency; a missing soft
+		// dependency ("nowhere") is skipped.
+		{want: []string{"top"}, order: []string{"x_generic", "leaf", "mid", "top", "after"}},
+		{want: []string{"leaf", "top"}, order: []string{"leaf", "x_generic", "mid", "top", "after"}},
+		{want: []string{"x"}, order: []string{"x_generic"}},
+		{want: []string{"virtio", "uses-builtin"}, order: []string{"uses_builtin"}},                           // built-in: nothing to load
+		{want: []string{"pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"}, order: []string{"pci_dev"}}, // wildcard alias
+		{want: []string{"needs_gone"}, errText: "module gone (needed by needs_gone) not found"},
+		{want: []string{"ext9"}, errText: "module ext9 not found"},
+	} {
+		got, err := ms.Closure(tc.want)
+		if tc.errText != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.errText) {
+				t.Errorf("Closure(%q) = %q, %v; want error %q", tc.want, names(got), err, tc.errText)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(names(got), tc.order) {
+			t.Errorf("Closure(%q) = %q, %v; want %q", tc.want, names(got), err, tc.order)
+		}
+	}
+	// Compressed modules are read through their decompressed bytes.
+	x, _ := ms.Lookup("x_generic")
+	if len(x) != 1 || x[0].Size() != int64(len(fakeKO("name=x_generic", "alias=crypto-x", "alias=x", "depends="))) {
+		t.Fatalf("x_generic: %+v", x)
+	}
+	r, _ := x[0].Open()
+	b, _ := io.ReadAll(r)
+	if !bytes.HasPrefix(b, []byte("\x7fELF")) {
+		t.Fatal("Open of a .ko.xz does not yield ELF bytes")
+	}
+}
+
+func TestModulesFiles(t *testing.T) {
+	k := synthetic(t)
+	ms, err := k.Modules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt := time.Unix(1_700_000_000, 0)
+	tr, err := ms.Tree(k, nil, mt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(p string) string {
+		n, err := tr.Lookup(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := fstree.ReadAll(n)
+		return string(b)
+	}
+	dep := read("modules.dep")
+	for _, l := range []string{
+		"kernel/fs/top.ko: kernel/fs/mid.ko kernel/lib/leaf.ko\n",
+		"kernel/fs/mid.ko: kernel/lib/leaf.ko\n",
+		"kernel/lib/leaf.ko:\n",
+		"kernel/crypto/x-generic.ko.xz:\n",
+	} {
+		if !strings.Contains(dep, l) {
+			t.Errorf("modules.dep lacks %q:\n%s", l, dep)
+		}
+	}
+	if a := read("modules.alias"); !strings.Contains(a, "alias crypto-x x_generic\n") {
+		t.Errorf("modules.alias:\n%s", a)
+	}
+	if s := read("modules.softdep"); !strings.Contains(s, "softdep top pre: crypto-x post: after\n") {
+		t.Errorf("modules.softdep:\n%s", s)
+	}
+	if _, err := tr.Lookup("modules.builtin"); err != nil {
+		t.Error("modules.builtin not copied")
+	}
+	// Merged into a merged-/usr root, they land under usr/lib.
+	root := fstree.New()
+	root.Put("lib", fstree.NewSymlink("usr/lib"), nil)
+	root.MkdirAll("usr/lib", nil)
+	if err := MergeModules(root, k, ms, mt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Lookup("usr/lib/modules/1.0/kernel/fs/top.ko"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDebianKernel checks against real Debian modules and judges
+// modules.dep with kmod's depmod and modprobe.
+func TestDebianKernel(t *testing.T) {
+	tr := debianKernel(t)
+	k, err := Find(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(k.Version, "-arm64") || k.DTBDir == "" {
+		t.Fatalf("kernel %+v", k)
+	}
+	img, err := k.Image(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Size < 10<<20 {
+		t.Fatalf("Image is %d bytes", img.Size)
+	}
+	ms, err := k.Modules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"virtio_pci", "virtio_blk", "ext4"}
+	order, err := ms.Closure(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := names(order)
+	for _, m := range []string{"virtio_pci_modern_dev", "virtio_pci_legacy_dev", "jbd2", "mbcache", "crc16", "crc32c_generic"} {
+		if !slices.Contains(got, m) {
+			t.Errorf("closure %q lacks %s", got, m)
+		}
+	}
+	if _, err := ms.Closure([]string{"ext4", "no_such_mod"}); err == nil || !strings.Contains(err.Error(), "no_such_mod") {
+		t.Errorf("missing module: %v", err)
+	}
+	// modprobe's own plan for each requested module (from depmod's index)
+	// must load nothing we lack, in the same relative order as ours.
+	depmod := hosttool.Require(t, "depmod", "kmod")
+	modprobe := hosttool.Require(t, "modprobe", "kmod")
+	base := t.TempDir()
+	mt, err := ms.Tree(k, nil, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, mt, filepath.Join(base, "lib/modules", k.Version))
+	ours, _ := os.ReadFile(filepath.Join(base, "lib/modules", k.Version, "modules.dep"))
+	if out, err := exec.Command(depmod, "-b", base, k.Version).CombinedOutput(); err != nil {
+		t.Fatalf("depmod: %v: %s", err, out)
+	}
+	theirs, _ := os.ReadFile(filepath.Join(base, "lib/modules", k.Version, "modules.dep"))
+	compareDep(t, ours, theirs)
+	pos := map[string]int{}
+	for i, m := range order {
+		pos[m.Path] = i
+	}
+	for _, w := range want {
+		out, err := exec.Command(modprobe, "-d", base, "-S", k.Version, "--show-depends", w).CombinedOutput()
+		if err != nil {
+			t.Fatalf("modprobe %s: %v: %s", w, err, out)
+		}
+		last := -1
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Fields(l)
+			if len(f) < 2 || f[0] != "insmod" {
+				continue
+			}
+			rel, _ := filepath.Rel(filepath.Join(base, "lib/modules", k.Version), f[1])
+			i, ok := pos[rel]
+			if !ok {
+				t.Errorf("modprobe %s loads %s, which our closure lacks", w, rel)
+				continue
+			}
+			if i < last {
+				t.Errorf("modprobe %s loads %s after %s; our order differs", w, rel, order[last].Path)
+			}
+			last = i
+		}
+	}
+}
+
+// compareDep checks that every line of depmod's modules.dep has the same
+// dependencies (as a set) in ours.
+func compareDep(t *testing.T, ours, theirs []byte) {
+	t.Helper()
+	parse := func(b []byte) map[string][]string {
+		m := map[string][]string{}
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			k, v, _ := strings.Cut(l, ":")
+			deps := strings.Fields(v)
+			slices.Sort(deps)
+			m[k] = deps
+		}
+		return m
+	}
+	o, th := parse(ours), parse(theirs)
+	if len(o) != len(th) {
+		t.Errorf("modules.dep: ours has %d modules, depmod's %d", len(o), len(th))
+	}
+	bad := 0
+	for k, v := range th {
+		if !slices.Equal(o[k], v) && bad < 5 {
+			bad++
+			t.Errorf("modules.dep %s: ours %q, depmod %q", k, o[k], v)
+		}
+	}
+}
+
+// writeTree writes a tree of files and directories to a host directory.
+func writeTree(t *testing.T, tr *fstree.Tree, dir string) {
+	t.Helper()
+	err := tr.Walk(func(p string, n *fstree.Node) error {
+		hp := filepath.Join(dir, p)
+		switch n.Type {
+		case fstree.TypeDir:
+			return os.MkdirAll(hp, 0o755)
+		case fstree.TypeRegular:
+			r, err := n.Content.Open()
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			f, err := os.Create(hp)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.Copy(f, r)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
