@@ -14,6 +14,7 @@ import (
 
 	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
+	"github.com/ocidisk/ocidisk/testimages/debian"
 )
 
 // fakeKO builds a minimal relocatable aarch64 ELF whose .modinfo holds the
@@ -97,7 +98,7 @@ var debianKernelOnce struct {
 // once per test binary.
 func debianKernel(t testing.TB) *fstree.Tree {
 	t.Helper()
-	deb := kernelDeb(t)
+	deb := debian.KernelDeb(t)
 	hosttool.Require(t, "dpkg-deb", "dpkg")
 	debianKernelOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "ocidisk-kernel-test-")
