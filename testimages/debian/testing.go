@@ -67,3 +67,25 @@ func BusyboxRootMarker(t testing.TB, marker string) string {
 	check(t, err)
 	return p
 }
+
+// Tree returns the Debian tree of issues 2, 3 and 5 (DefaultTree): made
+// with mmdebstrap on first use, which takes a minute or more.
+func Tree(t testing.TB) *DebianTree {
+	t.Helper()
+	return TreeOf(t, DefaultTree())
+}
+
+// TreeLarge returns the Debian tree of the benchmarks (LargeTree): over
+// 1 GiB and 40,000 entries.
+func TreeLarge(t testing.TB) *DebianTree {
+	t.Helper()
+	return TreeOf(t, LargeTree())
+}
+
+// TreeOf returns the Debian tree of any spec.
+func TreeOf(t testing.TB, spec TreeSpec) *DebianTree {
+	t.Helper()
+	d, err := testCache(t).Tree(t.Context(), spec)
+	check(t, err)
+	return d
+}

@@ -5,6 +5,8 @@
 //	testinputs busybox-root [--marker M] [-o DIR]   the busybox test root (OCI layout)
 //	testinputs kernel-deb                           the Debian arm64 kernel .deb
 //	testinputs package NAME[:ARCH]                  any Debian package's .deb
+//	testinputs debian-tree [--large] [-o DIR]       the layered Debian root (OCI layout)
+//	testinputs debian-tree-info [--large]           where its tars and listing are, and its size
 //
 // Each prints the path of what it made. Without -o the path is inside the
 // cache ($OCIDISK_TESTDATA, else the XDG cache directory); with -o the
@@ -32,6 +34,8 @@ commands:
   busybox-root [--marker M] [-o DIR]  the busybox test root, an OCI layout
   kernel-deb                          the Debian arm64 kernel package
   package NAME[:ARCH]                 a Debian package (arm64 unless NAME:ARCH)
+  debian-tree [--large] [-o DIR]      the Debian root in 5 layers, an OCI layout
+  debian-tree-info [--large]          the Debian root's files, size and changes
 `
 
 type usageError struct{ error }
@@ -61,6 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	out := fs.StringP("output", "o", "", "copy the input to this new directory")
 	marker := fs.String("marker", debian.Marker, "the line the busybox root's init prints")
 	verbose := fs.BoolP("verbose", "v", false, "log each step")
+	large := fs.Bool("large", false, "the larger Debian tree (over 1 GiB, 40,000 entries)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Errorf("%s: %w", cmd, err)}
 	}
@@ -95,6 +100,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		path, err = c.Package(ctx, fs.Arg(0))
+	case "debian-tree", "debian-tree-info":
+		if err := wantArgs(0); err != nil {
+			return err
+		}
+		spec := debian.DefaultTree()
+		if *large {
+			spec = debian.LargeTree()
+		}
+		var d *debian.DebianTree
+		if d, err = c.Tree(ctx, spec); err != nil {
+			break
+		}
+		path = d.Layout
+		if cmd == "debian-tree-info" {
+			printInfo(stdout, d)
+			return nil
+		}
 	default:
 		return usageError{fmt.Errorf("unknown command %q", cmd)}
 	}
@@ -152,4 +174,12 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+func printInfo(w io.Writer, d *debian.DebianTree) {
+	fmt.Fprintf(w, "layout\t%s\nrootfs-tar\t%s\nflat-tar\t%s\nentries\t%d\nbytes\t%d\nmarker\t%s\n",
+		d.Layout, d.RootfsTar, d.FlatTar, d.Entries, d.Bytes, d.Marker)
+	for _, c := range d.Changes {
+		fmt.Fprintf(w, "change\t%s\n", c)
+	}
 }
