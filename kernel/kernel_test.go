@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
+	"github.com/ocidisk/ocidisk/kernel/kerneltest"
 	"github.com/ulikunitz/xz"
 )
 
@@ -70,14 +71,14 @@ func TestFind(t *testing.T) {
 	}{
 		{name: "debian package", files: map[string][]byte{
 			"boot/vmlinuz-6.1.0-9-arm64":                    gz(img),
-			"lib/modules/6.1.0-9-arm64/kernel/a.ko":         fakeKO("name=a"),
+			"lib/modules/6.1.0-9-arm64/kernel/a.ko":         kerneltest.Module("name=a"),
 			"usr/lib/linux-image-6.1.0-9-arm64/x/board.dtb": {1},
 		}, version: "6.1.0-9-arm64", modules: "lib/modules/6.1.0-9-arm64", dtbs: "usr/lib/linux-image-6.1.0-9-arm64"},
 		{name: "newest of two, merged usr", files: map[string][]byte{
 			"boot/vmlinuz-6.1.0-9-arm64":                 gz(img),
 			"boot/vmlinuz-6.1.0-10-arm64":                gz(img),
-			"usr/lib/modules/6.1.0-10-arm64/kernel/a.ko": fakeKO("name=a"),
-			"usr/lib/modules/6.1.0-9-arm64/kernel/a.ko":  fakeKO("name=a"),
+			"usr/lib/modules/6.1.0-10-arm64/kernel/a.ko": kerneltest.Module("name=a"),
+			"usr/lib/modules/6.1.0-9-arm64/kernel/a.ko":  kerneltest.Module("name=a"),
 		}, links: map[string]string{"lib": "usr/lib"}, version: "6.1.0-10-arm64", modules: "usr/lib/modules/6.1.0-10-arm64"},
 		{name: "kernel beside its modules", files: map[string][]byte{
 			"usr/lib/modules/6.8.0/vmlinuz":   img,
@@ -169,14 +170,14 @@ func synthetic(t *testing.T) *Kernel {
 	tr := fstree.New()
 	put(t, tr, "boot/vmlinuz-1.0", fakeImage())
 	d := "lib/modules/1.0/"
-	put(t, tr, d+"kernel/fs/top.ko", fakeKO("name=top", "depends=mid,leaf", "softdep=pre: crypto-x post: after"))
-	put(t, tr, d+"kernel/fs/mid.ko", fakeKO("name=mid", "depends=leaf", "softdep=pre: nowhere"))
-	put(t, tr, d+"kernel/lib/leaf.ko", fakeKO("name=leaf", "depends="))
-	put(t, tr, d+"kernel/crypto/x-generic.ko.xz", xzc(fakeKO("name=x_generic", "alias=crypto-x", "alias=x", "depends=")))
-	put(t, tr, d+"kernel/crypto/after.ko.zst", zstdc(fakeKO("name=after", "depends=")))
-	put(t, tr, d+"kernel/drivers/needs-gone.ko", fakeKO("name=needs_gone", "depends=gone"))
-	put(t, tr, d+"kernel/drivers/uses-builtin.ko", fakeKO("name=uses_builtin", "depends=", "softdep=pre: crc32c"))
-	put(t, tr, d+"kernel/drivers/pci-dev.ko", fakeKO("name=pci_dev", "alias=pci:v00001AF4d*sv*sd*bc*sc*i*", "depends="))
+	put(t, tr, d+"kernel/fs/top.ko", kerneltest.Module("name=top", "depends=mid,leaf", "softdep=pre: crypto-x post: after"))
+	put(t, tr, d+"kernel/fs/mid.ko", kerneltest.Module("name=mid", "depends=leaf", "softdep=pre: nowhere"))
+	put(t, tr, d+"kernel/lib/leaf.ko", kerneltest.Module("name=leaf", "depends="))
+	put(t, tr, d+"kernel/crypto/x-generic.ko.xz", xzc(kerneltest.Module("name=x_generic", "alias=crypto-x", "alias=x", "depends=")))
+	put(t, tr, d+"kernel/crypto/after.ko.zst", zstdc(kerneltest.Module("name=after", "depends=")))
+	put(t, tr, d+"kernel/drivers/needs-gone.ko", kerneltest.Module("name=needs_gone", "depends=gone"))
+	put(t, tr, d+"kernel/drivers/uses-builtin.ko", kerneltest.Module("name=uses_builtin", "depends=", "softdep=pre: crc32c"))
+	put(t, tr, d+"kernel/drivers/pci-dev.ko", kerneltest.Module("name=pci_dev", "alias=pci:v00001AF4d*sv*sd*bc*sc*i*", "depends="))
 	put(t, tr, d+"modules.builtin", []byte("kernel/lib/crc32.ko\nkernel/drivers/virtio/virtio.ko\n"))
 	put(t, tr, d+"modules.builtin.modinfo", []byte("crc32.alias=crc32c\x00crc32.license=GPL\x00"))
 	k, err := Find(tr)
@@ -229,7 +230,7 @@ func TestClosure(t *testing.T) {
 	}
 	// Compressed modules are read through their decompressed bytes.
 	x, _ := ms.Lookup("x_generic")
-	if len(x) != 1 || x[0].Size() != int64(len(fakeKO("name=x_generic", "alias=crypto-x", "alias=x", "depends="))) {
+	if len(x) != 1 || x[0].Size() != int64(len(kerneltest.Module("name=x_generic", "alias=crypto-x", "alias=x", "depends="))) {
 		t.Fatalf("x_generic: %+v", x)
 	}
 	r, _ := x[0].Open()

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is what the kernel command line asks of the init.
+type config struct {
+	root      string // as given: PARTUUID=..., LABEL=..., UUID=..., /dev/...
+	fstypes   []string
+	flags     string
+	readOnly  bool
+	init      string
+	timeout   time.Duration
+	rootDelay time.Duration
+	onFail    string
+	quiet     bool
+}
+
+func defaultConfig() *config {
+	return &config{timeout: 30 * time.Second, onFail: "halt"}
+}
+
+// parseCmdline reads the parameters the init uses; others are ignored.
+func parseCmdline(s string) (*config, error) {
+	c := defaultConfig()
+	var timeoutSet bool
+	for _, f := range splitCmdline(s) {
+		k, v, hasValue := strings.Cut(f, "=")
+		switch k {
+		case "root":
+			c.root = v
+		case "rootfstype":
+			c.fstypes = strings.Split(v, ",")
+		case "rootflags":
+			c.flags = v
+		case "ro":
+			c.readOnly = true
+		case "rw":
+			c.readOnly = false
+		case "init":
+			c.init = v
+		case "quiet":
+			c.quiet = true
+		case "rootwait":
+			// rootwait=SECONDS (Linux 6.4) bounds the wait; plain rootwait
+			// keeps ours.
+			if hasValue && !timeoutSet {
+				d, err := seconds(f, v)
+				if err != nil {
+					return c, err
+				}
+				c.timeout = d
+			}
+		case "rootdelay":
+			d, err := seconds(f, v)
+			if err != nil {
+				return c, err
+			}
+			c.rootDelay = d
+		case "ocidisk.roottimeout":
+			d, err := seconds(f, v)
+			if err != nil {
+				return c, err
+			}
+			c.timeout, timeoutSet = d, true
+		case "ocidisk.onfail":
+			switch v {
+			case "halt", "poweroff", "reboot", "panic":
+				c.onFail = v
+			default:
+				return c, fmt.Errorf("%s: want halt, poweroff, reboot or panic", f)
+			}
+		}
+	}
+	if c.root == "" {
+		return c, fmt.Errorf("no root= on the kernel command line")
+	}
+	return c, nil
+}
+
+func seconds(param, v string) (time.Duration, error) {
+	n, err := strconv.ParseFloat(v, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s: not a number of seconds", param)
+	}
+	return time.Duration(n * float64(time.Second)), nil
+}
+
+// splitCmdline splits at spaces outside double quotes and drops the
+// quotes, as the kernel does.
+func splitCmdline(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted, any := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			quoted, any = !quoted, true
+		case !quoted && (r == ' ' || r == '\t' || r == '\n'):
+			if any {
+				out = append(out, cur.String())
+				cur.Reset()
+				any = false
+			}
+		default:
+			cur.WriteRune(r)
+			any = true
+		}
+	}
+	if any {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// infof prints a progress line unless the command line says quiet.
+func (c *config) infof(format string, a ...any) {
+	if !c.quiet {
+		fmt.Fprintf(os.Stdout, prefix+format+"\n", a...)
+	}
+}

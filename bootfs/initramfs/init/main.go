@@ -1,0 +1,119 @@
+// Command init is the /init of ocidisk's initramfs. The kernel runs it
+// from the initramfs; it loads the modules the board needs (distribution
+// kernels build the disk, bus and filesystem drivers as modules), finds
+// the root filesystem named by root= on the kernel command line, mounts it
+// and hands over to the root's own init with switch_root.
+//
+// It understands root=PARTUUID=, root=LABEL=, root=UUID= and root=/dev/...,
+// rootfstype=, rootflags=, ro and rw (rw is the default), rootwait and
+// rootdelay=, init=, quiet, and two parameters of its own:
+// ocidisk.roottimeout=SECONDS (how long to wait for the root device,
+// default 30) and ocidisk.onfail=halt|poweroff|reboot|panic (what to do
+// after a failure, default halt).
+//
+// Every failure prints one line on the console that starts with
+// "ocidisk-init: error: " and says what was missing; ocidisk test watches
+// for that prefix.
+//
+// It is built static (CGO off) for arm64 and arm by go generate in the
+// parent package, and the binaries are committed.
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// prefix starts every line the init prints.
+const prefix = "ocidisk-init: "
+
+// failPrefix starts the line printed on failure; ocidisk test matches it.
+const failPrefix = prefix + "error: "
+
+func main() {
+	if err := mountEarly(); err != nil {
+		fail(defaultConfig(), err)
+	}
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		fail(defaultConfig(), fmt.Errorf("read /proc/cmdline: %w", err))
+	}
+	cfg, err := parseCmdline(string(raw))
+	if err != nil {
+		fail(cfg, err)
+	}
+	fail(cfg, boot(cfg))
+}
+
+// boot does everything after the command line is known; it returns only
+// on failure.
+func boot(cfg *config) error {
+	n, err := loadModules(modulesList)
+	if err != nil {
+		return err
+	}
+	cfg.infof("loaded %d modules", n)
+	if cfg.rootDelay > 0 {
+		time.Sleep(cfg.rootDelay)
+	}
+	dev, err := waitRoot(cfg)
+	if err != nil {
+		return err
+	}
+	fstype, err := mountRoot(cfg, dev)
+	if err != nil {
+		return err
+	}
+	cfg.infof("mounted %s (%s) on /root as %s", dev, cfg.root, fstype)
+	return switchRoot(cfg, "/root")
+}
+
+// mountEarly mounts the kernel filesystems the init needs.
+func mountEarly() error {
+	for _, m := range []struct{ src, dir, fstype string }{
+		{"devtmpfs", "/dev", "devtmpfs"},
+		{"proc", "/proc", "proc"},
+		{"sysfs", "/sys", "sysfs"},
+	} {
+		if err := os.MkdirAll(m.dir, 0o755); err != nil {
+			return err
+		}
+		err := unix.Mount(m.src, m.dir, m.fstype, unix.MS_NOSUID|unix.MS_NOEXEC*boolBit(m.fstype != "devtmpfs"), "")
+		if err != nil && err != unix.EBUSY {
+			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.dir, err)
+		}
+	}
+	return nil
+}
+
+func boolBit(b bool) uintptr {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// fail prints the one-line failure message and does what
+// ocidisk.onfail= asks; it never returns.
+func fail(cfg *config, err error) {
+	fmt.Fprintf(os.Stdout, "\n%s%v\n", failPrefix, err)
+	var cmd uint32
+	switch cfg.onFail {
+	case "poweroff":
+		cmd = unix.LINUX_REBOOT_CMD_POWER_OFF
+	case "reboot":
+		cmd = unix.LINUX_REBOOT_CMD_RESTART
+	case "panic":
+		os.Exit(1) // the kernel panics when init exits
+	default:
+		cmd = unix.LINUX_REBOOT_CMD_HALT
+	}
+	unix.Sync()
+	_ = unix.Reboot(int(int32(cmd))) // the magic commands overflow a 32-bit int
+	for {
+		time.Sleep(time.Hour)
+	}
+}
