@@ -1,0 +1,128 @@
+package ext4
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/ocidisk/ocidisk/fstree"
+)
+
+// file copies a regular file's content into newly placed blocks, leaving
+// blocks of zeros as holes, and maps them in in.
+func (wr *writer) file(path string, n *fstree.Node, in *inode, ino uint32) error {
+	in.size = n.Size
+	var ext extentList
+	var blocks int64
+	if n.Size > 0 {
+		r, err := n.Content.Open()
+		if err != nil {
+			return fmt.Errorf("/%s: open content: %w", path, err)
+		}
+		defer r.Close()
+		var lblk int64
+		for left := n.Size; left > 0; {
+			m := min(int64(len(wr.buf)), left)
+			if _, err := io.ReadFull(r, wr.buf[:m]); err != nil {
+				return fmt.Errorf("/%s: read content at %d of %d bytes: %w", path, n.Size-left, n.Size, err)
+			}
+			left -= m
+			padded := roundUp(m, blockSize)
+			clear(wr.buf[m:padded])
+			chunk := wr.buf[:padded]
+			nb := padded / blockSize
+			for i := int64(0); i < nb; {
+				if isZero(chunk[i*blockSize : (i+1)*blockSize]) {
+					i++
+					continue
+				}
+				j := i + 1
+				for j < nb && !isZero(chunk[j*blockSize:(j+1)*blockSize]) {
+					j++
+				}
+				for k := i; k < j; {
+					s, got, err := wr.alloc(j - k)
+					if err != nil {
+						return err
+					}
+					ext.add(uint32(lblk+k), s, got)
+					if err := wr.out.write(s, chunk[k*blockSize:(k+got)*blockSize]); err != nil {
+						return err
+					}
+					k += got
+				}
+				blocks += j - i
+				i = j
+			}
+			lblk += nb
+			wr.done += m
+			if wr.fs.opts.Progress != nil {
+				wr.fs.opts.Progress(wr.done, wr.p.bytes)
+			}
+		}
+		var one [1]byte
+		if k, _ := r.Read(one[:]); k > 0 {
+			return fmt.Errorf("/%s: content is longer than its size, %d bytes", path, n.Size)
+		}
+	}
+	return wr.mapExtents(in, ino, ext, blocks)
+}
+
+// isZero reports whether p is all zero bytes.
+func isZero(p []byte) bool {
+	for len(p) >= 8 {
+		if p[0]|p[1]|p[2]|p[3]|p[4]|p[5]|p[6]|p[7] != 0 {
+			return false
+		}
+		p = p[8:]
+	}
+	for _, b := range p {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// blockWriter gathers writes to consecutive blocks into one WriteAt:
+// files are placed one after the other, so most writes join up.
+type blockWriter struct {
+	w     io.WriterAt
+	off   int64 // of block 0
+	buf   []byte
+	start int64 // block of buf[0]
+}
+
+func newBlockWriter(w io.WriterAt, off int64) *blockWriter {
+	return &blockWriter{w: w, off: off, buf: make([]byte, 0, 4<<20)}
+}
+
+// write writes p (whole blocks) at block blk.
+func (b *blockWriter) write(blk int64, p []byte) error {
+	if len(b.buf) > 0 && blk*blockSize == b.start*blockSize+int64(len(b.buf)) && len(b.buf)+len(p) <= cap(b.buf) {
+		b.buf = append(b.buf, p...)
+		return nil
+	}
+	if err := b.flush(); err != nil {
+		return err
+	}
+	if len(p) >= cap(b.buf) {
+		if _, err := b.w.WriteAt(p, b.off+blk*blockSize); err != nil {
+			return fmt.Errorf("write block %d: %w", blk, err)
+		}
+		return nil
+	}
+	b.start = blk
+	b.buf = append(b.buf, p...)
+	return nil
+}
+
+func (b *blockWriter) flush() error {
+	if len(b.buf) == 0 {
+		return nil
+	}
+	if _, err := b.w.WriteAt(b.buf, b.off+b.start*blockSize); err != nil {
+		return fmt.Errorf("write blocks %d-%d: %w", b.start, b.start+int64(len(b.buf))/blockSize-1, err)
+	}
+	b.buf = b.buf[:0]
+	return nil
+}

@@ -1,0 +1,235 @@
+package ext4
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ocidisk/ocidisk/fstree"
+)
+
+// plan is what the writer learns from the tree before choosing a size:
+// inode numbers, an upper bound on the blocks the tree's content and
+// metadata take, and the hash of its metadata for default identifiers.
+type plan struct {
+	inos       map[*fstree.Node]uint32
+	inodes     int64 // highest inode number in use
+	dirs       int64
+	dataBlocks int64 // upper bound: file, directory, symlink, xattr and extent tree blocks
+	root       *fstree.Node
+	lostFound  *fstree.Node
+	synthLF    bool // lost+found is not in the tree; the writer adds it
+	metaHash   [32]byte
+	newest     time.Time // newest mtime in the tree
+	bytes      int64     // file content to copy
+}
+
+// used is the upper bound of blocks a filesystem of geometry g uses.
+func (p *plan) used(g *geometry) int64 {
+	n := g.metaBlocks + p.dataBlocks + 3*g.metaRanges // a run split by metadata may grow a file's extent tree
+	if g.journal > 0 {
+		n += g.journal + extentTreeBlocks(g.journal/maxExtentLen+1+g.metaRanges)
+	}
+	return n
+}
+
+func newPlan(t *fstree.Tree, opts Options) (*plan, error) {
+	p := &plan{inos: map[*fstree.Node]uint32{}}
+	if t.Root == nil || t.Root.Type != fstree.TypeDir {
+		return nil, fmt.Errorf("the tree's root is not a directory")
+	}
+	if lf := t.Root.Child("lost+found"); lf != nil {
+		if lf.Type != fstree.TypeDir {
+			return nil, fmt.Errorf("/lost+found: is a %s, e2fsck needs a directory", lf.Type)
+		}
+		p.lostFound = lf
+	} else {
+		p.lostFound, p.synthLF = fstree.NewDir(0o700), true
+	}
+	p.root = t.Root
+	if opts.Label != "" && len(opts.Label) > 16 {
+		return nil, fmt.Errorf("label %q: longer than 16 bytes", opts.Label)
+	}
+	p.inos[t.Root] = rootIno
+	next := uint32(firstIno + 1)
+	p.inos[p.lostFound] = firstIno
+	h := sha256.New()
+	var visit func(path string, n *fstree.Node) error
+	visit = func(path string, n *fstree.Node) error {
+		hashMeta(h, path, n)
+		if _, ok := p.inos[n]; !ok {
+			if next == 0 {
+				return fmt.Errorf("more than 2^32 inodes")
+			}
+			p.inos[n] = next
+			next++
+		} else if n != t.Root && n != p.lostFound {
+			return nil // a hardlink, counted at its first name
+		}
+		if err := p.node(path, n); err != nil {
+			return fmt.Errorf("%s: %w", "/"+path, err)
+		}
+		if n.Type != fstree.TypeDir {
+			return nil
+		}
+		for _, e := range p.children(n) {
+			if err := checkName(e.Name); err != nil {
+				return fmt.Errorf("%s: %w", "/"+path, err)
+			}
+			cp := e.Name
+			if path != "" {
+				cp = path + "/" + e.Name
+			}
+			if e.Node.Type == fstree.TypeDir && e.Node.Links() > 1 {
+				return fmt.Errorf("/%s: a directory with %d names", cp, e.Node.Links())
+			}
+			if err := visit(cp, e.Node); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := visit("", t.Root); err != nil {
+		return nil, err
+	}
+	p.inodes = int64(next - 1)
+	copy(p.metaHash[:], h.Sum(nil))
+	return p, nil
+}
+
+// children returns a directory's entries in the order inodes are numbered
+// and written: by name, except that the root's lost+found (inode 11, added
+// when the tree has none) comes first.
+func (p *plan) children(n *fstree.Node) []fstree.Entry {
+	es := n.Entries()
+	if n != p.root {
+		return es
+	}
+	out := make([]fstree.Entry, 0, len(es)+1)
+	out = append(out, fstree.Entry{Name: "lost+found", Node: p.lostFound})
+	for _, e := range es {
+		if e.Node != p.lostFound {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func checkName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("invalid entry name %q", name)
+	case len(name) > 255:
+		return fmt.Errorf("entry name %.40q...: longer than 255 bytes", name)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("entry name %q: contains '/' or NUL", name)
+	}
+	return nil
+}
+
+// node checks one inode and adds its blocks to the bound.
+func (p *plan) node(path string, n *fstree.Node) error {
+	if n.Mtime.After(p.newest) {
+		p.newest = n.Mtime
+	}
+	xs, err := toXattrs(n.Xattrs)
+	if err != nil {
+		return err
+	}
+	if _, block := splitXattrs(xs); len(block) > 0 {
+		if !blockXattrsFit(block) {
+			return fmt.Errorf("xattrs need more than one %d-byte block", blockSize)
+		}
+		p.dataBlocks++
+	}
+	switch n.Type {
+	case fstree.TypeRegular:
+		if n.Size < 0 || n.Size > (1<<32-1)*blockSize {
+			return fmt.Errorf("file size %d out of range", n.Size)
+		}
+		if n.Size > 0 && n.Content == nil {
+			return fmt.Errorf("file of %d bytes has no content", n.Size)
+		}
+		b := (n.Size + blockSize - 1) / blockSize
+		p.dataBlocks += b + extentTreeBlocks(maxExtents(b))
+		p.bytes += n.Size
+	case fstree.TypeDir:
+		p.dirs++
+		b := dirBlocksBound(n)
+		if n == p.lostFound {
+			b = max(b, minLostFound)
+		}
+		p.dataBlocks += b + extentTreeBlocks(b)
+	case fstree.TypeSymlink:
+		switch {
+		case n.Target == "":
+			return fmt.Errorf("symlink with an empty target")
+		case len(n.Target) >= blockSize:
+			return fmt.Errorf("symlink target of %d bytes: longer than %d", len(n.Target), blockSize-1)
+		case strings.IndexByte(n.Target, 0) >= 0:
+			return fmt.Errorf("symlink target contains NUL")
+		case len(n.Target) >= 60:
+			p.dataBlocks++
+		}
+	case fstree.TypeCharDev, fstree.TypeBlockDev:
+		if n.Major >= 1<<12 || n.Minor >= 1<<20 {
+			return fmt.Errorf("device %d,%d: Linux device numbers hold 12-bit majors and 20-bit minors", n.Major, n.Minor)
+		}
+	case fstree.TypeFIFO, fstree.TypeSocket:
+	default:
+		return fmt.Errorf("unknown node type %s", n.Type)
+	}
+	return nil
+}
+
+// dirBlocksBound bounds a directory's blocks without its hash order: a
+// greedily packed leaf wastes less than the longest record.
+func dirBlocksBound(n *fstree.Node) int64 {
+	total := int64(recLen(1) + recLen(2))
+	longest := int64(0)
+	for _, e := range n.Entries() {
+		r := int64(recLen(len(e.Name)))
+		total += r
+		longest = max(longest, r)
+	}
+	if total <= leafRoom {
+		return 1
+	}
+	leaves := total/(leafRoom-longest+4) + 1
+	nodes := int64(0)
+	if leaves > dxRootLimit {
+		nodes = (leaves + dxNodeLimit - 1) / dxNodeLimit
+	}
+	return 1 + nodes + leaves
+}
+
+// hashMeta feeds everything about an entry but its content into h: the
+// default identity of the filesystem.
+func hashMeta(h hash.Hash, path string, n *fstree.Node) {
+	var b [8]byte
+	put := func(v uint64) {
+		binary.LittleEndian.PutUint64(b[:], v)
+		h.Write(b[:])
+	}
+	h.Write([]byte(path))
+	h.Write([]byte{0, byte(n.Type)})
+	for _, v := range []uint64{uint64(n.Mode), uint64(n.UID), uint64(n.GID), uint64(n.Size),
+		uint64(n.Mtime.UnixNano()), uint64(n.Major), uint64(n.Minor)} {
+		put(v)
+	}
+	h.Write([]byte(n.Target))
+	keys := make([]string, 0, len(n.Xattrs))
+	for k := range n.Xattrs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+		h.Write([]byte(n.Xattrs[k]))
+	}
+}

@@ -1,0 +1,369 @@
+package ext4
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/ocidisk/ocidisk/fstree"
+)
+
+// writer holds the state of one WriteAt: the layout, the allocation
+// cursor, and the inode table of the group being filled.
+type writer struct {
+	fs       *FS
+	p        *plan
+	g        *geometry
+	out      *blockWriter
+	w        io.WriterAt
+	off      int64
+	csumSeed uint32
+	hashSeed [4]uint32
+	now      time.Time
+
+	cursor   int64  // next block to try when allocating
+	seen     bitset // inodes written
+	itab     []byte // inode table of group itabGrp
+	itabGrp  int64
+	itabHigh int64 // inodes of itabGrp in use (highest index + 1)
+	grpDirs  []uint32
+	grpInos  []int64 // inodes in use per group (highest index + 1)
+
+	buf      []byte // content read buffer
+	blk      []byte // one block of scratch
+	done     int64
+	jnlBlock [60]byte
+	uuid     [16]byte
+	hseed    [16]byte
+}
+
+// WriteAt writes the filesystem, size bytes, at offset off of w. A tree
+// that does not fit fails before anything is written.
+func (f *FS) WriteAt(w io.WriterAt, off, size int64) error {
+	p, err := f.getPlan()
+	if err != nil {
+		return err
+	}
+	want := p.inodes + int64(float64(p.inodes)*max(f.opts.Headroom, 0))
+	g, gerr := newGeometry(size, p.inodes, want, !f.opts.NoJournal)
+	if gerr != nil || p.used(g) > g.blocks {
+		need, err := f.fitSize(0, 0)
+		if err != nil {
+			return err
+		}
+		if gerr != nil {
+			return fmt.Errorf("ext4: the tree needs %d bytes, the filesystem size is %d: %w", need, size, gerr)
+		}
+		return fmt.Errorf("ext4: the tree needs %d bytes, the filesystem size is %d", need, size)
+	}
+	uuid, hseed := f.ids(p)
+	now := f.opts.Time
+	if now.IsZero() {
+		now = p.newest
+		if now.IsZero() {
+			now = time.Unix(0, 0)
+		}
+	}
+	wr := &writer{
+		fs: f, p: p, g: g, w: w, off: off, now: now, uuid: uuid, hseed: hseed,
+		out:      newBlockWriter(w, off),
+		csumSeed: crc32c(^uint32(0), uuid[:]),
+		hashSeed: hashSeedWords(hseed),
+		itab:     make([]byte, g.inodesPerGrp*inodeSize),
+		grpDirs:  make([]uint32, g.groups),
+		grpInos:  make([]int64, g.groups),
+		buf:      make([]byte, 1<<20),
+		blk:      make([]byte, blockSize),
+		seen:     newBitset(p.inodes + 1),
+	}
+	f.opts.Log.Debug("ext4 layout", "size", size, "blocks", g.blocks, "groups", g.groups,
+		"inodes", g.groups*g.inodesPerGrp, "journal", g.journal, "tree inodes", p.inodes)
+	if err := wr.run(f.tree); err != nil {
+		return fmt.Errorf("ext4: %w", err)
+	}
+	if err := wr.finish(); err != nil {
+		return fmt.Errorf("ext4: %w", err)
+	}
+	return extend(w, off+size)
+}
+
+// extend grows a file-like w to at least n bytes, so that a bare image
+// file has the filesystem's size even though its trailing blocks are
+// never written. It never shrinks: w may be a whole disk image.
+func extend(w io.WriterAt, n int64) error {
+	f, ok := w.(interface {
+		Stat() (os.FileInfo, error)
+		Truncate(int64) error
+	})
+	if !ok {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() >= n {
+		return nil
+	}
+	if err := f.Truncate(n); err != nil {
+		return fmt.Errorf("ext4: extend image to %d bytes: %w", n, err)
+	}
+	return nil
+}
+
+func (wr *writer) run(t *fstree.Tree) error {
+	// Inodes 1 to 10 are reserved; 8 is the journal.
+	wr.grpInos[0] = firstIno - 1
+	if wr.g.journal > 0 {
+		if err := wr.journal(); err != nil {
+			return err
+		}
+	}
+	return wr.visit("", t.Root, rootIno)
+}
+
+// visit writes n (first seen at path, in directory parent) and, for a
+// directory, everything below it, in the order the plan numbered them.
+func (wr *writer) visit(path string, n *fstree.Node, parent uint32) error {
+	ino := wr.p.inos[n]
+	if wr.seen.get(int64(ino)) {
+		return nil // a hardlink to an inode written under an earlier name
+	}
+	wr.seen.set(int64(ino))
+	if n.Type != fstree.TypeDir {
+		return wr.nonDir(path, n, ino)
+	}
+	es := wr.p.children(n)
+	if err := wr.dir(path, n, ino, parent, es); err != nil {
+		return err
+	}
+	for _, e := range es {
+		cp := e.Name
+		if path != "" {
+			cp = path + "/" + e.Name
+		}
+		if err := wr.visit(cp, e.Node, ino); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// alloc takes up to n free blocks in a row from the cursor.
+func (wr *writer) alloc(n int64) (start, got int64, err error) {
+	s := wr.g.used.nextFree(wr.cursor, wr.g.blocks)
+	if s >= wr.g.blocks {
+		return 0, 0, errors.New("out of space (the size estimate was wrong)")
+	}
+	e := wr.g.used.nextUsed(s, min(wr.g.blocks, s+n))
+	wr.g.used.setRange(s, e-s)
+	wr.cursor = e
+	return s, e - s, nil
+}
+
+// allocRun places n logical blocks from lblk and returns their extents.
+func (wr *writer) allocRun(l *extentList, lblk, n int64) error {
+	for n > 0 {
+		s, got, err := wr.alloc(n)
+		if err != nil {
+			return err
+		}
+		l.add(uint32(lblk), s, got)
+		lblk += got
+		n -= got
+	}
+	return nil
+}
+
+// base fills the fields every inode takes from its node.
+func (wr *writer) base(n *fstree.Node) *inode {
+	in := &inode{mode: uint16(n.UnixMode()), uid: n.UID, gid: n.GID, links: uint16(min(n.Links(), 65000)),
+		mtime: n.Mtime, atime: n.Atime, ctime: n.Ctime, crtime: wr.now}
+	if in.mtime.IsZero() {
+		in.mtime = wr.now
+	}
+	if in.atime.IsZero() {
+		in.atime = in.mtime
+	}
+	if in.ctime.IsZero() {
+		in.ctime = in.mtime
+	}
+	return in
+}
+
+// xattrs places n's xattrs in the inode and, when they overflow, a block.
+func (wr *writer) xattrs(path string, n *fstree.Node, in *inode, ino uint32) error {
+	if len(n.Xattrs) == 0 {
+		return nil
+	}
+	xs, err := toXattrs(n.Xattrs)
+	if err != nil {
+		return fmt.Errorf("/%s: %w", path, err)
+	}
+	inline, block := splitXattrs(xs)
+	in.inlineXattrs = inodeXattrs(inline)
+	if len(block) > 0 {
+		b, _, err := wr.alloc(1)
+		if err != nil {
+			return err
+		}
+		xattrBlock(wr.blk, block, b, wr.csumSeed)
+		if err := wr.out.write(b, wr.blk); err != nil {
+			return err
+		}
+		in.xattrBlock = b
+		in.blocks++
+	}
+	return nil
+}
+
+func (wr *writer) nonDir(path string, n *fstree.Node, ino uint32) error {
+	in := wr.base(n)
+	if err := wr.xattrs(path, n, in, ino); err != nil {
+		return err
+	}
+	switch n.Type {
+	case fstree.TypeRegular:
+		if err := wr.file(path, n, in, ino); err != nil {
+			return err
+		}
+	case fstree.TypeSymlink:
+		in.size = int64(len(n.Target))
+		if len(n.Target) < 60 {
+			copy(in.block[:], n.Target)
+			break
+		}
+		var l extentList
+		if err := wr.allocRun(&l, 0, 1); err != nil {
+			return err
+		}
+		clear(wr.blk)
+		copy(wr.blk, n.Target)
+		if err := wr.out.write(l[0].pblk, wr.blk); err != nil {
+			return err
+		}
+		if err := wr.mapExtents(in, ino, l, 1); err != nil {
+			return err
+		}
+	case fstree.TypeCharDev, fstree.TypeBlockDev:
+		if n.Major < 256 && n.Minor < 256 {
+			putLE32(in.block[0:], n.Major<<8|n.Minor)
+		} else {
+			putLE32(in.block[4:], n.Minor&0xff|n.Major<<8|(n.Minor&^0xff)<<12)
+		}
+	}
+	return wr.putInode(ino, in, false)
+}
+
+func putLE32(p []byte, v uint32) {
+	p[0], p[1], p[2], p[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}
+
+// mapExtents records l (blocks data blocks) in in, writing tree blocks
+// when l has more extents than the inode holds.
+func (wr *writer) mapExtents(in *inode, ino uint32, l extentList, blocks int64) error {
+	in.flags |= flagExtents
+	in.blocks += blocks
+	if len(l) <= inodeExtents {
+		putExtentHeader(in.block[:], len(l), inodeExtents, 0)
+		for i, e := range l {
+			putExtent(in.block[12+12*i:], e)
+		}
+		return nil
+	}
+	// Build the tree bottom up: full leaves of extents, then index
+	// blocks, until the top level fits in the inode.
+	seed := inodeSeed(wr.csumSeed, ino)
+	type ref struct {
+		lblk uint32
+		blk  int64
+	}
+	var level []ref
+	for i := 0; i < len(l); i += extentsPerBlk {
+		part := l[i:min(i+extentsPerBlk, len(l))]
+		b, _, err := wr.alloc(1)
+		if err != nil {
+			return err
+		}
+		clear(wr.blk)
+		putExtentHeader(wr.blk, len(part), extentsPerBlk, 0)
+		for j, e := range part {
+			putExtent(wr.blk[12+12*j:], e)
+		}
+		wr.extentTail(seed)
+		if err := wr.out.write(b, wr.blk); err != nil {
+			return err
+		}
+		in.blocks++
+		level = append(level, ref{part[0].lblk, b})
+	}
+	depth := 1
+	for len(level) > inodeExtents {
+		var up []ref
+		for i := 0; i < len(level); i += extentsPerBlk {
+			part := level[i:min(i+extentsPerBlk, len(level))]
+			b, _, err := wr.alloc(1)
+			if err != nil {
+				return err
+			}
+			clear(wr.blk)
+			putExtentHeader(wr.blk, len(part), extentsPerBlk, depth)
+			for j, r := range part {
+				putIndex(wr.blk[12+12*j:], r.lblk, r.blk)
+			}
+			wr.extentTail(seed)
+			if err := wr.out.write(b, wr.blk); err != nil {
+				return err
+			}
+			in.blocks++
+			up = append(up, ref{part[0].lblk, b})
+		}
+		level = up
+		depth++
+	}
+	putExtentHeader(in.block[:], len(level), inodeExtents, depth)
+	for i, r := range level {
+		putIndex(in.block[12+12*i:], r.lblk, r.blk)
+	}
+	return nil
+}
+
+func (wr *writer) extentTail(seed uint32) {
+	const tail = 12 + 12*extentsPerBlk
+	putLE32(wr.blk[tail:], crc32c(seed, wr.blk[:tail]))
+}
+
+// putInode encodes in as inode ino into the table of its group, flushing
+// the previous group's table when ino starts a new one.
+func (wr *writer) putInode(ino uint32, in *inode, dir bool) error {
+	g := int64(ino-1) / wr.g.inodesPerGrp
+	idx := int64(ino-1) % wr.g.inodesPerGrp
+	if g != wr.itabGrp {
+		if g < wr.itabGrp {
+			return fmt.Errorf("inode %d written out of order", ino)
+		}
+		if err := wr.flushInodes(); err != nil {
+			return err
+		}
+		wr.itabGrp, wr.itabHigh = g, 0
+	}
+	in.encode(wr.itab[idx*inodeSize:(idx+1)*inodeSize], ino, wr.csumSeed)
+	wr.itabHigh = max(wr.itabHigh, idx+1)
+	wr.grpInos[g] = max(wr.grpInos[g], idx+1)
+	if dir {
+		wr.grpDirs[g]++
+	}
+	return nil
+}
+
+// flushInodes writes the used blocks of the current group's inode table.
+func (wr *writer) flushInodes() error {
+	n := (wr.grpInos[wr.itabGrp]*inodeSize + blockSize - 1) / blockSize * blockSize
+	if n > 0 {
+		pos := wr.off + wr.g.inodeTable[wr.itabGrp]*blockSize
+		if _, err := wr.w.WriteAt(wr.itab[:n], pos); err != nil {
+			return fmt.Errorf("write inode table of group %d: %w", wr.itabGrp, err)
+		}
+	}
+	clear(wr.itab)
+	return nil
+}
