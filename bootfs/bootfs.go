@@ -1,0 +1,237 @@
+// Package bootfs assembles the boot partition of a board: the kernel (raw
+// when the board's bootloader needs it so), the initramfs with the modules
+// the board needs and the Go init, device trees, firmware files, and the
+// boot configs (extlinux.conf, config.txt, cmdline.txt) rendered from the
+// board's templates with the real root PARTUUID. The result is a tree that
+// a FAT writer turns into the partition.
+package bootfs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"slices"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/bootfs/initramfs"
+	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/kernel"
+)
+
+// Options are the per-image inputs of Assemble.
+type Options struct {
+	// RootPartUUID is the root partition's PARTUUID as Linux spells it:
+	// "1a2b3c4d-02" (MBR disk signature and partition number) or the GPT
+	// partition's GUID. Required.
+	RootPartUUID string
+	// CmdlineAppend are extra kernel arguments, after the board's.
+	CmdlineAppend []string
+	// BootOverlay, when set, is merged over the boot partition last (it is
+	// consumed: its nodes move into the result).
+	BootOverlay *fstree.Tree
+	// Firmware is the tree holding the board's firmware files, for boards
+	// that list some.
+	Firmware *fstree.Tree
+	// Time is the mtime of every generated file and directory.
+	Time time.Time
+	// Log receives one line per step; nil discards.
+	Log *slog.Logger
+}
+
+// Result is an assembled boot partition.
+type Result struct {
+	Boot *fstree.Tree
+	// Cmdline is the kernel command line written into the configs.
+	Cmdline string
+	// Modules are the modules in the initramfs, in load order.
+	Modules []*kernel.Module
+}
+
+// linuxFS names a board's filesystem as Linux's rootfstype= does.
+var linuxFS = map[string]string{"ext4": "ext4", "fat": "vfat"}
+
+// Assemble builds the boot partition for board b from kernel k.
+func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.RootPartUUID == "" {
+		return nil, errors.New("bootfs: no root PARTUUID")
+	}
+	a := &assembly{t: fstree.New(), when: opts.Time}
+	a.t.Root.Mtime = opts.Time
+
+	img, err := k.Image(b.Kernel.Uncompressed)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.put(b.Kernel.File, img.CopyMeta()); err != nil {
+		return nil, err
+	}
+	log.Debug("kernel", "version", k.Version, "from", k.ImagePath, "to", b.Kernel.File, "bytes", img.Size)
+
+	var mods []*kernel.Module
+	if len(b.Initramfs.Modules) > 0 {
+		ms, err := k.Modules()
+		if err != nil {
+			return nil, fmt.Errorf("board %s needs modules %s: %w", b.Name, strings.Join(b.Initramfs.Modules, ", "), err)
+		}
+		if mods, err = ms.Closure(b.Initramfs.Modules); err != nil {
+			return nil, fmt.Errorf("board %s initramfs: %w", b.Name, err)
+		}
+	}
+	rd, err := initramfs.Build(initramfs.Spec{
+		Arch: b.Arch, KernelVersion: k.Version, Modules: mods,
+		Compression: b.Initramfs.Compression, Time: opts.Time,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.put(b.Initramfs.File, a.file(rd)); err != nil {
+		return nil, err
+	}
+	log.Debug("initramfs", "modules", len(mods), "bytes", len(rd))
+
+	for _, c := range b.DTBs {
+		if err := a.copyGlob(k.Tree, k.DTBDir, c.Glob, c.To, c.Optional, "kernel "+k.Version+" device trees"); err != nil {
+			return nil, err
+		}
+	}
+	for _, fw := range b.Firmware {
+		if opts.Firmware == nil {
+			return nil, fmt.Errorf("board %s model %s needs firmware (%s): give a firmware source",
+				b.Name, fw.Model, strings.Join(fw.Files, ", "))
+		}
+		for _, g := range fw.Files {
+			if err := a.copyGlob(opts.Firmware, "", g, fw.To, false, "firmware for "+fw.Model); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	root := b.Partition(boards.RoleRoot)
+	data := boards.TemplateData{
+		Board: b.Name, Console: b.Console, RootPartUUID: opts.RootPartUUID,
+		RootFS: linuxFS[root.FS], Kernel: b.Kernel.File, Initramfs: b.Initramfs.File,
+	}
+	cmdline, err := render("cmdline", b.Cmdline, data)
+	if err != nil {
+		return nil, fmt.Errorf("board %s: %w", b.Name, err)
+	}
+	data.Cmdline = strings.Join(append(strings.Fields(cmdline), opts.CmdlineAppend...), " ")
+	for _, c := range b.Configs {
+		text, err := render(c.Path, c.Template, data)
+		if err != nil {
+			return nil, fmt.Errorf("board %s: %w", b.Name, err)
+		}
+		if err := a.put(c.Path, a.file([]byte(text))); err != nil {
+			return nil, err
+		}
+	}
+	if opts.BootOverlay != nil {
+		if err := fstree.Merge(a.t, "", opts.BootOverlay); err != nil {
+			return nil, fmt.Errorf("boot overlay: %w", err)
+		}
+	}
+	return &Result{Boot: a.t, Cmdline: data.Cmdline, Modules: mods}, nil
+}
+
+type assembly struct {
+	t    *fstree.Tree
+	when time.Time
+}
+
+func (a *assembly) file(b []byte) *fstree.Node {
+	n := fstree.NewFile(0o644, int64(len(b)), fstree.Bytes(b))
+	n.Mtime = a.when
+	return n
+}
+
+func (a *assembly) put(p string, n *fstree.Node) error {
+	dir := fstree.NewDir(0o755)
+	dir.Mtime = a.when
+	if err := a.t.Put(p, n, dir); err != nil {
+		return fmt.Errorf("boot partition: %s: %w", p, err)
+	}
+	return nil
+}
+
+// copyGlob copies the files of src matching glob (relative to dir) into
+// directory to of the boot partition, under their base names.
+func (a *assembly) copyGlob(src *fstree.Tree, dir, glob, to string, optional bool, what string) error {
+	matches := matchFiles(src, dir, glob)
+	if len(matches) == 0 {
+		if optional {
+			return nil
+		}
+		where := dir
+		if where == "" {
+			where = "/"
+		}
+		return fmt.Errorf("%s: no file matches %s in %s", what, glob, where)
+	}
+	for _, m := range matches {
+		n, err := src.Lookup(m)
+		if err != nil {
+			return err
+		}
+		if err := a.put(path.Join(to, path.Base(m)), n.CopyMeta()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// matchFiles expands a glob of path elements below dir in t, following
+// symlinks, and returns the regular files it names, sorted.
+func matchFiles(t *fstree.Tree, dir, glob string) []string {
+	cur := []string{dir}
+	for _, el := range fstree.Split(path.Clean(strings.TrimPrefix(glob, "/"))) {
+		var next []string
+		for _, d := range cur {
+			rp, err := t.Realpath(d)
+			if err != nil {
+				continue
+			}
+			n, err := t.Lookup(rp)
+			if err != nil || !n.IsDir() {
+				continue
+			}
+			for _, e := range n.Entries() {
+				if ok, _ := path.Match(el, e.Name); ok {
+					next = append(next, path.Join(rp, e.Name))
+				}
+			}
+		}
+		cur = next
+	}
+	var files []string
+	for _, p := range cur {
+		rp, err := t.Realpath(p)
+		if err != nil {
+			continue
+		}
+		if n, err := t.Lookup(rp); err == nil && n.Type == fstree.TypeRegular {
+			files = append(files, rp)
+		}
+	}
+	slices.Sort(files)
+	return files
+}
+
+func render(name, text string, data boards.TemplateData) (string, error) {
+	tm, err := template.New(name).Option("missingkey=error").Parse(text)
+	if err != nil {
+		return "", fmt.Errorf("template %s: %w", name, err)
+	}
+	var b strings.Builder
+	if err := tm.Execute(&b, data); err != nil {
+		return "", fmt.Errorf("template %s: %w", name, err)
+	}
+	return b.String(), nil
+}
