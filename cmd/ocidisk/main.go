@@ -38,6 +38,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		// Each subcommand adds its line here once it works end to end.
+		flattenCommand(),
 	}
 }
 

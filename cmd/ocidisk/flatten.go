@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ocidisk/ocidisk/internal/outfile"
+	"github.com/ocidisk/ocidisk/mkfs/tar"
+	"github.com/ocidisk/ocidisk/rootfs"
+	"github.com/ocidisk/ocidisk/source"
+	"github.com/spf13/pflag"
+)
+
+func flattenCommand() command {
+	return command{
+		name:    "flatten",
+		args:    "[--platform P] [--format tar] -o OUT SOURCE",
+		summary: "flatten an image's layers into one tree and write it out (a tar)",
+		run:     runFlatten,
+	}
+}
+
+// flattenFormat is one --format of flatten: a writer of the flattened
+// tree. A format with flags of its own (ext4: --size, --label) adds them in
+// flags, which runs before parsing; write runs with them parsed.
+type flattenFormat struct {
+	name  string
+	flags func(fs *pflag.FlagSet)
+	write func(w io.Writer, img *rootfs.Image) error
+}
+
+func flattenFormats() []flattenFormat {
+	return []flattenFormat{
+		{name: "tar", write: func(w io.Writer, img *rootfs.Image) error { return tar.Write(w, img.Tree) }},
+	}
+}
+
+func runFlatten(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "flatten")
+	platform := fs.String("platform", source.DefaultPlatform, "platform to pick from an image index (linux/arm64, linux/arm/v7, linux/arm/v6)")
+	format := fs.String("format", "tar", "output format")
+	out := fs.StringP("output", "o", "", "output file (required)")
+	formats := flattenFormats()
+	var names []string
+	for _, f := range formats {
+		names = append(names, f.name)
+		if f.flags != nil {
+			f.flags(fs)
+		}
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: ocidisk flatten [flags] -o OUT SOURCE\n\n")
+		fmt.Fprintf(e.stderr, "SOURCE: REF, docker://REF, oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG],\n")
+		fmt.Fprintf(e.stderr, "docker-archive:FILE[:REF], tar:FILE, deb:FILE, dir:DIR\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	if err := parseFlags(e, fs, args); err != nil {
+		return err
+	}
+	i := slices.IndexFunc(formats, func(f flattenFormat) bool { return f.name == *format })
+	switch {
+	case fs.NArg() != 1:
+		return usagef("want one SOURCE, got %d arguments", fs.NArg())
+	case *out == "":
+		return usagef("-o OUT is required")
+	case i < 0:
+		return usagef("--format %q: want one of %s", *format, strings.Join(names, ", "))
+	}
+	limit, err := sourceDateEpoch()
+	if err != nil {
+		return usagef("%v", err)
+	}
+	spec := fs.Arg(0)
+	opts := source.Options{Platform: *platform, Log: e.log}
+	if e.tty && !e.quiet {
+		p := &progressLine{w: e.stderr, what: "reading layers"}
+		opts.Progress = p.update
+		defer p.done()
+	}
+	img, err := rootfs.Load(ctx, spec, opts)
+	if err != nil {
+		if errors.Is(err, source.ErrUsage) {
+			return usageError{err}
+		}
+		return err
+	}
+	defer img.Close()
+	if !limit.IsZero() {
+		img.Tree.ClampTimes(limit)
+	}
+	f, err := outfile.Create(*out)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if err := formats[i].write(f, img); err != nil {
+		return fmt.Errorf("%s: %w", *out, err)
+	}
+	if err := f.Commit(); err != nil {
+		return err
+	}
+	e.log.Info("wrote", "output", *out, "format", *format, "id", img.ID)
+	return nil
+}
+
+// sourceDateEpoch reads SOURCE_DATE_EPOCH: the latest time an output may
+// carry, for reproducible builds; zero when unset.
+func sourceDateEpoch() (time.Time, error) {
+	s := os.Getenv("SOURCE_DATE_EPOCH")
+	if s == "" {
+		return time.Time{}, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: not a number of seconds", s)
+	}
+	return time.Unix(n, 0), nil
+}
+
+// progressLine draws "what: 12.3/45.6 MiB" on a terminal, redrawing only
+// when the tenth of a MiB shown changes.
+type progressLine struct {
+	w     io.Writer
+	what  string
+	shown string
+}
+
+func (p *progressLine) update(done, total int64) {
+	s := fmt.Sprintf("%s: %.1f/%.1f MiB", p.what, float64(done)/(1<<20), float64(total)/(1<<20))
+	if s != p.shown {
+		p.shown = s
+		fmt.Fprintf(p.w, "\r%s\x1b[K", s)
+	}
+}
+
+func (p *progressLine) done() {
+	if p.shown != "" {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+}

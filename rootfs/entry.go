@@ -1,0 +1,213 @@
+package rootfs
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/ocidisk/ocidisk/fstree"
+)
+
+// entryKind says what a layer entry does to the tree.
+type entryKind uint8
+
+const (
+	kindNode     entryKind = iota // puts a file, directory, symlink, device or FIFO
+	kindLink                      // puts a hardlink to link
+	kindWhiteout                  // hides path in the lower layers
+	kindOpaque                    // hides the lower entries of directory path
+	kindSkip                      // aufs metadata (.wh..wh.*): nothing
+)
+
+// entry is one tar entry of a layer, read into what the tree needs.
+type entry struct {
+	path string // cleaned, "" is the root
+	kind entryKind
+	node *fstree.Node // kindNode
+	link string       // kindLink: the cleaned target
+}
+
+const (
+	whiteoutPrefix = ".wh."
+	opaqueMarker   = ".wh..wh..opq"
+)
+
+// readEntries reads the headers of a layer tar. File content is not read:
+// each regular file refers to its bytes in sr.
+func readEntries(ctx context.Context, digest string, sr *io.SectionReader) ([]entry, error) {
+	bs := &bufSeeker{r: sr, size: sr.Size(), buf: make([]byte, 64<<10)}
+	tr := tar.NewReader(bs)
+	var (
+		out  []entry
+		prev string
+	)
+	for i := 0; ; i++ {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			if i == 0 {
+				return nil, fmt.Errorf("layer %s: not a tar archive: %w", digest, err)
+			}
+			return nil, fmt.Errorf("layer %s: after %s: %w", digest, prev, err)
+		}
+		prev = h.Name
+		e, err := toEntry(h, sr, bs.pos, i)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", digest, err)
+		}
+		out = append(out, e)
+	}
+}
+
+// toEntry converts a header whose content starts at off in sr. ordinal
+// counts the entries before it, for sparse files.
+func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int) (entry, error) {
+	p, err := fstree.Clean(h.Name)
+	if err != nil {
+		return entry{}, err
+	}
+	dir, base := path.Split(p)
+	dir = strings.TrimSuffix(dir, "/")
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		hidden := base[len(whiteoutPrefix):]
+		switch {
+		case base == opaqueMarker:
+			return entry{path: dir, kind: kindOpaque}, nil
+		case strings.HasPrefix(hidden, whiteoutPrefix):
+			return entry{path: p, kind: kindSkip}, nil
+		case hidden == "" || hidden == "." || hidden == "..":
+			return entry{}, fmt.Errorf("%q: not a valid whiteout", h.Name)
+		}
+		return entry{path: path.Join(dir, hidden), kind: kindWhiteout}, nil
+	}
+	mode := uint32(h.Mode) & fstree.ModeMask
+	var n *fstree.Node
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse: // the reader turns the old TypeRegA into TypeReg
+		var c fstree.Content
+		switch {
+		case h.Size == 0:
+		case isSparse(h):
+			c = sparseContent(sr, ordinal)
+		default:
+			c = fstree.Section{R: sr, Off: off, N: h.Size}
+		}
+		n = fstree.NewFile(mode, h.Size, c)
+	case tar.TypeDir:
+		n = fstree.NewDir(mode)
+	case tar.TypeSymlink:
+		n = fstree.NewSymlink(h.Linkname)
+		n.Mode = mode
+	case tar.TypeChar:
+		n = fstree.NewDevice(fstree.TypeCharDev, mode, uint32(h.Devmajor), uint32(h.Devminor))
+	case tar.TypeBlock:
+		n = fstree.NewDevice(fstree.TypeBlockDev, mode, uint32(h.Devmajor), uint32(h.Devminor))
+	case tar.TypeFifo:
+		n = fstree.NewDevice(fstree.TypeFIFO, mode, 0, 0)
+	case tar.TypeLink:
+		target, err := fstree.Clean(h.Linkname)
+		if err != nil {
+			return entry{}, fmt.Errorf("hardlink %q: target %w", h.Name, err)
+		}
+		return entry{path: p, kind: kindLink, link: target}, nil
+	default:
+		return entry{}, fmt.Errorf("%q: unsupported tar entry type %q", h.Name, h.Typeflag)
+	}
+	n.UID, n.GID = uint32(h.Uid), uint32(h.Gid)
+	n.Mtime, n.Atime, n.Ctime = h.ModTime, h.AccessTime, h.ChangeTime
+	for k, v := range h.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if n.Xattrs == nil {
+				n.Xattrs = map[string]string{}
+			}
+			n.Xattrs[name] = v
+		}
+	}
+	return entry{path: p, kind: kindNode, node: n}, nil
+}
+
+// isSparse reports a GNU sparse file (old GNU format or PAX 0.x/1.0),
+// whose bytes in the archive are not the file's bytes.
+func isSparse(h *tar.Header) bool {
+	if h.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// sparseContent reads a sparse file through archive/tar, which fills the
+// holes: it finds the entry again by its ordinal. That costs a pass over
+// the headers before it, acceptable for files no container tool writes.
+func sparseContent(sr *io.SectionReader, ordinal int) fstree.Content {
+	return fstree.Func(func() (io.ReadCloser, error) {
+		tr := tar.NewReader(&bufSeeker{r: sr, size: sr.Size(), buf: make([]byte, 64<<10)})
+		for i := 0; ; i++ {
+			if _, err := tr.Next(); err != nil {
+				return nil, fmt.Errorf("sparse file: %w", err)
+			}
+			if i == ordinal {
+				return io.NopCloser(tr), nil
+			}
+		}
+	})
+}
+
+// bufSeeker reads a ReaderAt through a buffer and keeps its position, so
+// that after archive/tar's Next the position is where the content begins.
+// archive/tar reads headers in 512-byte blocks and skips content with Seek:
+// the buffer turns the many small reads of a layer of small files into few.
+type bufSeeker struct {
+	r          io.ReaderAt
+	size, pos  int64
+	buf        []byte
+	start, end int64 // the range of r held in buf
+}
+
+func (b *bufSeeker) Read(p []byte) (int, error) {
+	if b.pos >= b.size {
+		return 0, io.EOF
+	}
+	if b.pos < b.start || b.pos >= b.end {
+		n, err := b.r.ReadAt(b.buf[:min(int64(len(b.buf)), b.size-b.pos)], b.pos)
+		if n == 0 {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		b.start, b.end = b.pos, b.pos+int64(n)
+	}
+	n := copy(p, b.buf[b.pos-b.start:b.end-b.start])
+	b.pos += int64(n)
+	return n, nil
+}
+
+func (b *bufSeeker) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		off += b.pos
+	case io.SeekEnd:
+		off += b.size
+	default:
+		return 0, fmt.Errorf("seek: bad whence %d", whence)
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("seek: negative position")
+	}
+	b.pos = off
+	return off, nil
+}

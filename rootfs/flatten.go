@@ -1,0 +1,83 @@
+package rootfs
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/source"
+)
+
+// Layer is what Flatten reads: an uncompressed tar with random access.
+// *source.Layer is one; tests make others from bytes.
+type Layer interface {
+	// Digest names the layer in errors.
+	Digest() string
+	// Open returns the layer tar. The reader must stay valid as long as
+	// the tree is used: file content in the tree refers to it.
+	Open(ctx context.Context) (*io.SectionReader, error)
+}
+
+// ImpliedMtime is the mtime, in Unix seconds, of directories that no layer
+// names but an entry needs as its parent (the root too, unless a layer
+// names it): the epoch, the one time that claims nothing.
+const ImpliedMtime = 0
+
+// Flatten applies layers, oldest first, to an empty tree. Layers are opened
+// (verified, decompressed) in parallel, up to GOMAXPROCS at a time and in
+// order, while the ones already open are applied; opts.Log, when set,
+// receives a line per layer.
+func Flatten(ctx context.Context, layers []Layer, opts source.Options) (*fstree.Tree, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	type opened struct {
+		sr  *io.SectionReader
+		err error
+	}
+	results := make([]chan opened, len(layers))
+	for i := range results {
+		results[i] = make(chan opened, 1)
+	}
+	var next atomic.Int64
+	for range min(runtime.GOMAXPROCS(0), len(layers)) {
+		go func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(layers) || ctx.Err() != nil {
+					return
+				}
+				sr, err := layers[i].Open(ctx)
+				results[i] <- opened{sr, err}
+			}
+		}()
+	}
+
+	t := fstree.New()
+	t.Root.Mtime = time.Unix(ImpliedMtime, 0)
+	for i, l := range layers {
+		var r opened
+		select {
+		case r = <-results[i]:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		n, err := applyLayer(ctx, t, l.Digest(), r.sr)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("applied layer", "layer", l.Digest(), "entries", n, "bytes", r.sr.Size())
+	}
+	return t, nil
+}

@@ -1,0 +1,62 @@
+// Package rootfs turns an image's layers into one filesystem tree, with the
+// semantics of the OCI image spec and of overlayfs as container runtimes
+// apply it: whiteouts and opaque directories hide lower layers, later
+// entries replace earlier ones of any type, hardlinks join the same inode
+// (also across layers), and everything is taken exactly as written: owners,
+// all mode bits, times, xattrs, device numbers, symlink targets.
+//
+// Nothing is extracted: file content in the tree is a section of the
+// verified, uncompressed layer tar (see package source), so memory grows
+// with the number of entries, not with their size.
+package rootfs
+
+import (
+	"context"
+	"errors"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/source"
+)
+
+// Image is a source flattened into a tree.
+type Image struct {
+	// Tree is the flattened filesystem. Its content reads from files that
+	// stay open until Close.
+	Tree *fstree.Tree
+	// ID identifies the input stably (see source.Image.ID).
+	ID string
+	// Config is the image configuration, nil when the source has none.
+	Config *v1.ConfigFile
+
+	src *source.Image
+}
+
+// Close releases the files the tree's content is read from.
+func (im *Image) Close() error {
+	if im.src == nil {
+		return nil
+	}
+	return im.src.Close()
+}
+
+// Load opens any source spelling (see package source) and flattens it.
+func Load(ctx context.Context, spec string, opts source.Options) (*Image, error) {
+	src, err := source.Open(ctx, spec, opts)
+	if err != nil {
+		return nil, err
+	}
+	im := &Image{ID: src.ID, Config: src.Config, src: src}
+	if src.Tree != nil {
+		im.Tree = src.Tree
+		return im, nil
+	}
+	layers := make([]Layer, len(src.Layers))
+	for i, l := range src.Layers {
+		layers[i] = l
+	}
+	if im.Tree, err = Flatten(ctx, layers, opts); err != nil {
+		return nil, errors.Join(err, src.Close())
+	}
+	return im, nil
+}
