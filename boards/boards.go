@@ -151,7 +151,10 @@ type TemplateData struct {
 
 // QEMU is how the board is booted under QEMU.
 type QEMU struct {
+	// Binary is the QEMU program; Package the Debian package that
+	// provides it, named in the error when it is missing.
 	Binary  string `yaml:"binary"`
+	Package string `yaml:"package"`
 	Machine string `yaml:"machine"`
 	CPU     string `yaml:"cpu"`
 	SMP     int    `yaml:"smp"`

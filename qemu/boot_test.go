@@ -1,0 +1,213 @@
+package qemu
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/bootfs"
+	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/internal/hosttool"
+	"github.com/ocidisk/ocidisk/kernel"
+	"github.com/ocidisk/ocidisk/mkfs/ext4"
+	"github.com/ocidisk/ocidisk/rootfs"
+	"github.com/ocidisk/ocidisk/source"
+	"github.com/ocidisk/ocidisk/testimages/debian"
+)
+
+// testDiskID is the MBR disk signature of the test images; the root
+// partition's PARTUUID is testDiskID-02.
+const testDiskID = 0x0c1d15c0
+
+// bootImage builds a qemu-virt-arm64 image of the busybox test root with
+// Debian's kernel, our initramfs and ext4 writer. The FAT partition and the
+// table are made with host tools until the project's own writers land.
+func bootImage(t *testing.T, cmdlineAppend ...string) string {
+	t.Helper()
+	for _, tool := range []struct{ name, pkg string }{{"sfdisk", "fdisk"}, {"mkfs.vfat", "dosfstools"}, {"mcopy", "mtools"}} {
+		hosttool.Require(t, tool.name, tool.pkg)
+	}
+	ctx := t.Context()
+	b, err := boards.Load("qemu-virt-arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := source.Options{CacheDir: t.TempDir()}
+	kim, err := rootfs.Load(ctx, "deb:"+debian.KernelDeb(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kim.Close() })
+	root, err := rootfs.Load(ctx, "oci:"+debian.BusyboxRoot(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	k, err := kernel.Find(kim.Tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	when := time.Unix(1_700_000_000, 0)
+	res, err := bootfs.Assemble(b, k, bootfs.Options{
+		RootPartUUID:  fmt.Sprintf("%08x-%02d", testDiskID, b.PartitionNumber(boards.RoleRoot)),
+		CmdlineAppend: cmdlineAppend, Time: when,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	bootStart, bootSize := int64(b.Disk.FirstPartitionOffset), int64(b.Partition(boards.RoleBoot).Size)
+	fat := filepath.Join(dir, "boot.fat")
+	hostDir := filepath.Join(dir, "boot")
+	writeHostTree(t, res.Boot, hostDir)
+	run(t, "mkfs.vfat", "-C", "-F", "32", "-n", "BOOT", fat, fmt.Sprint(bootSize>>10))
+	ents, _ := os.ReadDir(hostDir)
+	args := []string{"-s", "-i", fat}
+	for _, e := range ents {
+		args = append(args, filepath.Join(hostDir, e.Name()))
+	}
+	run(t, "mcopy", append(args, "::")...)
+
+	rootStart := bootStart + bootSize
+	fs := ext4.New(root.Tree, ext4.Options{Time: when, MinFree: 8 << 20})
+	rootSize, err := fs.MinSize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "disk.img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(rootStart + rootSize + 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	fb, err := os.ReadFile(fat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(fb, bootStart); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.WriteAt(f, rootStart, rootSize); err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf("label: dos\nlabel-id: 0x%08x\nstart=%d, size=%d, type=c, bootable\nstart=%d, size=%d, type=83\n",
+		testDiskID, bootStart/512, bootSize/512, rootStart/512, rootSize/512)
+	cmd := exec.Command("sfdisk", "--no-reread", "-q", img)
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v: %s", err, out)
+	}
+	return img
+}
+
+func run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", name, err, out)
+	}
+}
+
+// writeHostTree writes the directories and files of a tree to dir.
+func writeHostTree(t *testing.T, tr *fstree.Tree, dir string) {
+	t.Helper()
+	err := tr.Walk(func(p string, n *fstree.Node) error {
+		hp := filepath.Join(dir, p)
+		switch n.Type {
+		case fstree.TypeDir:
+			return os.MkdirAll(hp, 0o755)
+		case fstree.TypeRegular:
+			r, err := n.Content.Open()
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			f, err := os.Create(hp)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.Copy(f, r)
+			return err
+		}
+		return fmt.Errorf("%s: %s in a boot partition", p, n.Type)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func virtConfig(t *testing.T, img string) Config {
+	t.Helper()
+	hosttool.Require(t, "qemu-system-aarch64", "qemu-system-arm")
+	b, err := boards.Load("qemu-virt-arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(b.QEMU.Firmware.BIOS); err != nil {
+		hosttool.Missing(t, b.QEMU.Firmware.BIOS+" not found: apt-get install "+b.QEMU.Firmware.Package)
+	}
+	return Config{Profile: b.QEMU, Image: img}
+}
+
+// TestBootBusyboxRoot boots the whole chain: U-Boot reads extlinux.conf
+// from the FAT partition, the kernel runs our init, which loads the virtio
+// and ext4 modules, mounts the ext4 root by PARTUUID and starts the test
+// root's init, which prints the marker.
+func TestBootBusyboxRoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU")
+	}
+	img := bootImage(t, "ocidisk.onfail=poweroff")
+	var console strings.Builder
+	res, err := Test(context.Background(), virtConfig(t, img), TestOptions{
+		Expect: []*regexp.Regexp{
+			regexp.MustCompile(`Found /extlinux/extlinux.conf`),
+			regexp.MustCompile(`ocidisk-init: loaded \d+ modules`),
+			regexp.MustCompile(`ocidisk-test: root /dev/vda2 / ext4 rw`),
+			regexp.MustCompile(regexp.QuoteMeta(debian.Marker)),
+		},
+		Timeout: 90 * time.Second,
+		Log:     &console,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("marker after %s", res.Duration.Round(time.Millisecond))
+}
+
+// TestBootMissingRoot boots an image whose root= names a partition that
+// does not exist: the test must fail on the init's message, long before
+// its timeout.
+func TestBootMissingRoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU")
+	}
+	img := bootImage(t, "root=PARTUUID=deadbeef-02", "ocidisk.roottimeout=2", "ocidisk.onfail=poweroff")
+	timeout := 60 * time.Second
+	res, err := Test(context.Background(), virtConfig(t, img), TestOptions{
+		Expect:  []*regexp.Regexp{regexp.MustCompile(regexp.QuoteMeta(debian.Marker))},
+		Timeout: timeout,
+	})
+	if err == nil {
+		t.Fatal("the boot test passed")
+	}
+	want := "ocidisk-init: error: root PARTUUID=deadbeef-02 not found after 2s; block devices: vda vda1 vda2"
+	if res == nil || res.Reason != want || !strings.Contains(err.Error(), want) {
+		t.Fatalf("failure %q (%v), want the init's line %q", res.Reason, err, want)
+	}
+	if res.Duration >= timeout {
+		t.Errorf("failed by timeout, not on the init's message")
+	}
+}
