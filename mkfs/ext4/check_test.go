@@ -73,6 +73,52 @@ type entry struct {
 	sha                 string
 	xattrs              map[string]string
 	names               map[string]uint32 // directories: ls -p
+	fetch               map[string]bool   // xattrs stat did not show in full
+}
+
+// statValue decodes an xattr value as debugfs stat prints it: nothing
+// for values of 40 bytes and more, hex bytes for binary values, else a
+// quoted string with octal escapes. ok is false when the value must be
+// fetched with ea_get (not shown, or ambiguous because it holds a
+// backslash).
+func statValue(s string, n int) (v string, ok bool) {
+	switch {
+	case n == 0:
+		return "", true
+	case s == "":
+		return "", false
+	case strings.HasPrefix(s, `"`) && strings.HasSuffix(s, `"`):
+		s = s[1 : len(s)-1]
+		var b []byte
+		for i := 0; i < len(s); i++ {
+			if s[i] != '\\' {
+				b = append(b, s[i])
+				continue
+			}
+			if i+4 > len(s) {
+				return "", false
+			}
+			c, err := strconv.ParseUint(s[i+1:i+4], 8, 8)
+			if err != nil {
+				return "", false
+			}
+			b = append(b, byte(c))
+			i += 3
+		}
+		if len(b) != n || strings.Contains(string(b), "\\") {
+			return "", false
+		}
+		return string(b), true
+	}
+	var b []byte
+	for _, f := range strings.Fields(s) {
+		c, err := strconv.ParseUint(f, 16, 8)
+		if err != nil {
+			return "", false
+		}
+		b = append(b, byte(c))
+	}
+	return string(b), len(b) == n
 }
 
 // debugfs runs the commands in cmds against img and returns each
@@ -129,7 +175,7 @@ var (
 	reTime  = regexp.MustCompile(`(?m)^\s*(a|c|m)time: 0x([0-9a-f]+):([0-9a-f]+)`)
 	reDev   = regexp.MustCompile(`(?m)Device major/minor number: (\d+):(\d+)`)
 	reFast  = regexp.MustCompile(`(?m)^Fast link dest: "(.*)"$`)
-	reXattr = regexp.MustCompile(`(?m)^  (\S+) \((\d+)\)`)
+	reXattr = regexp.MustCompile(`(?m)^  (\S+) \((\d+)\)(?: = (.*))?$`)
 )
 
 // readBack reads every name of tr back from img with debugfs: stat, ls
@@ -137,19 +183,29 @@ var (
 func readBack(t testing.TB, img string, tr *fstree.Tree) map[string]*entry {
 	t.Helper()
 	var paths []string
+	var cmds []string
+	var statIdx, lsIdx []int // command index per path; -1 for no ls
 	_ = tr.Walk(func(p string, n *fstree.Node) error {
 		paths = append(paths, "/"+p)
+		statIdx = append(statIdx, len(cmds))
+		cmds = append(cmds, "stat "+quote("/"+p))
+		if n.Type == fstree.TypeDir {
+			lsIdx = append(lsIdx, len(cmds))
+			cmds = append(cmds, "ls -p "+quote("/"+p))
+		} else {
+			lsIdx = append(lsIdx, -1)
+		}
 		return nil
 	})
-	var cmds []string
-	for _, p := range paths {
-		cmds = append(cmds, "stat "+quote(p), "ls -p "+quote(p))
-	}
 	outs := debugfs(t, img, cmds)
 	got := map[string]*entry{}
 	byIno := map[uint32]*entry{}
 	for i, p := range paths {
-		st, ls := outs[2*i], outs[2*i+1]
+		st := outs[statIdx[i]]
+		var ls string
+		if lsIdx[i] >= 0 {
+			ls = outs[lsIdx[i]]
+		}
 		m := reIno.FindStringSubmatch(st)
 		if m == nil {
 			t.Fatalf("%s: debugfs stat: %s", p, st)
@@ -183,8 +239,13 @@ func readBack(t testing.TB, img string, tr *fstree.Tree) map[string]*entry {
 		}
 		if strings.Contains(st, "Extended attributes:") {
 			e.xattrs = map[string]string{}
+			e.fetch = map[string]bool{}
 			for _, x := range reXattr.FindAllStringSubmatch(st[strings.Index(st, "Extended attributes:"):], -1) {
-				e.xattrs[x[1]] = ""
+				v, ok := statValue(x[3], int(atoi(t, x[2])))
+				e.xattrs[x[1]] = v
+				if !ok {
+					e.fetch[x[1]] = true
+				}
 			}
 		}
 		if e.typ == "directory" {
@@ -226,8 +287,8 @@ func readBack(t testing.TB, img string, tr *fstree.Tree) map[string]*entry {
 			cmds = append(cmds, fmt.Sprintf("dump <%d> %s", ino, f))
 			fetches = append(fetches, fetch{e, f, ""})
 		}
-		names := make([]string, 0, len(e.xattrs))
-		for k := range e.xattrs {
+		names := make([]string, 0, len(e.fetch))
+		for k := range e.fetch {
 			names = append(names, k)
 		}
 		slices.Sort(names)

@@ -40,7 +40,7 @@ func TestProperty(t *testing.T) {
 	for seed := uint64(0); seed < uint64(n); seed++ {
 		opts := randtree.Options{Entries: 20 + int(seed%7)*30}
 		if seed%10 == 9 { // now and then a big tree with wide directories
-			opts.Entries = 1500
+			opts.Entries = 600
 		}
 		cases = append(cases, tc{fmt.Sprintf("seed-%d", seed), seed, opts})
 	}
