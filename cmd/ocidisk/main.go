@@ -39,6 +39,9 @@ func commands() []command {
 	return []command{
 		// Each subcommand adds its line here once it works end to end.
 		flattenCommand(),
+		boardsCommand(),
+		runCommand(),
+		testCommand(),
 	}
 }
 

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/internal/hosttool"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = run(context.Background(), args, strings.NewReader(""), &o, &e, false)
+	return code, o.String(), e.String()
+}
+
+func TestBoardsCommand(t *testing.T) {
+	code, out, errOut := runCLI(t, "boards")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	names := boards.Names()
+	if len(lines) != len(names) {
+		t.Fatalf("%d lines for %d boards:\n%s", len(lines), len(names), out)
+	}
+	for i, n := range names {
+		b, _ := boards.Load(n)
+		if f := strings.Fields(lines[i]); len(f) < 2 || f[0] != n || !strings.Contains(lines[i], b.Description) {
+			t.Errorf("line %q, want %s and its description", lines[i], n)
+		}
+	}
+	if code, _, _ := runCLI(t, "boards", "extra"); code != exitUsage {
+		t.Errorf("boards extra: exit %d, want %d", code, exitUsage)
+	}
+}
+
+func TestTestCommandUsage(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "x.img")
+	os.WriteFile(img, make([]byte, 1<<20), 0o644)
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"test", img}, exitUsage, "--expect"},
+		{[]string{"test", "--expect", "x"}, exitUsage, "one IMAGE"},
+		{[]string{"test", "--expect", "(", img}, exitUsage, "--expect"},
+		{[]string{"test", "--expect", "x", "--timeout", "0s", img}, exitUsage, "--timeout"},
+		{[]string{"test", "--expect", "x", "--board", "no-such-board", img}, exitFailure, "unknown board"},
+		{[]string{"test", "--expect", "x", "--board", "./missing.yaml", img}, exitFailure, "missing.yaml"},
+		{[]string{"run", "--board", "no-such-board", img}, exitFailure, "unknown board"},
+		{[]string{"run"}, exitUsage, "one IMAGE"},
+	} {
+		code, _, errOut := runCLI(t, tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.msg) {
+			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tc.args, code, errOut, tc.code, tc.msg)
+		}
+		if strings.Count(strings.TrimSpace(errOut), "\n") > 0 && tc.code == exitFailure {
+			t.Errorf("%q: error is not one line: %q", tc.args, errOut)
+		}
+	}
+}
+
+// TestTestCommandFails boots an image with no partitions: U-Boot finds
+// nothing to boot, so the test must fail at its timeout, exit 1 and write a
+// JUnit report saying so.
+func TestTestCommandFails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU")
+	}
+	hosttool.Require(t, "qemu-system-aarch64", "qemu-system-arm")
+	b, _ := boards.Load(defaultBoard)
+	if _, err := os.Stat(b.QEMU.Firmware.BIOS); err != nil {
+		hosttool.Missing(t, b.QEMU.Firmware.BIOS+": apt-get install "+b.QEMU.Firmware.Package)
+	}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "empty.img")
+	os.WriteFile(img, make([]byte, 4<<20), 0o644)
+	before, _ := os.ReadFile(img)
+	junit := filepath.Join(dir, "report.xml")
+	code, _, errOut := runCLI(t, "test", "--expect", "U-Boot", "--expect", "NEVER-PRINTED", "--timeout", "4s", "--junit", junit, img)
+	if code != exitFailure {
+		t.Fatalf("exit %d, want %d: %s", code, exitFailure, errOut)
+	}
+	if !strings.Contains(errOut, "timed out after 4s") || !strings.Contains(errOut, "NEVER-PRINTED") {
+		t.Errorf("stderr %q does not say what timed out", errOut)
+	}
+	var doc struct {
+		Suites []struct {
+			Failures int `xml:"failures,attr"`
+			Cases    []struct {
+				Failure *struct {
+					Message string `xml:"message,attr"`
+				} `xml:"failure"`
+				Out string `xml:"system-out"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	raw, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := xml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	c := doc.Suites[0].Cases[0]
+	if doc.Suites[0].Failures != 1 || c.Failure == nil || !strings.Contains(c.Failure.Message, "timed out") || !strings.Contains(c.Out, "U-Boot") {
+		t.Errorf("JUnit report: %s", raw)
+	}
+	if after, _ := os.ReadFile(img); !bytes.Equal(before, after) {
+		t.Error("the image was modified")
+	}
+}

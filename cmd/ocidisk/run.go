@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/qemu"
+	"github.com/spf13/pflag"
+)
+
+// defaultBoard is the board run and test assume: the one QEMU emulates.
+const defaultBoard = "qemu-virt-arm64"
+
+func runCommand() command {
+	return command{
+		name:    "run",
+		args:    "[--board B] [--bios FILE] IMAGE",
+		summary: "boot an image under QEMU with its serial console on the terminal (Ctrl-A X quits)",
+		run:     runRun,
+	}
+}
+
+// qemuFlags are the flags run and test share.
+type qemuFlags struct {
+	board, bios string
+}
+
+func (q *qemuFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&q.board, "board", defaultBoard, "board name (see ocidisk boards) or board file")
+	fs.StringVar(&q.bios, "bios", "", "firmware for QEMU's -bios instead of the board's (e.g. a U-Boot build)")
+}
+
+// config loads the board and checks that it can be booted under QEMU.
+func (q *qemuFlags) config(image string) (*boards.Board, qemu.Config, error) {
+	b, err := boards.Load(q.board)
+	if err != nil {
+		return nil, qemu.Config{}, err
+	}
+	if b.QEMU == nil {
+		return nil, qemu.Config{}, fmt.Errorf("board %s has no QEMU profile", b.Name)
+	}
+	return b, qemu.Config{Profile: b.QEMU, Image: image, BIOS: q.bios}, nil
+}
+
+func runRun(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "run")
+	var q qemuFlags
+	q.add(fs)
+	if err := parseFlags(e, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one IMAGE, got %d arguments", fs.NArg())
+	}
+	_, cfg, err := q.config(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	cfg.Log = e.log
+	if e.tty {
+		fmt.Fprintln(e.stderr, "ocidisk: booting", fs.Arg(0), "(the image is not modified; Ctrl-A X quits)")
+	}
+	return qemu.Run(ctx, cfg, e.stdin, e.stdout, e.stderr)
+}
