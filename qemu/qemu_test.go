@@ -168,7 +168,7 @@ func TestMatcher(t *testing.T) {
 			chunks: []string{"xAx\n"}, matched: 1},
 		{name: "marker without newline", expect: re("MARK"), chunks: []string{"MARK"}, done: true, matched: 1},
 		{name: "kernel panic", expect: re("MARK"),
-			chunks: []string{"[ 1.2] Kernel panic - not syncing: VFS: Unable to mount root fs\r\n"},
+			chunks:  []string{"[ 1.2] Kernel panic - not syncing: VFS: Unable to mount root fs\r\n"},
 			failure: "Kernel panic - not syncing: VFS: Unable to mount root fs", matched: 0},
 		{name: "init failure waits for the whole line", expect: re("MARK"),
 			chunks:  []string{"ocidisk-init: error: root LABEL=x not ", "found after 3s; block devices: vda\n"},
