@@ -99,6 +99,9 @@ func synthetic() []step {
 			if err := s.link(l, d("linked2"), d("linked"), ""); err != nil {
 				return err
 			}
+			if err := s.link(l, d("keep-hardlink"), d("keep"), ""); err != nil {
+				return err
+			}
 			return s.link(l, d("linked-del2"), d("linked-del"), "")
 		}},
 		{4, "whiteout", func(s *splitter, l int) error {

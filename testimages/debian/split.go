@@ -165,7 +165,7 @@ func (s *splitter) addOriginals(src io.ReaderAt, orig []*origEntry) error {
 			group = e.path
 		}
 		h := *data.hdr
-		h.Name, h.Linkname, h.Format, h.Uname, h.Gname = "./"+e.path, "", tar.FormatUnknown, "", ""
+		h.Name, h.Format, h.Uname, h.Gname = "./"+e.path, tar.FormatUnknown, "", ""
 		rec := recordOf(e.path, &h, data.sum)
 		body := fstree.Content(fstree.Section{R: src, Off: data.off, N: data.hdr.Size})
 		if err := s.st.put(&xrec{rec: rec, group: group, body: body}); err != nil {

@@ -20,7 +20,7 @@ import (
 // treeFormat names the recipe of the Debian trees (split and changes);
 // change it whenever the recipe changes so that caches built by older code
 // are not reused.
-const treeFormat = "debian-tree/v1"
+const treeFormat = "debian-tree/v2"
 
 // DebianTree is a Debian root made by mmdebstrap, as a layered OCI image
 // and as the tree that image must flatten to.

@@ -1,0 +1,5 @@
+package debian
+
+import "syscall"
+
+type syscallStat = syscall.Stat_t
