@@ -1,6 +1,7 @@
 package ext4
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 
@@ -67,21 +68,11 @@ func (wr *writer) file(path string, n *fstree.Node, in *inode, ino uint32) error
 	return wr.mapExtents(in, ino, ext, blocks)
 }
 
-// isZero reports whether p is all zero bytes.
-func isZero(p []byte) bool {
-	for len(p) >= 8 {
-		if p[0]|p[1]|p[2]|p[3]|p[4]|p[5]|p[6]|p[7] != 0 {
-			return false
-		}
-		p = p[8:]
-	}
-	for _, b := range p {
-		if b != 0 {
-			return false
-		}
-	}
-	return true
-}
+var zeroBlock [blockSize]byte
+
+// isZero reports whether p (at most a block) is all zero bytes;
+// bytes.Equal compares with vector instructions.
+func isZero(p []byte) bool { return bytes.Equal(p, zeroBlock[:len(p)]) }
 
 // blockWriter gathers writes to consecutive blocks into one WriteAt:
 // files are placed one after the other, so most writes join up.
