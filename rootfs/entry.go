@@ -76,17 +76,21 @@ func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int) (entry
 	}
 	dir, base := path.Split(p)
 	dir = strings.TrimSuffix(dir, "/")
+	if base == opaqueMarker {
+		return entry{path: dir, kind: kindOpaque}, nil
+	}
+	if strings.Contains("/"+p, "/"+whiteoutPrefix+whiteoutPrefix) {
+		// aufs keeps its own metadata in .wh..wh.* names (.wh..wh.plnk/,
+		// .wh..wh.aufs): not part of the image.
+		return entry{path: p, kind: kindSkip}, nil
+	}
 	if strings.HasPrefix(base, whiteoutPrefix) {
-		hidden := base[len(whiteoutPrefix):]
-		switch {
-		case base == opaqueMarker:
-			return entry{path: dir, kind: kindOpaque}, nil
-		case strings.HasPrefix(hidden, whiteoutPrefix):
-			return entry{path: p, kind: kindSkip}, nil
-		case hidden == "" || hidden == "." || hidden == "..":
+		switch hidden := base[len(whiteoutPrefix):]; hidden {
+		case "", ".", "..":
 			return entry{}, fmt.Errorf("%q: not a valid whiteout", h.Name)
+		default:
+			return entry{path: path.Join(dir, hidden), kind: kindWhiteout}, nil
 		}
-		return entry{path: path.Join(dir, hidden), kind: kindWhiteout}, nil
 	}
 	mode := uint32(h.Mode) & fstree.ModeMask
 	var n *fstree.Node
