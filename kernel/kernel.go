@@ -35,6 +35,8 @@ type Kernel struct {
 	// DTBDir is the real path of the device tree directory in Tree (Debian:
 	// "usr/lib/linux-image-VERSION"), or "" when there is none.
 	DTBDir string
+
+	modules *Modules // read once by Modules
 }
 
 // imagePatterns are where distributions install the kernel, in the order

@@ -20,9 +20,21 @@ type Modules struct {
 	balias  map[string][]string // built-in module aliases, normalized
 }
 
-// Modules reads the .modinfo of every module of k. It fails when k has no
-// modules directory.
+// Modules reads the .modinfo of every module of k, once (later calls
+// return the same index). It fails when k has no modules directory.
 func (k *Kernel) Modules() (*Modules, error) {
+	if k.modules != nil {
+		return k.modules, nil
+	}
+	ms, err := k.readModules()
+	if err != nil {
+		return nil, err
+	}
+	k.modules = ms
+	return ms, nil
+}
+
+func (k *Kernel) readModules() (*Modules, error) {
 	if k.ModulesDir == "" {
 		return nil, fmt.Errorf("kernel %s: no modules directory (lib/modules/%s)", k.Version, k.Version)
 	}

@@ -3,12 +3,12 @@ package qemu
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +18,7 @@ import (
 	"github.com/ocidisk/ocidisk/internal/hosttool"
 	"github.com/ocidisk/ocidisk/kernel"
 	"github.com/ocidisk/ocidisk/mkfs/ext4"
+	"github.com/ocidisk/ocidisk/mkfs/fat"
 	"github.com/ocidisk/ocidisk/rootfs"
 	"github.com/ocidisk/ocidisk/source"
 	"github.com/ocidisk/ocidisk/testimages/debian"
@@ -28,33 +29,16 @@ import (
 const testDiskID = 0x0c1d15c0
 
 // bootImage builds a qemu-virt-arm64 image of the busybox test root with
-// Debian's kernel, our initramfs and ext4 writer. The FAT partition and the
-// table are made with host tools until the project's own writers land.
+// Debian's kernel, our initramfs, FAT and ext4 writers. The partition table
+// is made with sfdisk until diskimage lands.
 func bootImage(t *testing.T, cmdlineAppend ...string) string {
 	t.Helper()
-	for _, tool := range []struct{ name, pkg string }{{"sfdisk", "fdisk"}, {"mkfs.vfat", "dosfstools"}, {"mcopy", "mtools"}} {
-		hosttool.Require(t, tool.name, tool.pkg)
-	}
-	ctx := t.Context()
+	hosttool.Require(t, "sfdisk", "fdisk")
 	b, err := boards.Load("qemu-virt-arm64")
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := source.Options{CacheDir: t.TempDir()}
-	kim, err := rootfs.Load(ctx, "deb:"+debian.KernelDeb(t), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { kim.Close() })
-	root, err := rootfs.Load(ctx, "oci:"+debian.BusyboxRoot(t), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { root.Close() })
-	k, err := kernel.Find(kim.Tree)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, root := loadInputs(t)
 	when := time.Unix(1_700_000_000, 0)
 	res, err := bootfs.Assemble(b, k, bootfs.Options{
 		RootPartUUID:  fmt.Sprintf("%08x-%02d", testDiskID, b.PartitionNumber(boards.RoleRoot)),
@@ -66,19 +50,8 @@ func bootImage(t *testing.T, cmdlineAppend ...string) string {
 
 	dir := t.TempDir()
 	bootStart, bootSize := int64(b.Disk.FirstPartitionOffset), int64(b.Partition(boards.RoleBoot).Size)
-	fat := filepath.Join(dir, "boot.fat")
-	hostDir := filepath.Join(dir, "boot")
-	writeHostTree(t, res.Boot, hostDir)
-	run(t, "mkfs.vfat", "-C", "-F", "32", "-n", "BOOT", fat, fmt.Sprint(bootSize>>10))
-	ents, _ := os.ReadDir(hostDir)
-	args := []string{"-s", "-i", fat}
-	for _, e := range ents {
-		args = append(args, filepath.Join(hostDir, e.Name()))
-	}
-	run(t, "mcopy", append(args, "::")...)
-
 	rootStart := bootStart + bootSize
-	fs := ext4.New(root.Tree, ext4.Options{Time: when, MinFree: 8 << 20})
+	fs := ext4.New(root, ext4.Options{Time: when, MinFree: 8 << 20})
 	rootSize, err := fs.MinSize()
 	if err != nil {
 		t.Fatal(err)
@@ -92,11 +65,7 @@ func bootImage(t *testing.T, cmdlineAppend ...string) string {
 	if err := f.Truncate(rootStart + rootSize + 1<<20); err != nil {
 		t.Fatal(err)
 	}
-	fb, err := os.ReadFile(fat)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(fb, bootStart); err != nil {
+	if err := fat.New(res.Boot, fat.Options{Label: "BOOT", Time: when}).WriteAt(f, bootStart, bootSize); err != nil {
 		t.Fatal(err)
 	}
 	if err := fs.WriteAt(f, rootStart, rootSize); err != nil {
@@ -112,40 +81,37 @@ func bootImage(t *testing.T, cmdlineAppend ...string) string {
 	return img
 }
 
-func run(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v: %s", name, err, out)
-	}
+// inputs are the kernel and root trees, loaded once for all boot tests:
+// loading the kernel package is the slow part.
+var inputs struct {
+	sync.Mutex
+	k    *kernel.Kernel
+	root *fstree.Tree
 }
 
-// writeHostTree writes the directories and files of a tree to dir.
-func writeHostTree(t *testing.T, tr *fstree.Tree, dir string) {
+func loadInputs(t *testing.T) (*kernel.Kernel, *fstree.Tree) {
 	t.Helper()
-	err := tr.Walk(func(p string, n *fstree.Node) error {
-		hp := filepath.Join(dir, p)
-		switch n.Type {
-		case fstree.TypeDir:
-			return os.MkdirAll(hp, 0o755)
-		case fstree.TypeRegular:
-			r, err := n.Content.Open()
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			f, err := os.Create(hp)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = io.Copy(f, r)
-			return err
-		}
-		return fmt.Errorf("%s: %s in a boot partition", p, n.Type)
-	})
+	inputs.Lock()
+	defer inputs.Unlock()
+	if inputs.k != nil {
+		return inputs.k, inputs.root
+	}
+	// The default cache keeps the uncompressed layers between runs. The
+	// images stay open for the life of the test binary.
+	kim, err := rootfs.Load(context.Background(), "deb:"+debian.KernelDeb(t), source.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	root, err := rootfs.Load(context.Background(), "oci:"+debian.BusyboxRoot(t), source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := kernel.Find(kim.Tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs.k, inputs.root = k, root.Tree
+	return k, root.Tree
 }
 
 func virtConfig(t *testing.T, img string) Config {
