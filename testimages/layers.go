@@ -43,8 +43,9 @@ type Entry struct {
 	Link         string // symlink target, or hardlink target name
 	Major, Minor int64
 	Mtime        time.Time // zero: DefaultMtime
+	Atime, Ctime time.Time // zero: none (PAX atime and ctime records)
 	Xattrs       map[string]string
-	PAX          map[string]string // further PAX records (atime, ...)
+	PAX          map[string]string // further PAX records
 }
 
 // File is a regular file.
@@ -128,7 +129,7 @@ func TarOf(entries []Entry) ([]byte, error) {
 		h := &tar.Header{
 			Name: e.Name, Typeflag: e.Type, Mode: e.Mode, Uid: e.UID, Gid: e.GID,
 			Linkname: e.Link, Devmajor: e.Major, Devminor: e.Minor,
-			ModTime: e.Mtime, Format: tar.FormatPAX,
+			ModTime: e.Mtime, AccessTime: e.Atime, ChangeTime: e.Ctime, Format: tar.FormatPAX,
 		}
 		if h.ModTime.IsZero() {
 			h.ModTime = time.Unix(DefaultMtime, 0)
