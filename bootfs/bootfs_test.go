@@ -92,7 +92,7 @@ func TestAssembleQEMUVirt(t *testing.T) {
 	for _, m := range res.Modules {
 		names = append(names, m.Name)
 	}
-	if got := strings.Join(names, " "); got != "virtio_pci_modern_dev virtio_pci virtio_blk crc32c_generic jbd2 ext4" {
+	if got := strings.Join(names, " "); got != "virtio_pci_modern_dev virtio_pci virtio_blk jbd2 crc32c_generic ext4" {
 		t.Errorf("initramfs modules %q", got)
 	}
 	n, _ := res.Boot.Lookup("initrd.img")

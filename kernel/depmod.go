@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"slices"
@@ -68,7 +69,9 @@ var indexFiles = []string{"modules.order", "modules.builtin", "modules.builtin.m
 // Tree returns a modules directory for mods (nil: all of them) to be
 // placed at lib/modules/VERSION: the module files as the kernel ships them,
 // the package's modules.order and modules.builtin, and generated
-// modules.dep, modules.alias and modules.softdep, so that modprobe works
+// modules.dep, modules.alias and modules.softdep (read by busybox's
+// modprobe) with the modules.dep.bin, modules.alias.bin and
+// modules.builtin.bin indexes kmod's modprobe reads, so that modprobe works
 // after boot. Generated files get mtime.
 func (ms *Modules) Tree(k *Kernel, mods []*Module, mtime time.Time) (*fstree.Tree, error) {
 	if mods == nil {
@@ -95,19 +98,29 @@ func (ms *Modules) Tree(k *Kernel, mods []*Module, mtime time.Time) (*fstree.Tre
 			}
 		}
 	}
-	for _, f := range []struct {
-		name  string
-		write func(io.Writer, []*Module) error
-	}{
-		{"modules.dep", ms.WriteDep},
-		{"modules.alias", ms.WriteAlias},
-		{"modules.softdep", ms.WriteSoftdep},
-	} {
-		var b strings.Builder
-		if err := f.write(&b, mods); err != nil {
-			return nil, err
+	text := func(write func(io.Writer, []*Module) error) func() ([]byte, error) {
+		return func() ([]byte, error) {
+			var b bytes.Buffer
+			err := write(&b, mods)
+			return b.Bytes(), err
 		}
-		n := fstree.NewFile(0o644, int64(b.Len()), fstree.Bytes(b.String()))
+	}
+	for _, f := range []struct {
+		name string
+		make func() ([]byte, error)
+	}{
+		{"modules.dep", text(ms.WriteDep)},
+		{"modules.alias", text(ms.WriteAlias)},
+		{"modules.softdep", text(ms.WriteSoftdep)},
+		{"modules.dep.bin", func() ([]byte, error) { return ms.depIndex(mods) }},
+		{"modules.alias.bin", func() ([]byte, error) { return ms.aliasIndex(mods) }},
+		{"modules.builtin.bin", ms.builtinIndex},
+	} {
+		b, err := f.make()
+		if err != nil {
+			return nil, fmt.Errorf("kernel %s: %s: %w", k.Version, f.name, err)
+		}
+		n := fstree.NewFile(0o644, int64(len(b)), fstree.Bytes(b))
 		n.Mtime = mtime
 		if err := t.Put(f.name, n, nil); err != nil {
 			return nil, err

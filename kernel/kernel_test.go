@@ -206,11 +206,11 @@ func TestClosure(t *testing.T) {
 		order   []string
 		errText string
 	}{
-		// Soft pre-dependency (by alias) first, then hard ones leaf-first,
-		// the module, then its soft post-dependency; a missing soft
+		// Hard dependencies leaf-first, then the soft pre-dependency (by
+		// alias), the module, then its soft post-dependency; a missing soft
 		// dependency ("nowhere") is skipped.
-		{want: []string{"top"}, order: []string{"x_generic", "leaf", "mid", "top", "after"}},
-		{want: []string{"leaf", "top"}, order: []string{"leaf", "x_generic", "mid", "top", "after"}},
+		{want: []string{"top"}, order: []string{"leaf", "mid", "x_generic", "top", "after"}},
+		{want: []string{"x", "top"}, order: []string{"x_generic", "leaf", "mid", "top", "after"}},
 		{want: []string{"x"}, order: []string{"x_generic"}},
 		{want: []string{"virtio", "uses-builtin"}, order: []string{"uses_builtin"}},                           // built-in: nothing to load
 		{want: []string{"pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"}, order: []string{"pci_dev"}}, // wildcard alias
@@ -279,6 +279,33 @@ func TestModulesFiles(t *testing.T) {
 	if _, err := tr.Lookup("modules.builtin"); err != nil {
 		t.Error("modules.builtin not copied")
 	}
+	// kmod's modprobe finds modules, aliases and wildcard aliases through
+	// our indexes alone.
+	if _, err := exec.LookPath("modprobe"); err == nil || hosttool.InCI() {
+		modprobe := hosttool.Require(t, "modprobe", "kmod")
+		base := t.TempDir()
+		writeTree(t, tr, filepath.Join(base, "lib/modules/1.0"))
+		for q, want := range map[string][]string{
+			"top":      {"lib/leaf.ko", "fs/mid.ko", "crypto/x-generic.ko.xz", "fs/top.ko", "crypto/after.ko.zst"},
+			"crypto-x": {"crypto/x-generic.ko.xz"},
+			"pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00": {"drivers/pci-dev.ko"},
+		} {
+			out, err := exec.Command(modprobe, "-d", base, "-S", "1.0", "--show-depends", q).CombinedOutput()
+			if err != nil {
+				t.Errorf("modprobe %s: %v: %s", q, err, out)
+				continue
+			}
+			var got []string
+			for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				if f := strings.Fields(l); len(f) >= 2 && f[0] == "insmod" {
+					got = append(got, strings.TrimPrefix(f[1], base+"/lib/modules/1.0/kernel/"))
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("modprobe --show-depends %s = %q, want %q", q, got, want)
+			}
+		}
+	}
 	// Merged into a merged-/usr root, they land under usr/lib.
 	root := fstree.New()
 	root.Put("lib", fstree.NewSymlink("usr/lib"), nil)
@@ -327,8 +354,9 @@ func TestDebianKernel(t *testing.T) {
 	if _, err := ms.Closure([]string{"ext4", "no_such_mod"}); err == nil || !strings.Contains(err.Error(), "no_such_mod") {
 		t.Errorf("missing module: %v", err)
 	}
-	// modprobe's own plan for each requested module (from depmod's index)
-	// must load nothing we lack, in the same relative order as ours.
+	// kmod's modprobe, reading only the files we generated, must plan the
+	// same loads as after depmod has rebuilt them: for module names, an
+	// alias (fs-ext4), a softdep alias (crypto-crc32c) and a wildcard alias.
 	depmod := hosttool.Require(t, "depmod", "kmod")
 	modprobe := hosttool.Require(t, "modprobe", "kmod")
 	base := t.TempDir()
@@ -336,38 +364,54 @@ func TestDebianKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeTree(t, mt, filepath.Join(base, "lib/modules", k.Version))
-	ours, _ := os.ReadFile(filepath.Join(base, "lib/modules", k.Version, "modules.dep"))
+	dir := filepath.Join(base, "lib/modules", k.Version)
+	writeTree(t, mt, dir)
+	queries := append(want, "fs-ext4", "crypto-crc32c", "virtio:d00000002v00001AF4", "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00")
+	plan := func() []string {
+		var out []string
+		for _, q := range queries {
+			b, err := exec.Command(modprobe, "-d", base, "-S", k.Version, "--show-depends", q).CombinedOutput()
+			if err != nil {
+				t.Fatalf("modprobe --show-depends %s: %v: %s", q, err, b)
+			}
+			out = append(out, string(b))
+		}
+		return out
+	}
+	ourPlan := plan()
+	ours, _ := os.ReadFile(filepath.Join(dir, "modules.dep"))
 	if out, err := exec.Command(depmod, "-b", base, k.Version).CombinedOutput(); err != nil {
 		t.Fatalf("depmod: %v: %s", err, out)
 	}
-	theirs, _ := os.ReadFile(filepath.Join(base, "lib/modules", k.Version, "modules.dep"))
+	theirs, _ := os.ReadFile(filepath.Join(dir, "modules.dep"))
 	compareDep(t, ours, theirs)
+	for i, p := range plan() {
+		if p != ourPlan[i] {
+			t.Errorf("modprobe %s with our indexes:\n%s\nwith depmod's:\n%s", queries[i], ourPlan[i], p)
+		}
+	}
+	// And our load order agrees with modprobe's.
 	pos := map[string]int{}
 	for i, m := range order {
 		pos[m.Path] = i
 	}
-	for _, w := range want {
-		out, err := exec.Command(modprobe, "-d", base, "-S", k.Version, "--show-depends", w).CombinedOutput()
-		if err != nil {
-			t.Fatalf("modprobe %s: %v: %s", w, err, out)
-		}
+	for i, w := range want {
 		last := -1
-		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		for _, l := range strings.Split(strings.TrimSpace(ourPlan[i]), "\n") {
 			f := strings.Fields(l)
 			if len(f) < 2 || f[0] != "insmod" {
 				continue
 			}
-			rel, _ := filepath.Rel(filepath.Join(base, "lib/modules", k.Version), f[1])
-			i, ok := pos[rel]
+			rel, _ := filepath.Rel(dir, f[1])
+			j, ok := pos[rel]
 			if !ok {
 				t.Errorf("modprobe %s loads %s, which our closure lacks", w, rel)
 				continue
 			}
-			if i < last {
+			if j < last {
 				t.Errorf("modprobe %s loads %s after %s; our order differs", w, rel, order[last].Path)
 			}
-			last = i
+			last = j
 		}
 	}
 }

@@ -117,9 +117,9 @@ func (ms *Modules) Lookup(name string) (mods []*Module, builtin bool) {
 	return mods, len(mods) == 0 && len(ms.balias[nn]) > 0
 }
 
-// Closure returns the modules that loading names needs, in load order:
-// each module after its dependencies and its soft pre-dependencies, before
-// its soft post-dependencies. A missing module or hard dependency is an
+// Closure returns the modules that loading names needs, in the order
+// kmod's modprobe loads them: each module after its dependencies and its
+// soft pre-dependencies, before its soft post-dependencies. A missing module or hard dependency is an
 // error naming it; a missing soft dependency is skipped, as modprobe does.
 func (ms *Modules) Closure(names []string) ([]*Module, error) {
 	var order []*Module
@@ -146,13 +146,16 @@ func (ms *Modules) Closure(names []string) ([]*Module, error) {
 		}
 		state[m] = 1
 		chain = append([]string{m.Name}, chain...)
-		for _, d := range m.SoftPre {
-			if err := want(d, chain, true); err != nil {
+		// kmod's order: hard dependencies (each with its own soft ones),
+		// then this module's soft pre-dependencies, the module, and its
+		// soft post-dependencies.
+		for _, d := range m.Depends {
+			if err := want(d, chain, false); err != nil {
 				return err
 			}
 		}
-		for _, d := range m.Depends {
-			if err := want(d, chain, false); err != nil {
+		for _, d := range m.SoftPre {
+			if err := want(d, chain, true); err != nil {
 				return err
 			}
 		}
