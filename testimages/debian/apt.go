@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -132,11 +133,52 @@ func Resolve(ctx context.Context, spec string) (Pkg, error) {
 // Show; metapackages resolved, see Resolve), downloading it with apt-get
 // into the cache once and checking its SHA-256 against apt's index.
 func (c *Cache) Package(ctx context.Context, spec string) (string, error) {
-	p, err := Resolve(ctx, spec)
+	p, err := c.resolve(ctx, spec)
 	if err != nil {
 		return "", err
 	}
 	return c.fetch(ctx, p)
+}
+
+// resolve is Resolve remembered in the cache until apt's index changes:
+// apt-cache takes seconds per call here (it builds its package cache in
+// memory each time), and tests ask for the same packages again and again.
+func (c *Cache) resolve(ctx context.Context, spec string) (Pkg, error) {
+	key := sha256.Sum256([]byte(spec + "\x00" + listsStamp()))
+	file := filepath.Join(c.Dir, "resolved", hex.EncodeToString(key[:8])+".json")
+	var p Pkg
+	if b, err := os.ReadFile(file); err == nil && json.Unmarshal(b, &p) == nil && p.SHA256 != "" {
+		return p, nil
+	}
+	p, err := Resolve(ctx, spec)
+	if err != nil {
+		return Pkg{}, err
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return Pkg{}, err
+	}
+	// Best effort: a failure to remember costs time, not correctness.
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err == nil {
+		tmp := fmt.Sprintf("%s.tmp-%d", file, os.Getpid())
+		if os.WriteFile(tmp, b, 0o644) == nil {
+			_ = os.Rename(tmp, file)
+		}
+	}
+	return p, nil
+}
+
+// listsStamp identifies the state of apt's index: the names, sizes and
+// times of its Release files, which apt-get update rewrites.
+func listsStamp() string {
+	var b strings.Builder
+	files, _ := filepath.Glob("/var/lib/apt/lists/*Release")
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil {
+			fmt.Fprintf(&b, "%s %d %d\n", f, st.Size(), st.ModTime().UnixNano())
+		}
+	}
+	return b.String()
 }
 
 func (c *Cache) fetch(ctx context.Context, p Pkg) (string, error) {

@@ -72,7 +72,7 @@ func (c *Cache) BusyboxRoot(ctx context.Context, marker string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	p, err := Resolve(ctx, BusyboxPackage)
+	p, err := c.resolve(ctx, BusyboxPackage)
 	if err != nil {
 		return "", err
 	}

@@ -184,6 +184,18 @@ func TestTreeAgainstOriginal(t *testing.T) {
 	if setuid < 3 || devs < 5 || links < 2 {
 		t.Errorf("expected tree has %d setuid files, %d devices, %d hardlinks; want at least 3, 5, 2", setuid, devs, links)
 	}
+	// The second boot test's root needs its init and the busybox it runs.
+	script, err := InitScript(d.Marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(script)
+	if r := exp["sbin/init"]; r.Type != fstree.TypeRegular || r.Mode != 0o755 || r.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("/sbin/init is %s, want the init script printing %s", r, d.Marker)
+	}
+	if r := exp["bin/busybox"]; r.Type != fstree.TypeRegular || r.Mode&0o111 == 0 || r.Size < 1<<20 {
+		t.Errorf("/bin/busybox is %s, want busybox-static's binary", r)
+	}
 	t.Logf("%d original entries, %d kept unchanged, %d expected, %d changes", len(orig), kept, len(d.Expected), len(d.Changes))
 }
 

@@ -5,7 +5,10 @@
 //	testinputs busybox-root [--marker M] [-o DIR]   the busybox test root (OCI layout)
 //	testinputs kernel-deb                           the Debian arm64 kernel .deb
 //	testinputs package NAME[:ARCH]                  any Debian package's .deb
-//	testinputs debian-tree [--large] [-o DIR]       the layered Debian root (OCI layout)
+//	testinputs debian-tree [--large] [-o DIR] [--extract DIR]
+//	                                                the layered Debian root (OCI layout);
+//	                                                --extract also writes its flattened
+//	                                                tree into DIR (as root), for mke2fs -d
 //	testinputs debian-tree-info [--large]           where its tars and listing are, and its size
 //
 // Each prints the path of what it made. Without -o the path is inside the
@@ -34,7 +37,9 @@ commands:
   busybox-root [--marker M] [-o DIR]  the busybox test root, an OCI layout
   kernel-deb                          the Debian arm64 kernel package
   package NAME[:ARCH]                 a Debian package (arm64 unless NAME:ARCH)
-  debian-tree [--large] [-o DIR]      the Debian root in 5 layers, an OCI layout
+  debian-tree [--large] [-o DIR] [--extract DIR]
+                                      the Debian root in 5 layers, an OCI layout;
+                                      --extract writes its flattened tree to DIR
   debian-tree-info [--large]          the Debian root's files, size and changes
 `
 
@@ -65,6 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	out := fs.StringP("output", "o", "", "copy the input to this new directory")
 	marker := fs.String("marker", debian.Marker, "the line the busybox root's init prints")
 	verbose := fs.BoolP("verbose", "v", false, "log each step")
+	extract := fs.String("extract", "", "debian-tree: also extract the flattened tree into this directory (needs root)")
 	large := fs.Bool("large", false, "the larger Debian tree (over 1 GiB, 40,000 entries)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Errorf("%s: %w", cmd, err)}
@@ -113,6 +119,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			break
 		}
 		path = d.Layout
+		if *extract != "" {
+			if err := d.Extract(ctx, *extract); err != nil {
+				return fmt.Errorf("%s: %w", cmd, err)
+			}
+		}
 		if cmd == "debian-tree-info" {
 			printInfo(stdout, d)
 			return nil
