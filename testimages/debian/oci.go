@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1"
@@ -130,4 +131,34 @@ func writeLayout(dir string, spec imageSpec) (v1.Hash, error) {
 		return v1.Hash{}, fmt.Errorf("layout %s: %w", dir, err)
 	}
 	return img.Digest()
+}
+
+// layerBlobs returns the paths of the layer blobs of the single image in
+// the layout at dir, bottom first.
+func layerBlobs(dir string) ([]string, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("layout %s: %w", dir, err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return nil, fmt.Errorf("layout %s: %w", dir, err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil || len(m.Manifests) != 1 {
+		return nil, fmt.Errorf("layout %s: want one image in the index (%v)", dir, err)
+	}
+	img, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		return nil, fmt.Errorf("layout %s: %w", dir, err)
+	}
+	mf, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("layout %s: %w", dir, err)
+	}
+	var out []string
+	for _, l := range mf.Layers {
+		out = append(out, filepath.Join(dir, "blobs", l.Digest.Algorithm, l.Digest.Hex))
+	}
+	return out, nil
 }

@@ -37,6 +37,9 @@ type DebianTree struct {
 	// Expected lists the flattened tree in walk order, as fstree.Manifest
 	// would list a correct flattening (root included).
 	Expected []fstree.Record
+	// Layers are the gzip layer blobs in the layout, bottom first (for
+	// measuring plain decompression).
+	Layers []string
 	// Changes lists what the upper layers do to the original tree.
 	Changes []Change
 	Marker  string // what /sbin/init prints
@@ -124,10 +127,14 @@ func loadTree(dir string) (*DebianTree, error) {
 	if err := gob.NewDecoder(f).Decode(&info); err != nil {
 		return nil, fmt.Errorf("debian tree %s: tree.gob: %w", dir, err)
 	}
-	return &DebianTree{Spec: info.Spec, Dir: dir, Layout: filepath.Join(dir, "layout"),
+	d := &DebianTree{Spec: info.Spec, Dir: dir, Layout: filepath.Join(dir, "layout"),
 		RootfsTar: filepath.Join(dir, "rootfs.tar"), FlatTar: filepath.Join(dir, "flat.tar"),
 		Expected: info.Expected, Changes: info.Changes, Marker: info.Spec.Marker,
-		Entries: len(info.Expected), Bytes: info.Bytes}, nil
+		Entries: len(info.Expected), Bytes: info.Bytes}
+	if d.Layers, err = layerBlobs(d.Layout); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 func (c *Cache) buildTree(ctx context.Context, spec TreeSpec, dir string) error {

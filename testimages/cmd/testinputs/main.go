@@ -190,6 +190,9 @@ func copyFile(src, dst string) error {
 func printInfo(w io.Writer, d *debian.DebianTree) {
 	fmt.Fprintf(w, "layout\t%s\nrootfs-tar\t%s\nflat-tar\t%s\nentries\t%d\nbytes\t%d\nmarker\t%s\n",
 		d.Layout, d.RootfsTar, d.FlatTar, d.Entries, d.Bytes, d.Marker)
+	for _, l := range d.Layers {
+		fmt.Fprintf(w, "layer\t%s\n", l)
+	}
 	for _, c := range d.Changes {
 		fmt.Fprintf(w, "change\t%s\n", c)
 	}
