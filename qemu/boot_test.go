@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,7 +32,7 @@ const testDiskID = 0x0c1d15c0
 // bootImage builds a qemu-virt-arm64 image of the busybox test root with
 // Debian's kernel, our initramfs, FAT and ext4 writers. The partition table
 // is made with sfdisk until diskimage lands.
-func bootImage(t *testing.T, cmdlineAppend ...string) string {
+func bootImage(t testing.TB, cmdlineAppend ...string) string {
 	t.Helper()
 	hosttool.Require(t, "sfdisk", "fdisk")
 	b, err := boards.Load("qemu-virt-arm64")
@@ -89,7 +90,7 @@ var inputs struct {
 	root *fstree.Tree
 }
 
-func loadInputs(t *testing.T) (*kernel.Kernel, *fstree.Tree) {
+func loadInputs(t testing.TB) (*kernel.Kernel, *fstree.Tree) {
 	t.Helper()
 	inputs.Lock()
 	defer inputs.Unlock()
@@ -114,7 +115,7 @@ func loadInputs(t *testing.T) (*kernel.Kernel, *fstree.Tree) {
 	return k, root.Tree
 }
 
-func virtConfig(t *testing.T, img string) Config {
+func virtConfig(t testing.TB, img string) Config {
 	t.Helper()
 	hosttool.Require(t, "qemu-system-aarch64", "qemu-system-arm")
 	b, err := boards.Load("qemu-virt-arm64")
@@ -176,4 +177,25 @@ func TestBootMissingRoot(t *testing.T) {
 	if res.Duration >= timeout {
 		t.Errorf("failed by timeout, not on the init's message")
 	}
+}
+
+// BenchmarkBootTest measures a whole boot test of the busybox test root,
+// QEMU start to marker, as `ocidisk test` runs it; median-s is the median
+// over the iterations (run with -benchtime=5x).
+func BenchmarkBootTest(b *testing.B) {
+	img := bootImage(b, "ocidisk.onfail=poweroff")
+	cfg := virtConfig(b, img)
+	var secs []float64
+	for b.Loop() {
+		res, err := Test(context.Background(), cfg, TestOptions{
+			Expect:  []*regexp.Regexp{regexp.MustCompile(regexp.QuoteMeta(debian.Marker))},
+			Timeout: 90 * time.Second,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		secs = append(secs, res.Duration.Seconds())
+	}
+	slices.Sort(secs)
+	b.ReportMetric(secs[len(secs)/2], "median-s")
 }
