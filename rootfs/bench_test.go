@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/ocidisk/ocidisk/source"
 )
@@ -148,7 +148,11 @@ type hashCount struct {
 	n int64
 }
 
-func (c *hashCount) Write(p []byte) (int, error) { c.h.Write(p); c.n += int64(len(p)); return len(p), nil }
+func (c *hashCount) Write(p []byte) (int, error) {
+	c.h.Write(p)
+	c.n += int64(len(p))
+	return len(p), nil
+}
 
 // writeBenchLayer writes layer i: files of 1 KiB to 1 MiB (log-uniform)
 // in directories of 50, content a third random and two thirds text, so
