@@ -48,44 +48,63 @@ func ArchiveURI(suite string) (string, error) {
 	files, _ := filepath.Glob("/etc/apt/sources.list.d/*.sources")
 	slices.Sort(files)
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, stanza := range strings.Split(string(b), "\n\n") {
-			fields := map[string][]string{}
-			for _, line := range strings.Split(stanza, "\n") {
-				if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") && !strings.HasPrefix(line, " ") {
-					fields[strings.ToLower(k)] = strings.Fields(v)
-				}
-			}
-			if slices.Contains(fields["types"], "deb") && slices.Contains(fields["suites"], suite) &&
-				slices.Contains(fields["components"], "main") && len(fields["uris"]) > 0 {
-				return fields["uris"][0], nil
+		if b, err := os.ReadFile(f); err == nil {
+			if uri := uriFromSources(string(b), suite); uri != "" {
+				return uri, nil
 			}
 		}
 	}
-	if f, err := os.Open("/etc/apt/sources.list"); err == nil {
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			w := strings.Fields(sc.Text())
-			// deb [options] URI SUITE COMPONENT...
-			if len(w) > 0 && w[0] == "deb" {
-				w = w[1:]
-				if len(w) > 0 && strings.HasPrefix(w[0], "[") {
-					for len(w) > 0 && !strings.HasSuffix(w[0], "]") {
-						w = w[1:]
-					}
-					w = w[1:]
-				}
-				if len(w) >= 3 && w[1] == suite && slices.Contains(w[2:], "main") {
-					return w[0], nil
-				}
-			}
+	if b, err := os.ReadFile("/etc/apt/sources.list"); err == nil {
+		if uri := uriFromList(string(b), suite); uri != "" {
+			return uri, nil
 		}
 	}
 	return "", fmt.Errorf("no Debian archive for %s main in /etc/apt/sources.list{,.d}: %w", suite, ErrUnavailable)
+}
+
+// uriFromSources finds suite's main archive in a deb822 .sources file.
+func uriFromSources(content, suite string) string {
+	for _, stanza := range strings.Split(content, "\n\n") {
+		fields := map[string][]string{}
+		for _, line := range strings.Split(stanza, "\n") {
+			if strings.HasPrefix(line, "#") || strings.HasPrefix(line, " ") {
+				continue
+			}
+			if k, v, ok := strings.Cut(line, ":"); ok {
+				fields[strings.ToLower(k)] = strings.Fields(v)
+			}
+		}
+		if slices.Contains(fields["types"], "deb") && slices.Contains(fields["suites"], suite) &&
+			slices.Contains(fields["components"], "main") && len(fields["uris"]) > 0 {
+			return fields["uris"][0]
+		}
+	}
+	return ""
+}
+
+// uriFromList finds suite's main archive in a one-line sources.list:
+// "deb [options] URI SUITE COMPONENT...".
+func uriFromList(content, suite string) string {
+	sc := bufio.NewScanner(strings.NewReader(content))
+	for sc.Scan() {
+		w := strings.Fields(sc.Text())
+		if len(w) == 0 || w[0] != "deb" {
+			continue
+		}
+		w = w[1:]
+		if len(w) > 0 && strings.HasPrefix(w[0], "[") {
+			for len(w) > 0 && !strings.HasSuffix(w[0], "]") {
+				w = w[1:]
+			}
+			if len(w) > 0 {
+				w = w[1:]
+			}
+		}
+		if len(w) >= 3 && w[1] == suite && slices.Contains(w[2:], "main") {
+			return w[0]
+		}
+	}
+	return ""
 }
 
 // indexKey hashes the machine's apt index for suite (its InRelease files,
