@@ -25,20 +25,26 @@ type junitCase struct {
 	Classname string        `xml:"classname,attr"`
 	Time      string        `xml:"time,attr"`
 	Failure   *junitFailure `xml:"failure,omitempty"`
-	SystemOut string        `xml:"system-out"`
+	SystemOut junitText     `xml:"system-out"`
+}
+
+// junitText is element text kept readable as CDATA (escaped text would
+// turn every newline of a console log into &#xA;).
+type junitText struct {
+	Text string `xml:",cdata"`
 }
 
 type junitFailure struct {
 	Message string `xml:"message,attr"`
 	Type    string `xml:"type,attr"`
-	Text    string `xml:",chardata"`
+	Text    string `xml:",cdata"`
 }
 
 // WriteJUnit writes r as a JUnit XML report of one test case, named name
 // in class class, with the whole serial console as its output.
 func WriteJUnit(w io.Writer, class, name string, r *Result) error {
 	secs := fmt.Sprintf("%.3f", r.Duration.Seconds())
-	c := junitCase{Name: name, Classname: class, Time: secs, SystemOut: xmlSafe(r.Console)}
+	c := junitCase{Name: name, Classname: class, Time: secs, SystemOut: junitText{xmlSafe(r.Console)}}
 	failures := 0
 	if !r.Passed {
 		failures = 1

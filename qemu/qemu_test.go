@@ -200,7 +200,7 @@ func TestMatcher(t *testing.T) {
 
 func TestWriteJUnit(t *testing.T) {
 	for _, r := range []*Result{
-		{Passed: true, Duration: 2500 * time.Millisecond, Console: "boot\x1b[0m ok\n", Start: time.Unix(1_700_000_000, 0)},
+		{Passed: true, Duration: 2500 * time.Millisecond, Console: "boot\x1b[0m ok\n]]> <end>\n", Start: time.Unix(1_700_000_000, 0)},
 		{Reason: "timed out after 1m0s", Tail: "last line", Console: "ok\nlast line\n", Duration: time.Minute},
 	} {
 		var b bytes.Buffer
@@ -219,7 +219,7 @@ func TestWriteJUnit(t *testing.T) {
 		if !r.Passed && (c.Failure.Message != r.Reason || c.Failure.Text != r.Tail) {
 			t.Errorf("failure %+v", c.Failure)
 		}
-		if !strings.Contains(c.SystemOut, "ok") {
+		if want := strings.ReplaceAll(r.Console, "\x1b", ""); c.SystemOut.Text != want {
 			t.Errorf("system-out %q", c.SystemOut)
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/qemu"
@@ -58,8 +59,11 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	cfg.Log = e.log
+	if _, err := os.Stat(cfg.Image); err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
 	if e.tty {
-		fmt.Fprintln(e.stderr, "ocidisk: booting", fs.Arg(0), "(the image is not modified; Ctrl-A X quits)")
+		fmt.Fprintln(e.stderr, "ocidisk: booting", cfg.Image, "(the image is not modified; Ctrl-A X quits)")
 	}
 	return qemu.Run(ctx, cfg, e.stdin, e.stdout, e.stderr)
 }
