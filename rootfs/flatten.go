@@ -30,7 +30,7 @@ const ImpliedMtime = 0
 // Flatten applies layers, oldest first, to an empty tree. Layers are opened
 // (verified, decompressed) in parallel, up to GOMAXPROCS at a time and in
 // order, while the ones already open are applied; opts.Log, when set,
-// receives a line per layer.
+// receives a debug line per layer.
 func Flatten(ctx context.Context, layers []Layer, opts source.Options) (*fstree.Tree, error) {
 	log := opts.Log
 	if log == nil {
@@ -77,7 +77,7 @@ func Flatten(ctx context.Context, layers []Layer, opts source.Options) (*fstree.
 		if err != nil {
 			return nil, err
 		}
-		log.Info("applied layer", "layer", l.Digest(), "entries", n, "bytes", r.sr.Size())
+		log.Debug("applied layer", "layer", l.Digest(), "entries", n, "bytes", r.sr.Size())
 	}
 	return t, nil
 }

@@ -12,7 +12,7 @@ package rootfs
 
 import (
 	"context"
-	"errors"
+	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/ocidisk/ocidisk/fstree"
@@ -56,7 +56,8 @@ func Load(ctx context.Context, spec string, opts source.Options) (*Image, error)
 		layers[i] = l
 	}
 	if im.Tree, err = Flatten(ctx, layers, opts); err != nil {
-		return nil, errors.Join(err, src.Close())
+		src.Close()
+		return nil, fmt.Errorf("%s: %w", spec, err)
 	}
 	return im, nil
 }

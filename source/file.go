@@ -27,7 +27,7 @@ func openTarFile(ctx context.Context, im *Image, file string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	im.ID = h.String()
-	l := newLayer(im, file, h, v1.Hash{}, sr.Size())
+	l := newLayer(im, h.String(), h, v1.Hash{}, sr.Size())
 	l.local, l.verified = sr, true
 	im.Layers = []*Layer{l}
 	return nil
@@ -55,7 +55,7 @@ func openDeb(ctx context.Context, im *Image, file string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	im.ID = id.String()
-	l := newLayer(im, file+":data.tar", dh, v1.Hash{}, data.Size())
+	l := newLayer(im, dh.String(), dh, v1.Hash{}, data.Size())
 	l.local, l.verified = data, true
 	im.Layers = []*Layer{l}
 	return nil
