@@ -28,17 +28,25 @@ func flattenCommand() command {
 }
 
 // flattenFormat is one --format of flatten: a writer of the flattened
-// tree. A format with flags of its own (ext4: --size, --label) adds them in
-// flags, which runs before parsing; write runs with them parsed.
+// tree. A format with flags of its own (ext4: --size, --label) registers
+// them in flags, which runs before parsing, into variables that its write,
+// which runs after, reads: declare them in flattenFormats.
 type flattenFormat struct {
 	name  string
 	flags func(fs *pflag.FlagSet)
-	write func(w io.Writer, img *rootfs.Image) error
+	write func(o flattenOutput) error
+}
+
+// flattenOutput is what a format's writer gets.
+type flattenOutput struct {
+	File  *outfile.File // the output, empty; committed after write returns
+	Image *rootfs.Image // the tree (times already clamped) and the input's ID
+	Epoch time.Time     // SOURCE_DATE_EPOCH, zero when unset
 }
 
 func flattenFormats() []flattenFormat {
 	return []flattenFormat{
-		{name: "tar", write: func(w io.Writer, img *rootfs.Image) error { return tar.Write(w, img.Tree) }},
+		{name: "tar", write: func(o flattenOutput) error { return tar.Write(o.File, o.Image.Tree) }},
 	}
 }
 
@@ -99,7 +107,7 @@ func runFlatten(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer f.Abort()
-	if err := formats[i].write(f, img); err != nil {
+	if err := formats[i].write(flattenOutput{File: f, Image: img, Epoch: limit}); err != nil {
 		return fmt.Errorf("%s: %w", *out, err)
 	}
 	if err := f.Commit(); err != nil {
