@@ -29,6 +29,11 @@ import (
 // partition's PARTUUID is testDiskID-02.
 const testDiskID = 0x0c1d15c0
 
+// The root filesystem's label and UUID in the test images.
+const testRootLabel = "ocidisk-root"
+
+var testRootUUID = [16]byte{0x3b, 0x1e, 0x5c, 0x4a, 0x0d, 0x2e, 0x4f, 0x6a, 0x9b, 0x8c, 0x7d, 0x6e, 0x5f, 0x4a, 0x3b, 0x2c}
+
 // bootImage builds a qemu-virt-arm64 image of the busybox test root with
 // Debian's kernel, our initramfs, FAT and ext4 writers. The partition table
 // is made with sfdisk until diskimage lands.
@@ -52,7 +57,7 @@ func bootImage(t testing.TB, cmdlineAppend ...string) string {
 	dir := t.TempDir()
 	bootStart, bootSize := int64(b.Disk.FirstPartitionOffset), int64(b.Partition(boards.RoleBoot).Size)
 	rootStart := bootStart + bootSize
-	fs := ext4.New(root, ext4.Options{Time: when, MinFree: 8 << 20})
+	fs := ext4.New(root, ext4.Options{Time: when, MinFree: 8 << 20, Label: testRootLabel, UUID: testRootUUID})
 	rootSize, err := fs.MinSize()
 	if err != nil {
 		t.Fatal(err)
@@ -152,6 +157,37 @@ func TestBootBusyboxRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("marker after %s", res.Duration.Round(time.Millisecond))
+}
+
+// TestBootRootSpecs boots with each way of naming the root that the init
+// understands; the test root's init prints the mount it got.
+func TestBootRootSpecs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU")
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		mount string
+	}{
+		{"label", []string{"root=LABEL=" + testRootLabel}, "ext4 rw"},
+		{"uuid read-only", []string{"root=UUID=3b1e5c4a-0d2e-4f6a-9b8c-7d6e5f4a3b2c", "ro"}, "ext4 ro"},
+		{"device path, type detected", []string{"root=/dev/vda2", "rootfstype="}, "ext4 rw"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := bootImage(t, append(tc.args, "ocidisk.onfail=poweroff")...)
+			_, err := Test(context.Background(), virtConfig(t, img), TestOptions{
+				Expect: []*regexp.Regexp{
+					regexp.MustCompile(`ocidisk-test: root /dev/vda2 / ` + tc.mount),
+					regexp.MustCompile(regexp.QuoteMeta(debian.Marker)),
+				},
+				Timeout: 90 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
 
 // TestBootMissingRoot boots an image whose root= names a partition that

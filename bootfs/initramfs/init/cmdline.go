@@ -35,7 +35,12 @@ func parseCmdline(s string) (*config, error) {
 		case "root":
 			c.root = v
 		case "rootfstype":
-			c.fstypes = strings.Split(v, ",")
+			c.fstypes = nil // an empty value means: detect it
+			for _, t := range strings.Split(v, ",") {
+				if t != "" {
+					c.fstypes = append(c.fstypes, t)
+				}
+			}
 		case "rootflags":
 			c.flags = v
 		case "ro":

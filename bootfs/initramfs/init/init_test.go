@@ -27,6 +27,8 @@ func TestParseCmdline(t *testing.T) {
 				timeout: 2500 * time.Millisecond, onFail: "poweroff", quiet: true}},
 		{in: "root=/dev/vda2 ro rw rootwait=7 rootdelay=1",
 			want: config{root: "/dev/vda2", timeout: 7 * time.Second, rootDelay: time.Second, onFail: "halt"}},
+		{in: "rootfstype=ext4 root=/dev/vda2 rootfstype=", want: config{root: "/dev/vda2", timeout: 30 * time.Second, onFail: "halt"}},
+		{in: "root=/dev/vda2 rootfstype=,erofs,,ext4", want: config{root: "/dev/vda2", fstypes: []string{"erofs", "ext4"}, timeout: 30 * time.Second, onFail: "halt"}},
 		{in: "ocidisk.roottimeout=3 rootwait=9 root=UUID=x", want: config{root: "UUID=x", timeout: 3 * time.Second, onFail: "halt"}},
 		{in: "console=ttyS0", err: "no root="},
 		{in: "root=/dev/vda ocidisk.onfail=explode", err: "ocidisk.onfail=explode"},
