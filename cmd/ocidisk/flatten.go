@@ -52,13 +52,15 @@ func flattenFormats() []flattenFormat {
 
 func runFlatten(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "flatten")
-	platform := fs.String("platform", source.DefaultPlatform, "platform to pick from an image index (linux/arm64, linux/arm/v7, linux/arm/v6)")
-	format := fs.String("format", "tar", "output format")
-	out := fs.StringP("output", "o", "", "output file (required)")
 	formats := flattenFormats()
 	var names []string
 	for _, f := range formats {
 		names = append(names, f.name)
+	}
+	platform := fs.String("platform", source.DefaultPlatform, "platform to pick from an image index (linux/arm64, linux/arm/v7, linux/arm/v6)")
+	format := fs.String("format", "tar", "output format: "+strings.Join(names, ", "))
+	out := fs.StringP("output", "o", "", "output file (required)")
+	for _, f := range formats {
 		if f.flags != nil {
 			f.flags(fs)
 		}
