@@ -11,8 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ocidisk/ocidisk/fstree"
 )
@@ -214,26 +217,33 @@ func (s *splitter) writeImage(dir string) error {
 	}
 	defer os.RemoveAll(scratch)
 	spec := imageSpec{Cmd: []string{"/sbin/init"}}
+	// Compressing is most of the work; layers are independent, and their
+	// content is read with ReadAt, which is safe to share.
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, l := range s.layers {
-		names := make([]string, 0, len(l))
-		for p := range l {
-			names = append(names, p)
-		}
-		slices.SortFunc(names, walkCompare)
-		entries := make([]layerEntry, len(names))
-		for j, p := range names {
-			entries[j] = l[p]
-		}
 		file := filepath.Join(scratch, fmt.Sprintf("layer%d.tar.gz", i))
-		if err := writeLayer(file, entries); err != nil {
-			return err
-		}
 		spec.Layers = append(spec.Layers, file)
 		what := "Debian packages, part " + fmt.Sprint(i+1)
 		if i >= firstUpper {
 			what = "changes: " + strings.Join(s.opsIn(i), ", ")
 		}
 		spec.CreatedBy = append(spec.CreatedBy, what)
+		g.Go(func() error {
+			names := make([]string, 0, len(l))
+			for p := range l {
+				names = append(names, p)
+			}
+			slices.SortFunc(names, walkCompare)
+			entries := make([]layerEntry, len(names))
+			for j, p := range names {
+				entries[j] = l[p]
+			}
+			return writeLayer(file, entries)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	_, err = writeLayout(dir, spec)
 	return err
