@@ -3,7 +3,6 @@ package debian
 import (
 	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -58,7 +57,7 @@ func DebFile(ctx context.Context, deb, name string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: dpkg-deb: %w: %s", deb, err, strings.TrimSpace(stderr.String()))
 	}
 	if found == nil {
-		return nil, fmt.Errorf("%s: no %s in the package: %w", deb, name, errors.ErrUnsupported)
+		return nil, fmt.Errorf("%s: no %s in the package", deb, name)
 	}
 	return found, nil
 }
