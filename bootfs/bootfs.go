@@ -9,6 +9,7 @@ package bootfs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path"
 	"slices"
@@ -69,6 +70,11 @@ func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) 
 	img, err := k.Image(b.Kernel.Uncompressed)
 	if err != nil {
 		return nil, err
+	}
+	if b.Arch == "arm64" && b.Kernel.Uncompressed {
+		if err := checkARM64(img); err != nil {
+			return nil, fmt.Errorf("board %s: kernel %s (%s): %w", b.Name, k.Version, k.ImagePath, err)
+		}
 	}
 	if err := a.put(b.Kernel.File, img.CopyMeta()); err != nil {
 		return nil, err
@@ -234,4 +240,20 @@ func render(name, text string, data boards.TemplateData) (string, error) {
 		return "", fmt.Errorf("template %s: %w", name, err)
 	}
 	return b.String(), nil
+}
+
+// checkARM64 makes sure a kernel is a raw arm64 Image, the only thing
+// U-Boot's booti loads, so that a wrong kernel source fails the build and
+// not the boot.
+func checkARM64(n *fstree.Node) error {
+	r, err := n.Content.Open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	head := make([]byte, 64)
+	if _, err := io.ReadFull(r, head); err != nil || string(head[56:60]) != "ARM\x64" {
+		return errors.New("not an arm64 Image (no ARM\\x64 magic at byte 56)")
+	}
+	return nil
 }

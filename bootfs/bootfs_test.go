@@ -110,6 +110,13 @@ func TestAssembleErrors(t *testing.T) {
 	if _, err := Assemble(b, fakeKernel(t, ""), Options{}); err == nil {
 		t.Error("no PARTUUID accepted")
 	}
+	// A 32-bit zImage (or anything else) is refused for an arm64 board.
+	k := fakeKernel(t, "")
+	zimg := make([]byte, 4096)
+	k.Tree.Put(k.ImagePath, fstree.NewFile(0o644, int64(len(zimg)), fstree.Bytes(zimg)), nil)
+	if _, err := Assemble(b, k, Options{RootPartUUID: "x-02"}); err == nil || !strings.Contains(err.Error(), "not an arm64 Image") {
+		t.Errorf("non-arm64 kernel: %v", err)
+	}
 	// A device tree the board requires must exist in the kernel source.
 	pi := *b
 	pi.DTBs = []boards.Copy{{Glob: "broadcom/bcm2712-rpi-5-b.dtb"}}
