@@ -342,7 +342,11 @@ func (g *gen) xattrs(n *fstree.Node) {
 			if g.r.IntN(4) == 0 { // big: forces an xattr block
 				size = g.r.IntN(budget/2 + 1)
 			}
-			add("user."+g.ident(1+g.r.IntN(30)), g.bytes(size, g.r.IntN(2) == 0))
+			ns := "user."
+			if n.Type != fstree.TypeRegular && n.Type != fstree.TypeDir {
+				ns = "trusted." // Linux allows user.* only on files and directories
+			}
+			add(ns+g.ident(1+g.r.IntN(30)), g.bytes(size, g.r.IntN(2) == 0))
 		}
 	}
 }
