@@ -58,9 +58,10 @@ func newPlan(t *fstree.Tree, opts Options) (*plan, error) {
 	next := uint32(firstIno + 1)
 	p.inos[p.lostFound] = firstIno
 	h := sha256.New()
-	var visit func(path string, n *fstree.Node) error
-	visit = func(path string, n *fstree.Node) error {
-		hashMeta(h, path, n)
+	hm := metaHasher{h: h}
+	var visit func(path *entryPath, n *fstree.Node) error
+	visit = func(path *entryPath, n *fstree.Node) error {
+		hm.node(path, n)
 		if _, ok := p.inos[n]; !ok {
 			if next == 0 {
 				return fmt.Errorf("more than 2^32 inodes")
@@ -70,30 +71,32 @@ func newPlan(t *fstree.Tree, opts Options) (*plan, error) {
 		} else if n != t.Root && n != p.lostFound {
 			return nil // a hardlink, counted at its first name
 		}
-		if err := p.node(path, n); err != nil {
-			return fmt.Errorf("%s: %w", "/"+path, err)
+		if err := p.node(n); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
 		}
 		if n.Type != fstree.TypeDir {
 			return nil
 		}
-		for _, e := range p.children(n) {
+		es := p.children(n)
+		if err := p.dir(n, es); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		for _, e := range es {
 			if err := checkName(e.Name); err != nil {
-				return fmt.Errorf("%s: %w", "/"+path, err)
+				return fmt.Errorf("%s: %w", path, err)
 			}
-			cp := e.Name
-			if path != "" {
-				cp = path + "/" + e.Name
-			}
+			cp := &entryPath{path, e.Name}
 			if e.Node.Type == fstree.TypeDir && e.Node.Links() > 1 {
-				return fmt.Errorf("/%s: a directory with %d names", cp, e.Node.Links())
+				return fmt.Errorf("%s: a directory with %d names", cp, e.Node.Links())
 			}
 			if err := visit(cp, e.Node); err != nil {
 				return err
 			}
 		}
+		hm.end()
 		return nil
 	}
-	if err := visit("", t.Root); err != nil {
+	if err := visit(nil, t.Root); err != nil {
 		return nil, err
 	}
 	p.inodes = int64(next - 1)
@@ -131,8 +134,27 @@ func checkName(name string) error {
 	return nil
 }
 
+// entryPath is a name in the tree, built as the walk goes down and
+// turned into a string only for an error.
+type entryPath struct {
+	dir  *entryPath
+	name string
+}
+
+func (p *entryPath) String() string {
+	if p == nil {
+		return "/"
+	}
+	var names []string
+	for q := p; q != nil; q = q.dir {
+		names = append(names, q.name)
+	}
+	slices.Reverse(names)
+	return "/" + strings.Join(names, "/")
+}
+
 // node checks one inode and adds its blocks to the bound.
-func (p *plan) node(path string, n *fstree.Node) error {
+func (p *plan) node(n *fstree.Node) error {
 	if n.Mtime.After(p.newest) {
 		p.newest = n.Mtime
 	}
@@ -158,12 +180,7 @@ func (p *plan) node(path string, n *fstree.Node) error {
 		p.dataBlocks += b + extentTreeBlocks(maxExtents(b))
 		p.bytes += n.Size
 	case fstree.TypeDir:
-		p.dirs++
-		b := dirBlocksBound(n)
-		if n == p.lostFound {
-			b = max(b, minLostFound)
-		}
-		p.dataBlocks += b + extentTreeBlocks(b)
+		p.dirs++ // its blocks are counted by dir
 	case fstree.TypeSymlink:
 		switch {
 		case n.Target == "":
@@ -186,12 +203,22 @@ func (p *plan) node(path string, n *fstree.Node) error {
 	return nil
 }
 
+// dir adds the blocks of directory n with entries es to the bound.
+func (p *plan) dir(n *fstree.Node, es []fstree.Entry) error {
+	b := dirBlocksBound(es)
+	if n == p.lostFound {
+		b = max(b, minLostFound)
+	}
+	p.dataBlocks += b + extentTreeBlocks(b)
+	return nil
+}
+
 // dirBlocksBound bounds a directory's blocks without its hash order: a
 // greedily packed leaf wastes less than the longest record.
-func dirBlocksBound(n *fstree.Node) int64 {
+func dirBlocksBound(es []fstree.Entry) int64 {
 	total := int64(recLen(1) + recLen(2))
 	longest := int64(0)
-	for _, e := range n.Entries() {
+	for _, e := range es {
 		r := int64(recLen(len(e.Name)))
 		total += r
 		longest = max(longest, r)
@@ -207,29 +234,40 @@ func dirBlocksBound(n *fstree.Node) int64 {
 	return 1 + nodes + leaves
 }
 
-// hashMeta feeds everything about an entry but its content into h: the
-// default identity of the filesystem.
-func hashMeta(h hash.Hash, path string, n *fstree.Node) {
-	var b [8]byte
-	put := func(v uint64) {
-		binary.LittleEndian.PutUint64(b[:], v)
-		h.Write(b[:])
+// metaHasher feeds everything about the tree but file content into a
+// hash, the default identity of the filesystem: each entry's name and
+// metadata in walk order, and a marker where a directory ends.
+type metaHasher struct {
+	h   hash.Hash
+	buf []byte
+}
+
+func (m *metaHasher) node(path *entryPath, n *fstree.Node) {
+	b := m.buf[:0]
+	if path != nil {
+		b = append(b, path.name...)
 	}
-	h.Write([]byte(path))
-	h.Write([]byte{0, byte(n.Type)})
+	b = append(b, 0, byte(n.Type))
 	for _, v := range []uint64{uint64(n.Mode), uint64(n.UID), uint64(n.GID), uint64(n.Size),
 		uint64(n.Mtime.UnixNano()), uint64(n.Major), uint64(n.Minor)} {
-		put(v)
+		b = binary.LittleEndian.AppendUint64(b, v)
 	}
-	h.Write([]byte(n.Target))
-	keys := make([]string, 0, len(n.Xattrs))
-	for k := range n.Xattrs {
-		keys = append(keys, k)
+	b = append(b, n.Target...)
+	if len(n.Xattrs) > 0 {
+		keys := make([]string, 0, len(n.Xattrs))
+		for k := range n.Xattrs {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			b = append(b, k...)
+			b = append(b, 0)
+			b = binary.LittleEndian.AppendUint64(b, uint64(len(n.Xattrs[k])))
+			b = append(b, n.Xattrs[k]...)
+		}
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		h.Write([]byte(k))
-		h.Write([]byte{0})
-		h.Write([]byte(n.Xattrs[k]))
-	}
+	m.h.Write(b)
+	m.buf = b
 }
+
+func (m *metaHasher) end() { m.h.Write([]byte{0xff, 0}) }

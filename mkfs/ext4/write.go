@@ -118,12 +118,12 @@ func (wr *writer) run(t *fstree.Tree) error {
 			return err
 		}
 	}
-	return wr.visit("", t.Root, rootIno)
+	return wr.visit(nil, t.Root, rootIno)
 }
 
 // visit writes n (first seen at path, in directory parent) and, for a
 // directory, everything below it, in the order the plan numbered them.
-func (wr *writer) visit(path string, n *fstree.Node, parent uint32) error {
+func (wr *writer) visit(path *entryPath, n *fstree.Node, parent uint32) error {
 	ino := wr.p.inos[n]
 	if wr.seen.get(int64(ino)) {
 		return nil // a hardlink to an inode written under an earlier name
@@ -137,11 +137,7 @@ func (wr *writer) visit(path string, n *fstree.Node, parent uint32) error {
 		return err
 	}
 	for _, e := range es {
-		cp := e.Name
-		if path != "" {
-			cp = path + "/" + e.Name
-		}
-		if err := wr.visit(cp, e.Node, ino); err != nil {
+		if err := wr.visit(&entryPath{path, e.Name}, e.Node, ino); err != nil {
 			return err
 		}
 	}
@@ -191,13 +187,13 @@ func (wr *writer) base(n *fstree.Node) *inode {
 }
 
 // xattrs places n's xattrs in the inode and, when they overflow, a block.
-func (wr *writer) xattrs(path string, n *fstree.Node, in *inode, ino uint32) error {
+func (wr *writer) xattrs(path *entryPath, n *fstree.Node, in *inode, ino uint32) error {
 	if len(n.Xattrs) == 0 {
 		return nil
 	}
 	xs, err := toXattrs(n.Xattrs)
 	if err != nil {
-		return fmt.Errorf("/%s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	inline, block := splitXattrs(xs)
 	in.inlineXattrs = inodeXattrs(inline)
@@ -216,7 +212,7 @@ func (wr *writer) xattrs(path string, n *fstree.Node, in *inode, ino uint32) err
 	return nil
 }
 
-func (wr *writer) nonDir(path string, n *fstree.Node, ino uint32) error {
+func (wr *writer) nonDir(path *entryPath, n *fstree.Node, ino uint32) error {
 	in := wr.base(n)
 	if err := wr.xattrs(path, n, in, ino); err != nil {
 		return err
