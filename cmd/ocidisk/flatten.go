@@ -88,12 +88,12 @@ func runFlatten(ctx context.Context, e *env, args []string) error {
 	}
 	spec := fs.Arg(0)
 	opts := source.Options{Platform: *platform, Log: e.log}
+	p := &progressLine{w: e.stderr, what: "reading layers"}
 	if e.tty && !e.quiet {
-		p := &progressLine{w: e.stderr, what: "reading layers"}
 		opts.Progress = p.update
-		defer p.done()
 	}
 	img, err := rootfs.Load(ctx, spec, opts)
+	p.done()
 	if err != nil {
 		if errors.Is(err, source.ErrUsage) {
 			return usageError{err}
@@ -134,7 +134,7 @@ func sourceDateEpoch() (time.Time, error) {
 }
 
 // progressLine draws "what: 12.3/45.6 MiB" on a terminal, redrawing only
-// when the tenth of a MiB shown changes.
+// when the text changes.
 type progressLine struct {
 	w     io.Writer
 	what  string
@@ -142,15 +142,21 @@ type progressLine struct {
 }
 
 func (p *progressLine) update(done, total int64) {
-	s := fmt.Sprintf("%s: %.1f/%.1f MiB", p.what, float64(done)/(1<<20), float64(total)/(1<<20))
+	unit, div := "MiB", float64(1<<20)
+	if total < 10<<20 {
+		unit, div = "KiB", 1<<10
+	}
+	s := fmt.Sprintf("%s: %.1f/%.1f %s", p.what, float64(done)/div, float64(total)/div, unit)
 	if s != p.shown {
 		p.shown = s
 		fmt.Fprintf(p.w, "\r%s\x1b[K", s)
 	}
 }
 
+// done clears the line, if one was drawn.
 func (p *progressLine) done() {
 	if p.shown != "" {
 		fmt.Fprint(p.w, "\r\x1b[K")
+		p.shown = ""
 	}
 }

@@ -241,3 +241,31 @@ func TestFlattenCacheReuse(t *testing.T) {
 	code, stderr := flattenRun(t, "-o", out, spec)
 	checkFailed(t, code, stderr, out, 1, "bytes do not match the digest")
 }
+
+// TestFlattenProgress checks the progress line drawn on a terminal: it
+// reaches the total and is cleared at the end.
+func TestFlattenProgress(t *testing.T) {
+	isolate(t)
+	spec, err := fileSpellings()[0].write(t.TempDir(), caseNamed(t, "many-layers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	out := filepath.Join(t.TempDir(), "out.tar")
+	if code := run(t.Context(), []string{"flatten", "-o", out, spec}, nil, &stdout, &stderr, true); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	s := stderr.String()
+	draws := strings.Split(s, "\r")
+	if len(draws) < 3 || !strings.HasPrefix(draws[1], "reading layers: ") {
+		t.Fatalf("no progress line in %q", s)
+	}
+	last := draws[len(draws)-2] // the final draw; the last piece clears it
+	done, total, ok := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(last, "reading layers: "), " KiB\x1b[K"), "/")
+	if !ok || done != total || total == "0.0" {
+		t.Errorf("progress ended at %q", last)
+	}
+	if !strings.HasPrefix(draws[len(draws)-1], "\x1b[K") {
+		t.Errorf("progress line not cleared: %q", draws[len(draws)-1])
+	}
+}
