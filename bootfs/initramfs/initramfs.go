@@ -113,7 +113,7 @@ func Build(s Spec) ([]byte, error) {
 	var buf bytes.Buffer
 	switch s.Compression {
 	case "gzip":
-		zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		zw, err := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
 		if err != nil {
 			return nil, err
 		}

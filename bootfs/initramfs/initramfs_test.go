@@ -57,7 +57,7 @@ func TestInitBinariesUpToDate(t *testing.T) {
 	}
 }
 
-func fakeModules(t *testing.T) (*kernel.Kernel, []*kernel.Module) {
+func fakeModules(t testing.TB) (*kernel.Kernel, []*kernel.Module) {
 	t.Helper()
 	tr := fstree.New()
 	img := make([]byte, 64)
@@ -171,4 +171,20 @@ func readRec(t *testing.T, r cpio.Record) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// BenchmarkBuild builds a gzip'd initramfs holding the init and a few
+// small modules: the fixed cost every image build pays.
+func BenchmarkBuild(b *testing.B) {
+	k, mods := fakeModules(b)
+	spec := Spec{Arch: "arm64", KernelVersion: k.Version, Modules: mods, Compression: "gzip", Time: time.Unix(0, 0)}
+	var n int
+	for b.Loop() {
+		out, err := Build(spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(out)
+	}
+	b.ReportMetric(float64(n), "bytes")
 }
