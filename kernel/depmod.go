@@ -83,7 +83,9 @@ func (ms *Modules) Tree(k *Kernel, mods []*Module, mtime time.Time) (*fstree.Tre
 	dirTmpl := fstree.NewDir(0o755)
 	dirTmpl.Mtime = mtime
 	for _, m := range mods {
-		if err := t.Put(m.Path, m.node, dirTmpl); err != nil {
+		// A copy: the node stays in the kernel tree too, and a node
+		// under names in two trees would count links from both.
+		if err := t.Put(m.Path, m.node.CopyMeta(), dirTmpl); err != nil {
 			return nil, fmt.Errorf("kernel %s: %s: %w", k.Version, m.Path, err)
 		}
 	}
@@ -93,7 +95,7 @@ func (ms *Modules) Tree(k *Kernel, mods []*Module, mtime time.Time) (*fstree.Tre
 	}
 	for _, name := range indexFiles {
 		if n := src.Child(name); n != nil && n.Type == fstree.TypeRegular {
-			if err := t.Put(name, n, nil); err != nil {
+			if err := t.Put(name, n.CopyMeta(), nil); err != nil {
 				return nil, err
 			}
 		}
