@@ -313,8 +313,12 @@ func TestModulesFiles(t *testing.T) {
 	if err := MergeModules(root, k, ms, mt); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := root.Lookup("usr/lib/modules/1.0/kernel/fs/top.ko"); err != nil {
+	n, err := root.Lookup("usr/lib/modules/1.0/kernel/fs/top.ko")
+	if err != nil {
 		t.Fatal(err)
+	}
+	if n.Links() != 1 {
+		t.Errorf("merged module has %d links, want 1 (a node shared with the kernel's tree)", n.Links())
 	}
 }
 
