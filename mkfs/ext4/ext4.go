@@ -109,14 +109,19 @@ func (f *FS) getPlan() (*plan, error) {
 // MinSize returns the bytes needed for the tree plus the headroom the
 // options ask for, rounded up to a MiB.
 func (f *FS) MinSize() (int64, error) {
-	h, free := f.opts.Headroom, f.opts.MinFree
-	if h == 0 {
-		h = defaultHeadroom
-	}
+	free := f.opts.MinFree
 	if free == 0 {
 		free = defaultMinFree
 	}
-	return f.fitSize(max(h, 0), max(free, 0))
+	return f.fitSize(f.headroom(), max(free, 0))
+}
+
+// headroom is the effective Headroom option.
+func (f *FS) headroom() float64 {
+	if f.opts.Headroom == 0 {
+		return defaultHeadroom
+	}
+	return max(f.opts.Headroom, 0)
 }
 
 // fitSize finds the smallest size (in MiB steps) whose layout holds the

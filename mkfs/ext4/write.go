@@ -46,7 +46,7 @@ func (f *FS) WriteAt(w io.WriterAt, off, size int64) error {
 	if err != nil {
 		return err
 	}
-	want := p.inodes + int64(float64(p.inodes)*max(f.opts.Headroom, 0))
+	want := p.inodes + int64(float64(p.inodes)*f.headroom())
 	g, gerr := newGeometry(size, p.inodes, want, !f.opts.NoJournal)
 	if gerr != nil || p.used(g) > g.blocks {
 		need, err := f.fitSize(0, 0)

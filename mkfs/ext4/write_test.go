@@ -294,3 +294,22 @@ func TestHugeSparseFile(t *testing.T) {
 	fi, _ := f.Stat()
 	t.Logf("file %d bytes in a %d-byte image", c.Size, fi.Size())
 }
+
+func TestProgress(t *testing.T) {
+	tr := randtree.New(3, randtree.Options{Entries: 200})
+	var calls int
+	var last, total int64
+	err := Write(&recorder{}, 0, tr, Options{Progress: func(done, tot int64) {
+		if done < last || (total != 0 && tot != total) {
+			t.Errorf("progress went from %d to %d/%d", last, done, tot)
+		}
+		calls++
+		last, total = done, tot
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := tr.Stats().Bytes; calls == 0 || last != want || total != want {
+		t.Errorf("%d progress calls ending at %d/%d; want %d/%d", calls, last, total, want, want)
+	}
+}
