@@ -112,8 +112,11 @@ func NewDevice(t Type, mode uint32, major, minor uint32) *Node {
 // IsDir reports whether n is a directory.
 func (n *Node) IsDir() bool { return n.Type == TypeDir }
 
-// Links is the number of directory entries that name n. For a directory it
-// is 1 (its entry in the parent); writers add "." and ".." themselves.
+// Links is the number of directory entries that name n in the tree it
+// belongs to (names inside a directory that is not itself in a tree do not
+// count). For a directory it is 1, its entry in the parent; writers add
+// "." and ".." themselves. A node belongs to one tree: to put the same file
+// into another tree, put a CopyMeta of it there, which shares the content.
 func (n *Node) Links() int { return n.links }
 
 // FileMode returns n's type and permission bits as an io/fs FileMode.

@@ -109,13 +109,7 @@ func (t *Tree) Put(p string, node *Node, tmpl *Node) error {
 	if err != nil {
 		return err
 	}
-	if old := dir.entries[name]; old != nil {
-		if old == node {
-			return nil
-		}
-		old.links--
-	}
-	dir.attach(name, node)
+	dir.SetChild(name, node)
 	return nil
 }
 
@@ -129,28 +123,29 @@ func (t *Tree) Remove(p string) (bool, error) {
 		}
 		return false, err
 	}
-	old := dir.entries[name]
-	if old == nil {
+	if dir.entries[name] == nil {
 		return false, nil
 	}
-	old.links--
-	delete(dir.entries, name)
+	dir.RemoveChild(name)
 	return true, nil
 }
 
 // Clear removes every entry of directory n.
 func (n *Node) Clear() {
-	for name, c := range n.entries {
-		c.links--
-		delete(n.entries, name)
+	for name := range n.entries {
+		n.RemoveChild(name)
 	}
 }
 
 // RemoveChild removes the entry called name from directory n.
 func (n *Node) RemoveChild(name string) {
-	if c := n.entries[name]; c != nil {
-		c.links--
-		delete(n.entries, name)
+	c := n.entries[name]
+	if c == nil {
+		return
+	}
+	delete(n.entries, name)
+	if n.live() {
+		c.unlink()
 	}
 }
 
@@ -160,7 +155,7 @@ func (n *Node) SetChild(name string, c *Node) {
 		if old == c {
 			return
 		}
-		old.links--
+		n.RemoveChild(name)
 	}
 	if c.Type == TypeDir && c.entries == nil {
 		c.entries = map[string]*Node{}
@@ -168,9 +163,37 @@ func (n *Node) SetChild(name string, c *Node) {
 	n.attach(name, c)
 }
 
+// Link counts are kept for names reachable from a tree's root: a
+// directory built apart and then put into a tree brings its entries'
+// names along, and a directory removed from the tree takes them away, so
+// a hardlink with one name inside a removed subtree and one outside keeps
+// the right count. A directory is live while it has its one name (the
+// root always has).
+func (n *Node) live() bool { return n.Type == TypeDir && n.links > 0 }
+
 func (n *Node) attach(name string, c *Node) {
 	n.entries[name] = c
-	c.links++
+	if n.live() {
+		c.link()
+	}
+}
+
+func (n *Node) link() {
+	n.links++
+	if n.Type == TypeDir && n.links == 1 {
+		for _, c := range n.entries {
+			c.link()
+		}
+	}
+}
+
+func (n *Node) unlink() {
+	n.links--
+	if n.Type == TypeDir && n.links == 0 {
+		for _, c := range n.entries {
+			c.unlink()
+		}
+	}
 }
 
 // MkdirAll makes sure path p is a directory, creating it and its parents as

@@ -118,3 +118,67 @@ func TestMergeAndClamp(t *testing.T) {
 		t.Fatalf("manifest: %v %q", err, lines)
 	}
 }
+
+// Link counts follow whole subtrees: removing, replacing or moving a
+// directory changes the counts of the hardlinks below it, and a directory
+// built apart brings its names along when it is put into the tree.
+func TestLinkCountsFollowSubtrees(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		do   func(tr *Tree, f *Node) error
+		want int
+	}{
+		{"both names", func(tr *Tree, f *Node) error { return nil }, 2},
+		{"remove the directory holding one name", func(tr *Tree, f *Node) error {
+			_, err := tr.Remove("d")
+			return err
+		}, 1},
+		{"replace that directory by a file", func(tr *Tree, f *Node) error {
+			return tr.Put("d", NewFile(0o644, 0, nil), nil)
+		}, 1},
+		{"clear the root", func(tr *Tree, f *Node) error {
+			tr.Root.Clear()
+			return nil
+		}, 0},
+		{"move the directory by merging it elsewhere", func(tr *Tree, f *Node) error {
+			src := New()
+			d, _ := tr.Lookup("d")
+			tr.Root.RemoveChild("d")
+			src.Root.SetChild("d", d)
+			return Merge(tr, "moved", src)
+		}, 2},
+		{"add a directory built apart with a third name", func(tr *Tree, f *Node) error {
+			d := NewDir(0o755)
+			d.SetChild("third", f)
+			return tr.Put("e", d, nil)
+		}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := New()
+			f := NewFile(0o644, 1, Bytes("x"))
+			if err := tr.Put("d/sub/a", f, NewDir(0o755)); err != nil {
+				t.Fatal(err)
+			}
+			if err := tr.Put("b", f, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.do(tr, f); err != nil {
+				t.Fatal(err)
+			}
+			if f.Links() != tc.want {
+				t.Fatalf("links = %d, want %d", f.Links(), tc.want)
+			}
+			// Links must equal the names a walk finds.
+			names := 0
+			_ = tr.Walk(func(_ string, n *Node) error {
+				if n == f {
+					names++
+				}
+				return nil
+			})
+			if names != tc.want {
+				t.Fatalf("walk finds %d names, Links() says %d", names, f.Links())
+			}
+		})
+	}
+}
