@@ -105,6 +105,13 @@ func TestEntryKinds(t *testing.T) {
 		"trusted.big":         strings.Repeat("v", 3000),
 	}
 	put("xattrs", x)
+	// A POSIX ACL in the VFS form tar carries (version 2, 8-byte entries):
+	// user::rwx, user:1000:r-x, group::r-x, mask::r-x, other::---.
+	acl := "\x02\x00\x00\x00" + "\x01\x00\x07\x00\xff\xff\xff\xff" + "\x02\x00\x05\x00\xe8\x03\x00\x00" +
+		"\x04\x00\x05\x00\xff\xff\xff\xff" + "\x10\x00\x05\x00\xff\xff\xff\xff" + "\x20\x00\x00\x00\xff\xff\xff\xff"
+	withACL := fstree.NewDir(0o750)
+	withACL.Xattrs = map[string]string{"system.posix_acl_access": acl, "system.posix_acl_default": acl}
+	put("acl", withACL)
 	// Many extents: every other block a hole.
 	put("holes", fstree.NewFile(0o644, 4096*2000+7, randtree.Content{Seed: 1, Size: 4096*2000 + 7, RunShift: 0, ZeroOdds: 128}))
 	put("allzero", fstree.NewFile(0o644, 1<<20, randtree.Content{Seed: 2, Size: 1 << 20, ZeroOdds: 255, RunShift: 10}))

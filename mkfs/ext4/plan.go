@@ -158,6 +158,9 @@ func (p *plan) node(n *fstree.Node) error {
 	if n.Mtime.After(p.newest) {
 		p.newest = n.Mtime
 	}
+	if n.Type != fstree.TypeDir && n.Links() > 65000 {
+		return fmt.Errorf("%d hardlinks; ext4 holds at most 65000", n.Links())
+	}
 	xs, err := toXattrs(n.Xattrs)
 	if err != nil {
 		return err

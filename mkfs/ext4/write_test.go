@@ -183,8 +183,17 @@ func TestErrors(t *testing.T) {
 			t.Errorf("%s: %d writes before failing", tc.name, r.writes)
 		}
 	}
-	// Content that disagrees with its size is found while copying.
+	// More names than an inode's 16-bit link count holds.
 	tr := fstree.New()
+	f := fstree.NewFile(0o644, 0, nil)
+	for i := 0; i <= 65000; i++ {
+		tr.Root.SetChild(fmt.Sprint(i), f)
+	}
+	if err := Write(&recorder{}, 0, tr, Options{}); err == nil || !strings.Contains(err.Error(), "65001 hardlinks") {
+		t.Errorf("65001 hardlinks: %v", err)
+	}
+	// Content that disagrees with its size is found while copying.
+	tr = fstree.New()
 	tr.Root.SetChild("short", fstree.NewFile(0o644, 10, fstree.Bytes("abc")))
 	if err := Write(&recorder{}, 0, tr, Options{}); err == nil || !strings.Contains(err.Error(), "/short") {
 		t.Errorf("short content: %v", err)
