@@ -2,9 +2,7 @@ package qemu
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/bootfs"
+	"github.com/ocidisk/ocidisk/diskimage"
 	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
 	"github.com/ocidisk/ocidisk/kernel"
@@ -27,62 +26,55 @@ import (
 
 // testDiskID is the MBR disk signature of the test images; the root
 // partition's PARTUUID is testDiskID-02.
-const testDiskID = 0x0c1d15c0
+const testDiskID = "0c1d15c0"
 
 // The root filesystem's label and UUID in the test images.
 const testRootLabel = "ocidisk-root"
 
 var testRootUUID = [16]byte{0x3b, 0x1e, 0x5c, 0x4a, 0x0d, 0x2e, 0x4f, 0x6a, 0x9b, 0x8c, 0x7d, 0x6e, 0x5f, 0x4a, 0x3b, 0x2c}
 
-// bootImage builds a qemu-virt-arm64 image of the busybox test root with
-// Debian's kernel, our initramfs, FAT and ext4 writers. The partition table
-// is made with sfdisk until diskimage lands.
+// bootImage builds a qemu-virt-arm64 image (MBR) of the busybox test root
+// with Debian's kernel and our initramfs, FAT and ext4 writers and disk
+// layout.
 func bootImage(t testing.TB, cmdlineAppend ...string) string {
 	t.Helper()
-	hosttool.Require(t, "sfdisk", "fdisk")
+	return bootImageTable(t, diskimage.MBR, cmdlineAppend...)
+}
+
+func bootImageTable(t testing.TB, table diskimage.Table, cmdlineAppend ...string) string {
+	t.Helper()
 	b, err := boards.Load("qemu-virt-arm64")
 	if err != nil {
 		t.Fatal(err)
 	}
 	k, root := loadInputs(t)
 	when := time.Unix(1_700_000_000, 0)
+	l := &diskimage.Layout{
+		Table: table, ID: testDiskID, Seed: []byte("ocidisk qemu boot test"),
+		FirstOffset: int64(b.Disk.FirstPartitionOffset), Align: int64(b.Disk.Alignment),
+	}
+	if table == diskimage.GPT {
+		l.ID = ""
+	}
+	for _, p := range b.Disk.Partitions {
+		kind := diskimage.KindLinux
+		if p.FS == "fat" {
+			kind = diskimage.KindFAT
+		}
+		l.Partitions = append(l.Partitions, diskimage.Partition{Name: p.Name, Kind: kind, Bootable: p.Bootable, Size: int64(p.Size)})
+	}
+	rootIdx, bootIdx := b.PartitionNumber(boards.RoleRoot)-1, b.PartitionNumber(boards.RoleBoot)-1
 	res, err := bootfs.Assemble(b, k, bootfs.Options{
-		RootPartUUID:  fmt.Sprintf("%08x-%02d", testDiskID, b.PartitionNumber(boards.RoleRoot)),
-		CmdlineAppend: cmdlineAppend, Time: when,
+		RootPartUUID: l.PartUUID(rootIdx), CmdlineAppend: cmdlineAppend, Time: when,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	dir := t.TempDir()
-	bootStart, bootSize := int64(b.Disk.FirstPartitionOffset), int64(b.Partition(boards.RoleBoot).Size)
-	rootStart := bootStart + bootSize
-	fs := ext4.New(root, ext4.Options{Time: when, MinFree: 8 << 20, Label: testRootLabel, UUID: testRootUUID})
-	rootSize, err := fs.MinSize()
-	if err != nil {
+	l.Partitions[bootIdx].FS = fat.New(res.Boot, fat.Options{Label: "BOOT", Time: when})
+	l.Partitions[rootIdx].FS = ext4.New(root, ext4.Options{Time: when, MinFree: 8 << 20, Label: testRootLabel, UUID: testRootUUID})
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if _, err := diskimage.Write(context.Background(), img, l, diskimage.WriteOptions{}); err != nil {
 		t.Fatal(err)
-	}
-	img := filepath.Join(dir, "disk.img")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(rootStart + rootSize + 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	if err := fat.New(res.Boot, fat.Options{Label: "BOOT", Time: when}).WriteAt(f, bootStart, bootSize); err != nil {
-		t.Fatal(err)
-	}
-	if err := fs.WriteAt(f, rootStart, rootSize); err != nil {
-		t.Fatal(err)
-	}
-	script := fmt.Sprintf("label: dos\nlabel-id: 0x%08x\nstart=%d, size=%d, type=c, bootable\nstart=%d, size=%d, type=83\n",
-		testDiskID, bootStart/512, bootSize/512, rootStart/512, rootSize/512)
-	cmd := exec.Command("sfdisk", "--no-reread", "-q", img)
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("sfdisk: %v: %s", err, out)
 	}
 	return img
 }
@@ -187,6 +179,27 @@ func TestBootRootSpecs(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestBootGPT boots the same image with a GPT: U-Boot finds the boot
+// partition by its legacy BIOS bootable attribute, and the init the root
+// by its GPT partition GUID.
+func TestBootGPT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU")
+	}
+	img := bootImageTable(t, diskimage.GPT, "ocidisk.onfail=poweroff")
+	_, err := Test(context.Background(), virtConfig(t, img), TestOptions{
+		Expect: []*regexp.Regexp{
+			regexp.MustCompile(`root=PARTUUID=[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} `),
+			regexp.MustCompile(`ocidisk-test: root /dev/vda2 / ext4 rw`),
+			regexp.MustCompile(regexp.QuoteMeta(debian.Marker)),
+		},
+		Timeout: 90 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
