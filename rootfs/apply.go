@@ -17,10 +17,6 @@ type applier struct {
 	// hidden holds the lower entries this layer's whiteouts removed, by
 	// path: a hardlink in this layer may still name one (see link).
 	hidden map[string]*fstree.Node
-	// dropped are directories taken out of the tree; their subtrees are
-	// released once the layer is done, so that hardlinked files inside them
-	// stop counting those names.
-	dropped []*fstree.Node
 }
 
 // applyLayer applies the tar in sr to t and returns its number of entries.
@@ -63,9 +59,6 @@ func applyLayer(ctx context.Context, t *fstree.Tree, digest string, sr *io.Secti
 			}
 		}
 	}
-	for _, d := range a.dropped {
-		release(d)
-	}
 	return len(es), nil
 }
 
@@ -100,9 +93,6 @@ func (a *applier) opaque(p string) {
 
 func (a *applier) hide(p string, n *fstree.Node) {
 	a.hidden[p] = n
-	if n.IsDir() {
-		a.dropped = append(a.dropped, n)
-	}
 }
 
 // dir returns directory p, making it and its parents directories as needed.
@@ -132,12 +122,9 @@ func (a *applier) put(p string, node *fstree.Node) error {
 	}
 	parent, name := a.dir(parentOf(p)), path.Base(p)
 	old := parent.Child(name)
-	if old != nil && old.IsDir() {
-		if node.IsDir() {
-			copyMeta(old, node)
-			return nil
-		}
-		a.dropped = append(a.dropped, old)
+	if old != nil && old.IsDir() && node.IsDir() {
+		copyMeta(old, node)
+		return nil
 	}
 	parent.SetChild(name, node)
 	return nil
@@ -162,9 +149,6 @@ func (a *applier) link(p, target string) error {
 		return fmt.Errorf("layer %s: hardlink at the root", a.digest)
 	}
 	parent, name := a.dir(parentOf(p)), path.Base(p)
-	if old := parent.Child(name); old != nil && old.IsDir() {
-		a.dropped = append(a.dropped, old)
-	}
 	parent.SetChild(name, n)
 	return nil
 }
@@ -188,17 +172,6 @@ func (a *applier) lookupHidden(p string) *fstree.Node {
 		return n
 	}
 	return nil
-}
-
-// release empties a directory taken out of the tree, recursively, so that
-// the nodes below it no longer count it as one of their names.
-func release(d *fstree.Node) {
-	for _, e := range d.Entries() {
-		if e.Node.IsDir() {
-			release(e.Node)
-		}
-	}
-	d.Clear()
 }
 
 // copyMeta gives directory dst the metadata of src.
