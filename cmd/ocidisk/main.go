@@ -39,6 +39,7 @@ func commands() []command {
 	return []command{
 		// Each subcommand adds its line here once it works end to end.
 		flattenCommand(),
+		buildCommand(),
 		boardsCommand(),
 		runCommand(),
 		testCommand(),

@@ -1,0 +1,306 @@
+// Package build is the pipeline behind `ocidisk build`: it flattens the root
+// image, finds the kernel, assembles the board's boot partition, lays out
+// the disk and has each filesystem writer fill its partition.
+//
+// Every identifier in the image (disk signature, partition UUIDs,
+// filesystem UUIDs, FAT serial, hash seeds) derives from a hash of the
+// inputs, and every generated time from SOURCE_DATE_EPOCH or the inputs
+// themselves, so the same inputs give the same bytes.
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/bootfs"
+	"github.com/ocidisk/ocidisk/diskimage"
+	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/kernel"
+	"github.com/ocidisk/ocidisk/rootfs"
+	"github.com/ocidisk/ocidisk/source"
+)
+
+// Config is one build: the command line's flags, resolved.
+type Config struct {
+	Board *boards.Board
+	// Source is the root image (any source spelling).
+	Source string
+	// Kernel is the kernel source; "" means the root's own /boot.
+	Kernel string
+	// Firmware is the boot firmware source for boards that need files
+	// from one; "" means the root's own.
+	Firmware string
+	// Overlays are host directories merged over the root, in order, and
+	// BootOverlays over the boot partition. Their files become root-owned.
+	Overlays, BootOverlays []string
+	// Table overrides the board's partition table ("mbr" or "gpt").
+	Table string
+	// BootSize and RootSize override the board's partition sizes; 0
+	// keeps the board's, Auto sizes to the content.
+	BootSize, RootSize int64
+	// RootFS is the root filesystem type; "" means the board's.
+	RootFS        string
+	CmdlineAppend []string
+
+	// Output is the image path; Bmap and Compress ask for a .bmap and a
+	// compressed copy (gz, xz, zstd).
+	Output   string
+	Bmap     bool
+	Compress string
+	// KeepRaw keeps the raw image beside the compressed one.
+	KeepRaw bool
+
+	// Epoch is SOURCE_DATE_EPOCH: times later than it are clamped and
+	// generated files get it. Zero means the newest time in the inputs.
+	Epoch time.Time
+
+	// Sources configures image pulls (platform, cache, credentials).
+	Sources source.Options
+	Log     *slog.Logger
+	// Progress reports long stages: "flatten", "write", "bmap", "compress".
+	Progress func(stage string, done, total int64)
+}
+
+// Platform is the image platform a board runs: linux/arm64 for arm64
+// boards, linux/arm/v7 for 32-bit arm ones.
+func Platform(b *boards.Board) string {
+	if b.Arch == "arm" {
+		return "linux/arm/v7"
+	}
+	return "linux/" + b.Arch
+}
+
+// Auto, as BootSize or RootSize, sizes a partition to its content.
+const Auto = -1
+
+// Result describes the image built.
+type Result struct {
+	*diskimage.Result
+	// Cmdline is the kernel command line the boot configs carry.
+	Cmdline string
+	// KernelVersion is the version of the kernel installed.
+	KernelVersion string
+}
+
+// Build runs the whole pipeline. On failure nothing is left at
+// cfg.Output.
+func Build(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Board == nil {
+		return nil, errors.New("no board")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	b := cfg.Board
+	in := &inputs{cfg: cfg, log: cfg.Log}
+	defer in.close()
+
+	root, err := in.load(ctx, "root image", cfg.Source)
+	if err != nil {
+		return nil, err
+	}
+	for _, dir := range cfg.Overlays {
+		if err := in.overlay(ctx, root.Tree, dir); err != nil {
+			return nil, err
+		}
+	}
+
+	k, err := in.kernel(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+
+	var fw *fstree.Tree
+	if cfg.Firmware != "" {
+		img, err := in.load(ctx, "firmware", cfg.Firmware)
+		if err != nil {
+			return nil, err
+		}
+		fw = img.Tree
+	} else if len(b.Firmware) > 0 || len(b.Blobs) > 0 {
+		fw = root.Tree
+	}
+
+	epoch := in.epoch(root)
+	root.Tree.ClampTimes(epoch)
+
+	if k.Tree != root.Tree {
+		ms, err := k.Modules()
+		if err != nil {
+			return nil, fmt.Errorf("kernel %s: %w", cfg.Kernel, err)
+		}
+		if err := kernel.MergeModules(root.Tree, k, ms, epoch); err != nil {
+			return nil, fmt.Errorf("merge the modules of kernel %s into the root: %w", k.Version, err)
+		}
+	}
+
+	seed := in.seed(b, epoch)
+	layout, parts, err := newLayout(b, cfg, seed)
+	if err != nil {
+		return nil, err
+	}
+	rootIdx := b.PartitionNumber(boards.RoleRoot) - 1
+	bootIdx := b.PartitionNumber(boards.RoleBoot) - 1
+	if rootIdx < 0 || bootIdx < 0 {
+		return nil, fmt.Errorf("board %s: needs a boot and a root partition", b.Name)
+	}
+
+	var bootOverlay *fstree.Tree
+	if len(cfg.BootOverlays) > 0 {
+		bootOverlay = fstree.New()
+		for _, dir := range cfg.BootOverlays {
+			if err := in.overlay(ctx, bootOverlay, dir); err != nil {
+				return nil, err
+			}
+		}
+	}
+	boot, err := bootfs.Assemble(b, k, bootfs.Options{
+		RootPartUUID:  layout.PartUUID(rootIdx),
+		CmdlineAppend: cfg.CmdlineAppend,
+		BootOverlay:   bootOverlay,
+		Firmware:      fw,
+		Time:          epoch,
+		Log:           cfg.Log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boot partition: %w", err)
+	}
+	boot.Boot.ClampTimes(epoch)
+
+	fsFor := map[int]*fstree.Tree{bootIdx: boot.Boot, rootIdx: root.Tree}
+	for i, p := range parts {
+		tree := fsFor[i]
+		if tree == nil {
+			continue
+		}
+		fs, err := filesystem(p, tree, seed, epoch, cfg)
+		if err != nil {
+			return nil, err
+		}
+		layout.Partitions[i].FS = fs
+	}
+	if layout.Blobs, err = blobs(b, fw, cfg.Firmware); err != nil {
+		return nil, err
+	}
+
+	res, err := diskimage.Write(ctx, cfg.Output, layout, diskimage.WriteOptions{
+		Bmap:     cfg.Bmap,
+		Compress: cfg.Compress,
+		KeepRaw:  cfg.KeepRaw,
+		Progress: cfg.Progress,
+		Log:      cfg.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Result: res, Cmdline: boot.Cmdline, KernelVersion: k.Version}, nil
+}
+
+// inputs tracks what a build opened, so that it can close it and hash it.
+type inputs struct {
+	cfg    Config
+	log    *slog.Logger
+	opened []*rootfs.Image
+	ids    []string
+}
+
+func (in *inputs) load(ctx context.Context, what, spec string) (*rootfs.Image, error) {
+	in.log.Info("loading "+what, "source", spec)
+	img, err := rootfs.Load(ctx, spec, in.cfg.Sources)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	in.opened = append(in.opened, img)
+	in.ids = append(in.ids, what+"="+img.ID)
+	return img, nil
+}
+
+func (in *inputs) close() {
+	for _, img := range in.opened {
+		img.Close()
+	}
+}
+
+// overlay merges host directory dir over t, owned by root: an overlay
+// comes from a user's checkout, and its owner there means nothing on the
+// board.
+func (in *inputs) overlay(ctx context.Context, t *fstree.Tree, dir string) error {
+	img, err := in.load(ctx, "overlay", "dir:"+dir)
+	if err != nil {
+		return err
+	}
+	seen := map[*fstree.Node]bool{}
+	_ = img.Tree.Walk(func(_ string, n *fstree.Node) error {
+		if !seen[n] {
+			seen[n] = true
+			n.UID, n.GID = 0, 0
+		}
+		return nil
+	})
+	if err := fstree.Merge(t, "", img.Tree); err != nil {
+		return fmt.Errorf("overlay %s: %w", dir, err)
+	}
+	return nil
+}
+
+// kernel finds the kernel in --kernel's source, or in the root's own /boot.
+func (in *inputs) kernel(ctx context.Context, root *rootfs.Image) (*kernel.Kernel, error) {
+	if in.cfg.Kernel == "" {
+		k, err := kernel.Find(root.Tree)
+		if errors.Is(err, kernel.ErrNoKernel) {
+			return nil, fmt.Errorf("root image %s has no kernel (/boot/vmlinuz-* with /lib/modules/*): give one with --kernel SRC (e.g. deb:linux-image-...-arm64.deb), or build from an image that installs a kernel", in.cfg.Source)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("root image %s: %w", in.cfg.Source, err)
+		}
+		return k, nil
+	}
+	img, err := in.load(ctx, "kernel", in.cfg.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	k, err := kernel.Find(img.Tree)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", in.cfg.Kernel, err)
+	}
+	return k, nil
+}
+
+// epoch is the time of every generated file: SOURCE_DATE_EPOCH, else the
+// image's creation time, else the newest mtime in the root.
+func (in *inputs) epoch(root *rootfs.Image) time.Time {
+	if !in.cfg.Epoch.IsZero() {
+		return in.cfg.Epoch.UTC()
+	}
+	if root.Config != nil && !root.Config.Created.IsZero() {
+		return root.Config.Created.UTC()
+	}
+	var newest time.Time
+	_ = root.Tree.Walk(func(_ string, n *fstree.Node) error {
+		if n.Mtime.After(newest) {
+			newest = n.Mtime
+		}
+		return nil
+	})
+	return newest.UTC()
+}
+
+// seed hashes everything that determines the image, so that identifiers
+// change exactly when the inputs do.
+func (in *inputs) seed(b *boards.Board, epoch time.Time) []byte {
+	h := sha256.New()
+	c := in.cfg
+	fmt.Fprintf(h, "ocidisk build 1\nboard=%s\ntable=%s\nrootfs=%s\nboot=%d\nroot=%d\nepoch=%d\ncmdline=%q\n",
+		b.Name, c.Table, c.RootFS, c.BootSize, c.RootSize, epoch.Unix(), strings.Join(c.CmdlineAppend, " "))
+	for _, id := range in.ids {
+		fmt.Fprintln(h, id)
+	}
+	return h.Sum(nil)
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/build"
+	"github.com/ocidisk/ocidisk/source"
+)
+
+func buildCommand() command {
+	return command{
+		name: "build",
+		args: "[--board B] [--platform P] [--kernel SRC] [--firmware SRC] [--overlay DIR]... [--boot-overlay DIR]...\n" +
+			"                [--table mbr|gpt] [--boot-size S] [--root-size S|auto] [--root-fs ext4]\n" +
+			"                [--cmdline-append STR] [-o OUT.img] [--bmap] [--compress none|gz|xz|zstd] SOURCE",
+		summary: "build a bootable disk image for a board from an OCI image",
+		run:     runBuild,
+	}
+}
+
+func runBuild(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "build")
+	board := fs.String("board", defaultBoard, "board name (see ocidisk boards) or board file")
+	platform := fs.String("platform", "", "platform to pick from an image index (default: the board's, linux/arm64 or linux/arm/v7)")
+	kernelSrc := fs.String("kernel", "", "kernel source (deb:linux-image-...deb, an OCI image, dir:DIR); default: the root image's /boot")
+	firmware := fs.String("firmware", "", "boot firmware source for boards that need it; default: the root image's")
+	overlays := fs.StringArray("overlay", nil, "directory merged over the root filesystem, files owned by root (repeatable)")
+	bootOverlays := fs.StringArray("boot-overlay", nil, "directory merged over the boot partition (repeatable)")
+	table := fs.String("table", "", "partition table: mbr or gpt (default: the board's)")
+	bootSize := fs.String("boot-size", "", "boot partition size, e.g. 256MiB, or auto (default: the board's)")
+	rootSize := fs.String("root-size", "", "root partition size, e.g. 2GiB, or auto (default: the board's)")
+	rootFS := fs.String("root-fs", "", "root filesystem: ext4 (default: the board's)")
+	cmdline := fs.StringArray("cmdline-append", nil, "kernel arguments appended to the board's command line (repeatable)")
+	out := fs.StringP("output", "o", "", "output image (default: BOARD.img)")
+	bmap := fs.Bool("bmap", false, "also write OUT.bmap, the block map bmaptool and ocidisk flash use")
+	compress := fs.String("compress", "none", "also compress the image: none, gz, xz or zstd (writes OUT.gz|.xz|.zst instead of OUT)")
+	keepRaw := fs.Bool("keep-raw", false, "with --compress, keep the uncompressed image too")
+	if err := parseFlags(e, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one SOURCE, got %d arguments", fs.NArg())
+	}
+	b, err := boards.Load(*board)
+	if err != nil {
+		return err
+	}
+	cfg := build.Config{
+		Board:         b,
+		Source:        fs.Arg(0),
+		Kernel:        *kernelSrc,
+		Firmware:      *firmware,
+		Overlays:      *overlays,
+		BootOverlays:  *bootOverlays,
+		Table:         *table,
+		RootFS:        *rootFS,
+		CmdlineAppend: *cmdline,
+		Output:        *out,
+		Bmap:          *bmap,
+		Compress:      *compress,
+		KeepRaw:       *keepRaw,
+		Log:           e.log,
+	}
+	if cfg.Output == "" {
+		cfg.Output = b.Name + ".img"
+	}
+	switch cfg.Table {
+	case "", "mbr", "gpt":
+	default:
+		return usagef("--table %q: want mbr or gpt", cfg.Table)
+	}
+	switch cfg.RootFS {
+	case "", "ext4":
+	default:
+		return usagef("--root-fs %q: want ext4", cfg.RootFS)
+	}
+	switch cfg.Compress {
+	case "none", "", "gz", "xz", "zstd":
+	default:
+		return usagef("--compress %q: want none, gz, xz or zstd", cfg.Compress)
+	}
+	if cfg.BootSize, err = partSize("--boot-size", *bootSize); err != nil {
+		return err
+	}
+	if cfg.RootSize, err = partSize("--root-size", *rootSize); err != nil {
+		return err
+	}
+	if cfg.Epoch, err = sourceDateEpoch(); err != nil {
+		return usagef("%v", err)
+	}
+	cfg.Sources = source.Options{Platform: *platform, Log: e.log}
+	if cfg.Sources.Platform == "" {
+		cfg.Sources.Platform = build.Platform(b)
+	}
+	if e.tty && !e.quiet {
+		p := &stageProgress{w: e.stderr}
+		cfg.Sources.Progress = func(done, total int64) { p.update("reading layers", done, total) }
+		cfg.Progress = p.update
+		defer p.done()
+	}
+	res, err := build.Build(ctx, cfg)
+	if err != nil {
+		if errors.Is(err, source.ErrUsage) {
+			return usageError{err}
+		}
+		return err
+	}
+	if !e.quiet {
+		printBuildResult(e, res)
+	}
+	return nil
+}
+
+// partSize parses a partition size flag: "" keeps the board's, "auto"
+// sizes to the content.
+func partSize(flag, s string) (int64, error) {
+	switch strings.ToLower(s) {
+	case "":
+		return 0, nil
+	case "auto":
+		return build.Auto, nil
+	}
+	n, err := boards.ParseSize(s)
+	if err != nil || n <= 0 {
+		return 0, usagef("%s %q: want a size such as 512MiB or 2GiB, or auto", flag, s)
+	}
+	return int64(n), nil
+}
+
+func printBuildResult(e *env, res *build.Result) {
+	out := res.Image
+	if res.Compressed != "" {
+		out = res.Compressed
+	}
+	fmt.Fprintf(e.stdout, "%s: %s image, %s, kernel %s\n", out, res.Table, humanBytes(res.Size), res.KernelVersion)
+	for _, p := range res.Partitions {
+		fmt.Fprintf(e.stdout, "  %d %-6s %9s at %9s  PARTUUID=%s\n", p.Number, p.Name, humanBytes(p.Size), humanBytes(p.Start), p.PartUUID)
+	}
+	if res.Bmap != "" {
+		fmt.Fprintf(e.stdout, "  block map %s (%s mapped)\n", res.Bmap, humanBytes(res.Mapped))
+	}
+}
+
+// humanBytes renders n in binary units, the way sizes are given on the
+// command line.
+func humanBytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	f := float64(n)
+	i := 0
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%.1f %s", f, units[i])
+}
