@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/internal/outfile"
+	"github.com/ocidisk/ocidisk/mkfs/ext4"
 	"github.com/ocidisk/ocidisk/mkfs/tar"
 	"github.com/ocidisk/ocidisk/rootfs"
 	"github.com/ocidisk/ocidisk/source"
@@ -21,8 +23,8 @@ import (
 func flattenCommand() command {
 	return command{
 		name:    "flatten",
-		args:    "[--platform P] [--format tar] -o OUT SOURCE",
-		summary: "flatten an image's layers into one tree and write it out (a tar)",
+		args:    "[--platform P] [--format tar|ext4] [--size S|auto] [--label L] -o OUT SOURCE",
+		summary: "flatten an image's layers into one tree and write it out as a tar or a bare ext4 filesystem",
 		run:     runFlatten,
 	}
 }
@@ -45,10 +47,78 @@ type flattenOutput struct {
 }
 
 func flattenFormats() []flattenFormat {
+	var size sizeFlag
+	var label labelFlag
 	return []flattenFormat{
 		{name: "tar", write: func(o flattenOutput) error { return tar.Write(o.File, o.Image.Tree) }},
+		{
+			name: "ext4",
+			flags: func(fs *pflag.FlagSet) {
+				fs.Var(&size, "size", "ext4: filesystem size, e.g. 2GiB, or auto: the tree plus 20% and at least 64 MiB free")
+				fs.Var(&label, "label", "ext4: volume label (up to 16 bytes)")
+			},
+			write: func(o flattenOutput) error { return writeExt4(o, int64(size), string(label)) },
+		},
 	}
 }
+
+// writeExt4 writes the tree as a bare ext4 filesystem image: sparse, with
+// identifiers derived from the input's ID. size 0 means auto.
+func writeExt4(o flattenOutput, size int64, label string) error {
+	opts := ext4.Options{Size: size, Label: label, Seed: []byte(o.Image.ID), Time: o.Epoch}
+	if opts.Size == 0 {
+		n, err := ext4.MinSize(o.Image.Tree, opts)
+		if err != nil {
+			return err
+		}
+		opts.Size = n
+	}
+	// The writer leaves all-zero blocks unwritten: size the file first so
+	// that they read as zeros and stay holes.
+	if err := o.File.Truncate(opts.Size); err != nil {
+		return err
+	}
+	return ext4.Write(o.File, 0, o.Image.Tree, opts)
+}
+
+// sizeFlag is a size flag: "512MiB", "2GiB", or "auto" (0).
+type sizeFlag int64
+
+func (s *sizeFlag) Set(v string) error {
+	if strings.EqualFold(v, "auto") {
+		*s = 0
+		return nil
+	}
+	n, err := boards.ParseSize(v)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("want a size such as 512MiB or 2GiB, or auto")
+	}
+	*s = sizeFlag(n)
+	return nil
+}
+
+func (s *sizeFlag) String() string {
+	if *s == 0 {
+		return "auto"
+	}
+	return strconv.FormatInt(int64(*s), 10)
+}
+
+func (s *sizeFlag) Type() string { return "size" }
+
+// labelFlag is an ext4 volume label, checked for length when parsed.
+type labelFlag string
+
+func (l *labelFlag) Set(v string) error {
+	if len(v) > 16 {
+		return fmt.Errorf("ext4 labels hold at most 16 bytes")
+	}
+	*l = labelFlag(v)
+	return nil
+}
+
+func (l *labelFlag) String() string { return string(*l) }
+func (l *labelFlag) Type() string   { return "label" }
 
 func runFlatten(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "flatten")
