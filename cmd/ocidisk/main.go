@@ -38,11 +38,11 @@ type command struct {
 func commands() []command {
 	return []command{
 		// Each subcommand adds its line here once it works end to end.
-		flattenCommand(),
 		buildCommand(),
-		boardsCommand(),
-		runCommand(),
 		testCommand(),
+		runCommand(),
+		flattenCommand(),
+		boardsCommand(),
 	}
 }
 
