@@ -325,6 +325,9 @@ func TestModulesFiles(t *testing.T) {
 // TestDebianKernel checks against real Debian modules and judges
 // modules.dep with kmod's depmod and modprobe.
 func TestDebianKernel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reads all of Debian's kernel package")
+	}
 	tr := debianKernel(t)
 	k, err := Find(tr)
 	if err != nil {
