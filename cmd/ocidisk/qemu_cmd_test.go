@@ -81,6 +81,10 @@ func TestTestCommandFails(t *testing.T) {
 		hosttool.Missing(t, b.QEMU.Firmware.BIOS+": apt-get install "+b.QEMU.Firmware.Package)
 	}
 	dir := t.TempDir()
+	// Temporary files (ours and QEMU's snapshot overlay) go to TMPDIR,
+	// which must be empty again afterwards.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	img := filepath.Join(dir, "empty.img")
 	os.WriteFile(img, make([]byte, 4<<20), 0o644)
 	before, _ := os.ReadFile(img)
@@ -116,5 +120,8 @@ func TestTestCommandFails(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(img); !bytes.Equal(before, after) {
 		t.Error("the image was modified")
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("temporary files left behind: %v", left)
 	}
 }
