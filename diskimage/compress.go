@@ -69,7 +69,8 @@ const xzChunk = 8 << 20
 // is single-threaded and slow (a few MB/s on data); concatenated streams
 // are valid .xz (xz -d and xz -t read them all) and let every core work.
 // A chunk of zeros, the common case in a sparse image, always compresses
-// to the same bytes, so that is done once.
+// to the same bytes, so that is done once; a chunk that does not compress
+// (a quick zstd pass says so) is stored (storedXZ).
 type xzStreams struct {
 	out   io.Writer
 	chunk int
@@ -77,6 +78,7 @@ type xzStreams struct {
 	any   bool
 	queue chan chan xzResult // in input order; its capacity bounds memory
 	done  chan error
+	probe *zstd.Encoder
 
 	zeroOnce sync.Once
 	zero     xzResult
@@ -88,7 +90,9 @@ type xzResult struct {
 }
 
 func newXZStreams(out io.Writer, chunk, workers int) *xzStreams {
-	x := &xzStreams{out: out, chunk: chunk, queue: make(chan chan xzResult, workers), done: make(chan error, 1)}
+	// EncodeAll is safe for concurrent use; a nil writer is allowed for it.
+	probe, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	x := &xzStreams{out: out, chunk: chunk, queue: make(chan chan xzResult, workers), done: make(chan error, 1), probe: probe}
 	go x.drain()
 	return x
 }
@@ -133,8 +137,42 @@ func (x *xzStreams) submit(b []byte) {
 			f <- x.zero
 			return
 		}
-		f <- compressXZ(b)
+		f <- x.compress(b)
 	}()
+}
+
+// probeSize is the granularity at which xzStreams tells data that
+// compresses from data that does not.
+const probeSize = 256 << 10
+
+// compress turns one chunk into xz streams: runs of pieces that do not
+// compress (a quick zstd pass finds under 3% to gain) are stored, the rest
+// compressed. The split depends only on the bytes.
+func (x *xzStreams) compress(b []byte) xzResult {
+	var out []byte
+	stored := func(i int) bool {
+		p := b[i:min(len(b), i+probeSize)]
+		return len(x.probe.EncodeAll(p, nil)) >= len(p)/100*97
+	}
+	for i := 0; i < len(b); {
+		s := stored(i)
+		j := i + probeSize
+		for j < len(b) && stored(j) == s {
+			j += probeSize
+		}
+		j = min(j, len(b))
+		if s {
+			out = append(out, storedXZ(b[i:j])...)
+		} else {
+			r := compressXZ(b[i:j])
+			if r.err != nil {
+				return r
+			}
+			out = append(out, r.b...)
+		}
+		i = j
+	}
+	return xzResult{b: out}
 }
 
 func compressXZ(b []byte) xzResult {
@@ -155,7 +193,9 @@ func (x *xzStreams) Close() error {
 		x.submit(x.buf)
 	}
 	close(x.queue)
-	return <-x.done
+	err := <-x.done
+	x.probe.Close()
+	return err
 }
 
 func isZero(b []byte) bool {

@@ -83,6 +83,11 @@ func DefaultHeadroom(n int64) int64 { return max(n/10, 1<<20) }
 // ErrInvalidName is wrapped by errors about names FAT cannot store.
 var ErrInvalidName = errInvalidName
 
+// CheckName reports whether name can be stored as a FAT (VFAT) name: no
+// control characters or any of * ? < > | " : / \, no trailing dot or space,
+// valid UTF-8, at most 255 UTF-16 units. Errors wrap ErrInvalidName.
+func CheckName(name string) error { return checkLongName(name) }
+
 // FS is a FAT filesystem to be written from a tree. It offers the two
 // methods diskimage.Filesystem asks for. The tree must not change between
 // New and the last call.

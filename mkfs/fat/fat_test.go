@@ -16,6 +16,7 @@ import (
 	"github.com/ocidisk/ocidisk/internal/hosttool"
 	"github.com/ocidisk/ocidisk/mkfs/fat"
 	"github.com/ocidisk/ocidisk/mkfs/fat/fattest"
+	"github.com/ocidisk/ocidisk/testimages/randtree"
 )
 
 // sparse is a fresh file that reads as zeros where nothing was written:
@@ -87,6 +88,24 @@ func TestRandomTrees(t *testing.T) {
 			img, size := writeImage(t, tree, off, opts, seed%2 == 0)
 			fattest.Fsck(t, img, off, size)
 			fattest.Compare(t, img, off, tree, opts.Time)
+		})
+	}
+	// The shared generator too: hardlinks (stored as copies), files with
+	// runs of zeros, deep trees.
+	for seed := range n / 5 {
+		t.Run(fmt.Sprint("randtree-", seed), func(t *testing.T) {
+			tree := randtree.New(uint64(seed), randtree.Options{
+				Entries: 80, Types: []fstree.Type{fstree.TypeRegular, fstree.TypeDir},
+				NoXattrs: true, NoOwners: true, MaxTime: time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC),
+				ValidName: func(name string) bool {
+					// mtools shows characters beyond the BMP as "__".
+					return fat.CheckName(name) == nil && !strings.ContainsFunc(name, func(r rune) bool { return r > 0xffff })
+				},
+			})
+			opts := fat.Options{Type: []int{16, 32}[seed%2]}
+			img, size := writeImage(t, tree, 0, opts, true)
+			fattest.Fsck(t, img, 0, size)
+			fattest.Compare(t, img, 0, tree, opts.Time)
 		})
 	}
 }
