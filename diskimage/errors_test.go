@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,5 +175,32 @@ func TestIDs(t *testing.T) {
 	d := sfdisk(t, img).PartitionTable
 	if !strings.EqualFold(d.ID, g.ID) || !strings.EqualFold(d.Partitions[1].UUID, g.Partitions[1].GUID) || res.DiskID != g.DiskID() {
 		t.Errorf("sfdisk: id %s uuid %s", d.ID, d.Partitions[1].UUID)
+	}
+}
+
+// TestRaw checks a partition of raw bytes: read back in place, zero runs
+// left as holes, and short content an error.
+func TestRaw(t *testing.T) {
+	data := make([]byte, 3<<20+100)
+	rand.NewChaCha8([32]byte{7}).Read(data[:1<<20])
+	rand.NewChaCha8([32]byte{8}).Read(data[2<<20:])
+	l := &diskimage.Layout{Table: diskimage.MBR, Partitions: []diskimage.Partition{
+		{Kind: diskimage.KindLinux, FS: diskimage.Raw(bytes.NewReader(data), int64(len(data)))}}}
+	img, res := write(t, l, diskimage.WriteOptions{Bmap: true})
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := make([]byte, len(data))
+	if _, err := f.ReadAt(got, res.Partitions[0].Start); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("raw partition does not read back: %v", err)
+	}
+	if res.Partitions[0].Size != 4<<20 || res.Written > int64(len(data))-1<<20+512 {
+		t.Errorf("partition of %d bytes, %d bytes written", res.Partitions[0].Size, res.Written)
+	}
+	l.Partitions[0].FS = diskimage.Raw(bytes.NewReader(data[:10]), 4096)
+	if _, err := diskimage.Write(context.Background(), filepath.Join(t.TempDir(), "x.img"), l, diskimage.WriteOptions{}); err == nil || !strings.Contains(err.Error(), "unexpected EOF") {
+		t.Errorf("short raw content: %v", err)
 	}
 }

@@ -32,7 +32,11 @@ func copySparse(w io.WriterAt, off int64, r io.ReaderAt, n int64) error {
 	buf := make([]byte, min(n, 1<<20))
 	for done := int64(0); done < n; {
 		b := buf[:min(int64(len(buf)), n-done)]
-		if _, err := r.ReadAt(b, done); err != nil && !(err == io.EOF && int64(len(b)) == n-done) {
+		// ReadAt may report io.EOF along with the last bytes.
+		if k, err := r.ReadAt(b, done); k < len(b) || err != nil && err != io.EOF {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
 			return fmt.Errorf("read at %d: %w", done, err)
 		}
 		if z == nil {

@@ -96,10 +96,18 @@ func (pl *planner) dir(p string, parent *dir, n *fstree.Node) (*dir, error) {
 	es := n.Entries()
 	names := make([]string, 0, len(es))
 	kept := make([]*dirent, 0, len(es))
+	folded := make(map[string]string, len(es))
 	for _, e := range es {
 		cp := path.Join(p, e.Name)
 		if err := checkLongName(e.Name); err != nil {
 			return nil, fmt.Errorf("/%s: %w", cp, err)
+		}
+		// FAT keeps both names, but Windows and Linux look names up
+		// without regard to case and will find only one of them.
+		if other, ok := folded[strings.ToUpper(e.Name)]; ok {
+			pl.log.Warn("fat: names differ only in case; case-insensitive lookups find one of them", "path", "/"+cp, "other", other)
+		} else {
+			folded[strings.ToUpper(e.Name)] = e.Name
 		}
 		node, err := pl.resolve(cp, e.Node)
 		if err != nil {
