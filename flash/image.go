@@ -1,0 +1,205 @@
+// Package flash writes disk images to block devices safely: only the
+// ranges that hold data (from the image's .bmap, in bmaptool's format, or
+// from the image file's holes), decompressing gzip, xz and zstd images on
+// the fly, then reading every range back to check it.
+//
+// Check applies the safety rules before anything is opened for writing: it
+// refuses the disk holding the root filesystem, disks with anything
+// mounted, used as swap or stacked on them, and, unless forced, disks that
+// are not removable or are larger than a limit. It sees the machine only
+// through the System interface, so that the rules are tested against
+// recorded snapshots of real machines.
+package flash
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+	"github.com/ulikunitz/xz"
+	"golang.org/x/sys/unix"
+)
+
+// Image is an image file to flash, raw or compressed, with the map of what
+// to copy.
+type Image struct {
+	Path string
+	// Format is the compression: "" (raw), "gz", "xz" or "zstd", told by
+	// the file's first bytes.
+	Format string
+	Map    *Map
+	f      *os.File
+}
+
+// OpenOptions say where the map comes from.
+type OpenOptions struct {
+	// Bmap is the .bmap to use; "" looks beside the image for
+	// IMAGE.bmap, and for a compressed IMAGE.EXT for IMAGE.bmap too.
+	Bmap string
+	// NoBmap ignores any .bmap: a raw image is mapped by its holes, a
+	// compressed one copied whole.
+	NoBmap bool
+}
+
+// Open opens an image and finds its map: the .bmap beside it, else the
+// image file's holes (SEEK_DATA/SEEK_HOLE), else, for a compressed image,
+// the whole image.
+func Open(path string, opts OpenOptions) (*Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
+	im := &Image{Path: path, f: f}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+		}
+	}()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("image %s: not a regular file", path)
+	}
+	var magic [6]byte
+	n, _ := f.ReadAt(magic[:], 0)
+	im.Format = compression(magic[:n])
+
+	if !opts.NoBmap {
+		bmapPath := opts.Bmap
+		if bmapPath == "" {
+			bmapPath = findBmap(path)
+		}
+		if bmapPath != "" {
+			data, err := os.ReadFile(bmapPath)
+			if err != nil {
+				return nil, fmt.Errorf("block map: %w", err)
+			}
+			if im.Map, err = ParseBmap(bmapPath, data); err != nil {
+				return nil, err
+			}
+			if im.Format == "" && im.Map.ImageSize != st.Size() {
+				return nil, fmt.Errorf("image %s is %d bytes, but its block map %s describes %d bytes: they do not belong together",
+					path, st.Size(), bmapPath, im.Map.ImageSize)
+			}
+		}
+	}
+	if im.Map == nil {
+		if im.Format == "" {
+			if im.Map, err = mapHoles(f, st.Size()); err != nil {
+				return nil, fmt.Errorf("image %s: %w", path, err)
+			}
+		} else {
+			im.Map = &Map{ImageSize: -1, Ranges: []Range{{Off: 0, Len: -1}}, Source: "the whole image (no .bmap)"}
+		}
+	}
+	ok = true
+	return im, nil
+}
+
+// Close closes the image file.
+func (im *Image) Close() error { return im.f.Close() }
+
+// findBmap returns the .bmap beside an image, "" if there is none:
+// IMAGE.bmap, or for disk.img.zst also disk.img.bmap, which ocidisk
+// build --bmap --compress writes.
+func findBmap(path string) string {
+	cands := []string{path + ".bmap"}
+	for _, ext := range []string{".zst", ".xz", ".gz"} {
+		if base, ok := strings.CutSuffix(path, ext); ok {
+			cands = append([]string{base + ".bmap"}, cands...)
+		}
+	}
+	for _, c := range cands {
+		if st, err := os.Stat(c); err == nil && st.Mode().IsRegular() {
+			return c
+		}
+	}
+	return ""
+}
+
+// compression tells the format from the first bytes of a file.
+func compression(magic []byte) string {
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		return "gz"
+	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		return "xz"
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return "zstd"
+	}
+	return ""
+}
+
+// holeBlock is the granularity of a map made from holes: filesystems
+// allocate in 4 KiB blocks.
+const holeBlock = 4096
+
+// mapHoles maps the data of a sparse file with SEEK_DATA and SEEK_HOLE. A
+// filesystem without hole support reports the whole file as data.
+func mapHoles(f *os.File, size int64) (*Map, error) {
+	m := &Map{ImageSize: size, Source: "the image's holes (no .bmap)"}
+	fd := int(f.Fd())
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("SEEK_DATA: %w", err)
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, fmt.Errorf("SEEK_HOLE: %w", err)
+		}
+		start := data / holeBlock * holeBlock
+		end := min((hole+holeBlock-1)/holeBlock*holeBlock, size)
+		if k := len(m.Ranges); k > 0 && m.Ranges[k-1].Off+m.Ranges[k-1].Len >= start {
+			m.Ranges[k-1].Len = end - m.Ranges[k-1].Off
+		} else {
+			m.Ranges = append(m.Ranges, Range{Off: start, Len: end - start})
+		}
+		off = hole
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// stream returns the image's raw bytes from the start.
+func (im *Image) stream() (io.ReadCloser, error) {
+	r := io.NewSectionReader(im.f, 0, 1<<62)
+	br := bufio.NewReaderSize(r, 1<<20)
+	switch im.Format {
+	case "":
+		return io.NopCloser(br), nil
+	case "gz":
+		z, err := pgzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: gzip: %w", im.Path, err)
+		}
+		return z, nil
+	case "xz":
+		z, err := xz.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: xz: %w", im.Path, err)
+		}
+		return io.NopCloser(z), nil
+	case "zstd":
+		z, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: zstd: %w", im.Path, err)
+		}
+		return z.IOReadCloser(), nil
+	}
+	return nil, fmt.Errorf("image %s: compression %q", im.Path, im.Format)
+}
