@@ -1,0 +1,99 @@
+package bench
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/build"
+	"github.com/ocidisk/ocidisk/source"
+	"github.com/ocidisk/ocidisk/testimages/debian"
+)
+
+// BenchmarkBuild runs build.Build as `ocidisk build --board
+// qemu-virt-arm64 --kernel deb:KERNEL oci:LAYOUT` does, on the Debian tree
+// (and with -large also the large one), cold (an empty cache each time) and
+// warm (the layers already cached). It reports the process's peak RSS,
+// which includes the benchmark's own setup: bench/run measures the real
+// command.
+//
+//	go test -run '^$' -bench Build -benchtime 3x ./bench/
+//	go test -run '^$' -bench Build/small/cold -benchtime 2x -cpuprofile cpu.out ./bench/
+func BenchmarkBuild(b *testing.B) {
+	kernel := debian.KernelDeb(b)
+	trees := []struct {
+		name string
+		spec debian.TreeSpec
+	}{{"small", debian.DefaultTree()}}
+	if os.Getenv("OCIDISK_BENCH_LARGE") != "" {
+		trees = append(trees, struct {
+			name string
+			spec debian.TreeSpec
+		}{"large", debian.LargeTree()})
+	}
+	board, err := boards.Load("qemu-virt-arm64")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tr := range trees {
+		d := debian.TreeOf(b, tr.spec)
+		for _, warm := range []bool{false, true} {
+			name := tr.name + "/cold"
+			if warm {
+				name = tr.name + "/warm"
+			}
+			b.Run(name, func(b *testing.B) {
+				dir := b.TempDir()
+				cfg := build.Config{
+					Board:  board,
+					Source: "oci:" + d.Layout,
+					Kernel: "deb:" + kernel,
+					Output: filepath.Join(dir, "out.img"),
+					Epoch:  time.Unix(1700000000, 0),
+				}
+				cacheDir := func(i int) string { return filepath.Join(dir, "cache"+strconv.Itoa(i)) }
+				cfg.Sources = source.Options{Platform: build.Platform(board), CacheDir: cacheDir(0)}
+				if warm {
+					if _, err := build.Build(b.Context(), cfg); err != nil {
+						b.Fatal(err)
+					}
+				}
+				resetPeakRSS()
+				for i := 0; b.Loop(); i++ {
+					if !warm {
+						b.StopTimer()
+						os.RemoveAll(cfg.Sources.CacheDir)
+						cfg.Sources.CacheDir = cacheDir(i + 1)
+						b.StartTimer()
+					}
+					if _, err := build.Build(b.Context(), cfg); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+			})
+		}
+	}
+}
+
+// resetPeakRSS restarts VmHWM, so that peakRSS measures from here.
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS returns VmHWM from /proc/self/status in bytes.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
