@@ -94,6 +94,10 @@ type Blob struct {
 	// File is the path of the blob in the firmware source.
 	File   string `yaml:"file"`
 	Offset Size   `yaml:"offset"`
+	// Size, when set, is the space the boot ROM's layout reserves for the
+	// blob: the board is refused when that space overlaps the table, a
+	// partition or another blob, and the build when the file is larger.
+	Size Size `yaml:"size"`
 }
 
 // Kernel says how the kernel is installed on the boot partition.
@@ -112,6 +116,9 @@ type Initramfs struct {
 	// Modules are loaded by the init in this order, each after its
 	// dependencies.
 	Modules []string `yaml:"modules"`
+	// OptionalModules are loaded after Modules when the kernel has them,
+	// for hardware that only newer kernels support.
+	OptionalModules []string `yaml:"optional-modules"`
 }
 
 // Copy copies the kernel source files matching Glob (relative to the
@@ -126,9 +133,13 @@ type Copy struct {
 // FirmwareSet is the firmware one board model needs.
 type FirmwareSet struct {
 	Model string `yaml:"model"`
-	// Files are globs relative to the firmware source's firmware directory;
-	// each must match at least one file.
+	// Dirs are the directories of the firmware source searched for the
+	// files, in order ("" is the source's top); empty means the top only.
+	Dirs []string `yaml:"dirs"`
+	// Files are globs relative to one of Dirs; each must match at least
+	// one file. Extra are globs copied when they match.
 	Files []string `yaml:"files"`
+	Extra []string `yaml:"extra"`
 	To    string   `yaml:"to"`
 }
 
@@ -136,6 +147,13 @@ type FirmwareSet struct {
 type Config struct {
 	Path     string `yaml:"path"`
 	Template string `yaml:"template"`
+	// UserAppend marks the config that the user's additions go to (a
+	// config.txt: --config-txt-append and --dtoverlay), after an [all]
+	// line so that no model section swallows them.
+	UserAppend bool `yaml:"user-append"`
+	// OverlayDir is where --dtoverlay NAME must find NAME.dtbo on the
+	// boot partition.
+	OverlayDir string `yaml:"overlay-dir"`
 }
 
 // TemplateData is what Cmdline and Config templates see.
@@ -161,11 +179,52 @@ type QEMU struct {
 	Memory  int    `yaml:"memory"` // MiB
 	Accel   string `yaml:"accel"`
 	// Drive is how the image is attached: virtio (a virtio-blk disk) or sd
-	// (an SD card).
-	Drive    string     `yaml:"drive"`
+	// (an SD card, whose size QEMU wants a power of two).
+	Drive string `yaml:"drive"`
+	// Boot is what starts the kernel: "bios" (the default: Firmware, a
+	// U-Boot run as -bios, finds it on the image), "config.txt" (QEMU
+	// loads the kernel, initramfs, device tree and command line that the
+	// image's config.txt and cmdline.txt name, as a Raspberry Pi's
+	// firmware would) or "extlinux" (the same from the image's
+	// extlinux/extlinux.conf, for boards whose U-Boot QEMU cannot run).
+	Boot     string     `yaml:"boot"`
 	Firmware *UBootBIOS `yaml:"firmware"`
+	// Pi is the Raspberry Pi firmware that a config.txt boot stands in for.
+	Pi *PiFirmware `yaml:"pi"`
+	// Console is the machine's serial console: in a config.txt or
+	// extlinux boot, console= arguments naming a serial port (serial0,
+	// ttyS0, ...) are pointed at it, as the Pi firmware points serial0
+	// at the board's UART.
+	Console string `yaml:"console"`
+	// Note says what a boot of this profile proves when it is not the
+	// board itself (e.g. a Pi 4 image booted on virt); ocidisk test
+	// prints it.
+	Note string `yaml:"note"`
 	// Args are extra arguments appended to the command line.
 	Args []string `yaml:"args"`
+}
+
+// Boot modes of a QEMU profile.
+const (
+	BootBIOS      = "bios"
+	BootConfigTxt = "config.txt"
+	BootExtlinux  = "extlinux"
+)
+
+// PiFirmware describes the Raspberry Pi model whose firmware a config.txt
+// boot emulates.
+type PiFirmware struct {
+	// Filters are the config.txt model filters that apply to the model
+	// ([pi3]; a Zero 2 W sees [pi0], [pi0w] and [pi02]).
+	Filters []string `yaml:"filters"`
+	// Kernel is the file the firmware loads when config.txt names none.
+	Kernel string `yaml:"kernel"`
+	// DTB is the model's device tree under its upstream Linux name (what
+	// upstream_kernel=1 loads) and DTBDownstream under the Raspberry Pi
+	// kernel's; with neither, no device tree is passed (QEMU's virt makes
+	// its own).
+	DTB           string `yaml:"dtb"`
+	DTBDownstream string `yaml:"dtb-downstream"`
 }
 
 // UBootBIOS is a U-Boot binary run as QEMU's -bios, with its environment

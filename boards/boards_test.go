@@ -40,6 +40,7 @@ description: test board
 arch: arm64
 disk:
   table: mbr
+  first-partition-offset: 1MiB
   partitions:
     - {name: boot, role: boot, fs: fat, size: 64MiB}
     - {name: root, role: root, fs: ext4, size: auto}
@@ -51,6 +52,7 @@ qemu:
   binary: qemu-system-aarch64
   machine: virt
   drive: virtio
+  boot: extlinux
 `
 
 func TestParseErrors(t *testing.T) {
@@ -60,18 +62,39 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"valid", "", "", nil},
 		{"unknown key", "arch: arm64\n", "arch: arm64\ncolour: red\n", []string{"line 4", "unknown key colour"}},
-		{"unknown nested key", "kernel: {file: Image}", "kernel: {file: Image, compresed: true}", []string{"line 9", "unknown key compresed"}},
+		{"unknown nested key", "kernel: {file: Image}", "kernel: {file: Image, compresed: true}", []string{"line 10", "unknown key compresed"}},
 		{"bad arch", "arch: arm64", "arch: riscv64", []string{"line 3", "arch:", `"riscv64" is not one of arm64, arm`}},
 		{"bad table", "table: mbr", "table: apm", []string{"line 5", "disk.table"}},
-		{"bad fs", "fs: ext4", "fs: xfs", []string{"line 8", "disk.partitions[1].fs", "xfs"}},
-		{"bad size", "size: 64MiB", "size: lots", []string{"line 7", "lots"}},
+		{"bad fs", "fs: ext4", "fs: xfs", []string{"line 9", "disk.partitions[1].fs", "xfs"}},
+		{"bad size", "size: 64MiB", "size: lots", []string{"line 8", "lots"}},
 		{"odd size", "size: 64MiB", "size: 1000", []string{"disk.partitions[0].size", "multiple of 512"}},
 		{"no root", "role: root", "role: boot", []string{"disk.partitions[1].role", "second boot"}},
-		{"bad template", "{{.RootPartUUID}}", "{{.RootUUID}}", []string{"line 12", "cmdline", "RootUUID"}},
+		{"bad template", "{{.RootPartUUID}}", "{{.RootUUID}}", []string{"line 13", "cmdline", "RootUUID"}},
 		{"escaping path", "file: initrd.img", "file: ../initrd.img", []string{"initramfs.file", "leaves"}},
 		{"bad compression", "compression: gzip", "compression: lz4", []string{"initramfs.compression"}},
-		{"bad drive", "drive: virtio", "drive: ide", []string{"line 16", "qemu.drive"}},
-		{"wrong type", "modules: [ext4]", "modules: ext4", []string{"line 10"}},
+		{"bad drive", "drive: virtio", "drive: ide", []string{"line 17", "qemu.drive"}},
+		{"wrong type", "modules: [ext4]", "modules: ext4", []string{"line 11"}},
+		{"bad optional module", "modules: [ext4]}", "modules: [ext4], optional-modules: [a/b]}", []string{"initramfs.optional-modules[0]"}},
+		{"bad boot", "boot: extlinux", "boot: grub", []string{"line 18", "qemu.boot", "grub"}},
+		{"bios without firmware", "boot: extlinux", "boot: bios", []string{"qemu.boot", "qemu.firmware"}},
+		{"config.txt without pi", "boot: extlinux", "boot: config.txt", []string{"qemu.pi.kernel", "missing"}},
+		{"pi for extlinux", "boot: extlinux", "boot: extlinux\n  pi: {kernel: kernel8.img}", []string{"qemu.pi", "only for boot: config.txt"}},
+		{"blob without partition offset",
+			"  first-partition-offset: 1MiB\n  partitions:\n    - {name: boot, role: boot, fs: fat, size: 64MiB}\n    - {name: root, role: root, fs: ext4, size: auto}\n",
+			"  partitions:\n    - {name: boot, role: boot, fs: fat, size: 64MiB}\n    - {name: root, role: root, fs: ext4, size: auto}\nblobs: [{file: spl.bin, offset: 8KiB}]\n",
+			[]string{"disk.first-partition-offset", "missing"}},
+		{"blob over a partition", "kernel: {file: Image}", "kernel: {file: Image}\nblobs:\n  - {file: u/spl.bin, offset: 8KiB, size: 32KiB}\n  - {file: u/u-boot.itb, offset: 40KiB, size: 1MiB}",
+			[]string{"line 13", "blobs[1].offset", "u-boot.itb at 40KiB-1064KiB overlaps partition boot, which starts at 1MiB"}},
+		{"blob over the table", "kernel: {file: Image}", "kernel: {file: Image}\nblobs: [{file: spl.bin, offset: 256}]",
+			[]string{"blobs[0].offset", "overlaps the mbr partition table"}},
+		{"blobs overlapping", "kernel: {file: Image}", "kernel: {file: Image}\nblobs:\n  - {file: a.bin, offset: 8KiB, size: 64KiB}\n  - {file: b.bin, offset: 40KiB}",
+			[]string{"blobs[1].offset", "b.bin at 40KiB-40961B overlaps blobs[0] (8KiB-72KiB)"}},
+		{"blob with a negative size", "kernel: {file: Image}", "kernel: {file: Image}\nblobs: [{file: a.bin, offset: 8KiB, size: -1}]",
+			[]string{"line 11", `"-1" is not a size`}},
+		{"two user configs", "cmdline: root", "configs:\n  - {path: a.txt, template: x, user-append: true}\n  - {path: b.txt, template: y, user-append: true}\ncmdline: root",
+			[]string{"configs[1].user-append", "a.txt already takes"}},
+		{"escaping firmware dir", "cmdline: root", "firmware: [{model: m, dirs: [../x], files: [a.bin]}]\ncmdline: root",
+			[]string{"firmware[0].dirs[0]", "leaves"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := strings.Replace(valid, tc.old, tc.new, 1)

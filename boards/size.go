@@ -63,3 +63,17 @@ func kindName(k yaml.Kind) string {
 	}
 	return "node"
 }
+
+// String renders s in the largest binary unit that divides it ("40KiB",
+// "1MiB", "512B").
+func (s Size) String() string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if s != 0 && int64(s)%u.mult == 0 {
+			return strconv.FormatInt(int64(s)/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(s), 10) + "B"
+}

@@ -66,14 +66,8 @@ func (b *Board) validate() error {
 	if err := b.Disk.validate(); err != nil {
 		return err
 	}
-	for i, bl := range b.Blobs {
-		f := fmt.Sprintf("blobs[%d]", i)
-		if err := relPath(f+".file", bl.File, true); err != nil {
-			return err
-		}
-		if bl.Offset <= 0 {
-			return bad(f+".offset", "missing (the blob's byte offset on the disk)")
-		}
+	if err := b.validateBlobs(); err != nil {
+		return err
 	}
 	if err := relPath("kernel.file", b.Kernel.File, true); err != nil {
 		return err
@@ -84,9 +78,14 @@ func (b *Board) validate() error {
 	if err := oneOf("initramfs.compression", b.Initramfs.Compression, "gzip", "none"); err != nil {
 		return err
 	}
-	for i, m := range b.Initramfs.Modules {
-		if m == "" || strings.ContainsAny(m, "/ ") {
-			return bad(fmt.Sprintf("initramfs.modules[%d]", i), "%q is not a module name", m)
+	for _, l := range []struct {
+		field string
+		names []string
+	}{{"initramfs.modules", b.Initramfs.Modules}, {"initramfs.optional-modules", b.Initramfs.OptionalModules}} {
+		for i, m := range l.names {
+			if m == "" || strings.ContainsAny(m, "/ ") {
+				return bad(fmt.Sprintf("%s[%d]", l.field, i), "%q is not a module name", m)
+			}
 		}
 	}
 	for i, c := range b.DTBs {
@@ -106,10 +105,23 @@ func (b *Board) validate() error {
 		if len(fw.Files) == 0 {
 			return bad(f+".files", "missing")
 		}
-		for j, g := range fw.Files {
-			if err := checkGlob(fmt.Sprintf("%s.files[%d]", f, j), g); err != nil {
+		for j, d := range fw.Dirs {
+			if err := relPath(fmt.Sprintf("%s.dirs[%d]", f, j), d, false); err != nil {
 				return err
 			}
+		}
+		for _, l := range []struct {
+			key   string
+			globs []string
+		}{{"files", fw.Files}, {"extra", fw.Extra}} {
+			for j, g := range l.globs {
+				if err := checkGlob(fmt.Sprintf("%s.%s[%d]", f, l.key, j), g); err != nil {
+					return err
+				}
+			}
+		}
+		if err := relPath(f+".to", fw.To, false); err != nil {
+			return err
 		}
 	}
 	if b.Console == "" {
@@ -118,6 +130,7 @@ func (b *Board) validate() error {
 	if err := checkTemplate("cmdline", b.Cmdline); err != nil {
 		return err
 	}
+	user := ""
 	for i, c := range b.Configs {
 		f := fmt.Sprintf("configs[%d]", i)
 		if err := relPath(f+".path", c.Path, true); err != nil {
@@ -125,6 +138,15 @@ func (b *Board) validate() error {
 		}
 		if err := checkTemplate(f+".template", c.Template); err != nil {
 			return err
+		}
+		if err := relPath(f+".overlay-dir", c.OverlayDir, false); err != nil {
+			return err
+		}
+		if c.UserAppend {
+			if user != "" {
+				return bad(f+".user-append", "%s already takes the user's additions", user)
+			}
+			user = c.Path
 		}
 	}
 	if b.QEMU != nil {
@@ -226,6 +248,20 @@ func (q *QEMU) validate() error {
 	if err := oneOf("qemu.drive", q.Drive, "virtio", "sd"); err != nil {
 		return err
 	}
+	if q.Boot == "" {
+		q.Boot = BootBIOS
+	}
+	if err := oneOf("qemu.boot", q.Boot, BootBIOS, BootConfigTxt, BootExtlinux); err != nil {
+		return err
+	}
+	switch {
+	case q.Boot == BootBIOS && q.Firmware == nil:
+		return bad("qemu.boot", "%s needs qemu.firmware (the U-Boot that finds the kernel)", BootBIOS)
+	case q.Boot == BootConfigTxt && (q.Pi == nil || q.Pi.Kernel == ""):
+		return bad("qemu.pi.kernel", "missing (the kernel the Pi firmware loads when config.txt names none)")
+	case q.Boot != BootConfigTxt && q.Pi != nil:
+		return bad("qemu.pi", "only for boot: %s", BootConfigTxt)
+	}
 	if fw := q.Firmware; fw != nil {
 		if fw.BIOS == "" {
 			return bad("qemu.firmware.bios", "missing (the host path of u-boot.bin)")
@@ -286,6 +322,55 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 		if n.Content[i].Value == key {
 			return n.Content[i+1]
 		}
+	}
+	return nil
+}
+
+// validateBlobs refuses blobs that would overlap the partition table, the
+// first partition or each other, as far as the board file tells: a blob's
+// space is its size when the board gives one, else one byte.
+func (b *Board) validateBlobs() error {
+	if len(b.Blobs) == 0 {
+		return nil
+	}
+	if b.Disk.FirstPartitionOffset == 0 {
+		return bad("disk.first-partition-offset", "missing (a board with blobs must say where its partitions start)")
+	}
+	table := Size(512) // the MBR; a GPT's header sector follows it
+	if b.Disk.Table == "gpt" {
+		table = 1024
+	}
+	type span struct {
+		field      string
+		start, end Size
+	}
+	var spans []span
+	for i, bl := range b.Blobs {
+		f := fmt.Sprintf("blobs[%d]", i)
+		if err := relPath(f+".file", bl.File, true); err != nil {
+			return err
+		}
+		if bl.Offset <= 0 {
+			return bad(f+".offset", "missing (the blob's byte offset on the disk)")
+		}
+		if bl.Size < 0 {
+			return bad(f+".size", "%d bytes", bl.Size)
+		}
+		s := span{f, bl.Offset, bl.Offset + max(bl.Size, 1)}
+		where := fmt.Sprintf("%s at %s-%s", path.Base(bl.File), s.start, s.end)
+		if s.start < table {
+			return bad(f+".offset", "%s overlaps the %s partition table (the first %s)", where, b.Disk.Table, table)
+		}
+		if s.end > b.Disk.FirstPartitionOffset {
+			return bad(f+".offset", "%s overlaps partition %s, which starts at %s (disk.first-partition-offset)",
+				where, b.Disk.Partitions[0].Name, b.Disk.FirstPartitionOffset)
+		}
+		for _, o := range spans {
+			if s.start < o.end && o.start < s.end {
+				return bad(f+".offset", "%s overlaps %s (%s-%s)", where, o.field, o.start, o.end)
+			}
+		}
+		spans = append(spans, s)
 	}
 	return nil
 }
