@@ -35,8 +35,16 @@ type Options struct {
 	// consumed: its nodes move into the result).
 	BootOverlay *fstree.Tree
 	// Firmware is the tree holding the board's firmware files, for boards
-	// that list some.
-	Firmware *fstree.Tree
+	// that list some; FirmwareSource names it in errors ("deb:FILE", "the
+	// root image").
+	Firmware       *fstree.Tree
+	FirmwareSource string
+	// ConfigAppend is text added, after an [all] line, to the board's
+	// user-append config (config.txt); DTOverlays add "dtoverlay=" lines
+	// there ("NAME" or "NAME,param=value"), each of which must find
+	// NAME.dtbo in the config's overlay directory.
+	ConfigAppend string
+	DTOverlays   []string
 	// Time is the mtime of every generated file and directory.
 	Time time.Time
 	// Log receives one line per step; nil discards.
@@ -81,15 +89,22 @@ func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) 
 	}
 	log.Debug("kernel", "version", k.Version, "from", k.ImagePath, "to", b.Kernel.File, "bytes", img.Size)
 
-	var mods []*kernel.Module
-	if len(b.Initramfs.Modules) > 0 {
-		ms, err := k.Modules()
-		if err != nil {
-			return nil, fmt.Errorf("board %s needs modules %s: %w", b.Name, strings.Join(b.Initramfs.Modules, ", "), err)
+	// Device trees and firmware first: a missing file there is the
+	// clearest error a wrong kernel or firmware source gives.
+	for _, c := range b.DTBs {
+		if err := a.copyDTBs(k, c); err != nil {
+			return nil, fmt.Errorf("board %s: %w", b.Name, err)
 		}
-		if mods, err = ms.Closure(b.Initramfs.Modules); err != nil {
-			return nil, fmt.Errorf("board %s initramfs: %w", b.Name, err)
+	}
+	for _, fw := range b.Firmware {
+		if err := a.copyFirmware(fw, opts.Firmware, opts.FirmwareSource); err != nil {
+			return nil, fmt.Errorf("board %s: %w", b.Name, err)
 		}
+	}
+
+	mods, err := initramfsModules(b, k)
+	if err != nil {
+		return nil, err
 	}
 	rd, err := initramfs.Build(initramfs.Spec{
 		Arch: b.Arch, KernelVersion: k.Version, Modules: mods,
@@ -103,23 +118,6 @@ func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) 
 	}
 	log.Debug("initramfs", "modules", len(mods), "bytes", len(rd))
 
-	for _, c := range b.DTBs {
-		if err := a.copyGlob(k.Tree, k.DTBDir, c.Glob, c.To, c.Optional, "kernel "+k.Version+" device trees"); err != nil {
-			return nil, err
-		}
-	}
-	for _, fw := range b.Firmware {
-		if opts.Firmware == nil {
-			return nil, fmt.Errorf("board %s model %s needs firmware (%s): give a firmware source",
-				b.Name, fw.Model, strings.Join(fw.Files, ", "))
-		}
-		for _, g := range fw.Files {
-			if err := a.copyGlob(opts.Firmware, "", g, fw.To, false, "firmware for "+fw.Model); err != nil {
-				return nil, err
-			}
-		}
-	}
-
 	root := b.Partition(boards.RoleRoot)
 	data := boards.TemplateData{
 		Board: b.Name, Console: b.Console, RootPartUUID: opts.RootPartUUID,
@@ -130,10 +128,18 @@ func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) 
 		return nil, fmt.Errorf("board %s: %w", b.Name, err)
 	}
 	data.Cmdline = strings.Join(append(strings.Fields(cmdline), opts.CmdlineAppend...), " ")
-	for _, c := range b.Configs {
+	user := userConfig(b)
+	if user == nil && (opts.ConfigAppend != "" || len(opts.DTOverlays) > 0) {
+		return nil, fmt.Errorf("board %s has no config.txt for --config-txt-append or --dtoverlay", b.Name)
+	}
+	for i := range b.Configs {
+		c := &b.Configs[i]
 		text, err := render(c.Path, c.Template, data)
 		if err != nil {
 			return nil, fmt.Errorf("board %s: %w", b.Name, err)
+		}
+		if c == user {
+			text = appendUser(text, opts.ConfigAppend, opts.DTOverlays)
 		}
 		if err := a.put(c.Path, a.file([]byte(text))); err != nil {
 			return nil, err
@@ -144,7 +150,36 @@ func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) 
 			return nil, fmt.Errorf("boot overlay: %w", err)
 		}
 	}
+	if user != nil {
+		if err := checkOverlays(a.t, user, opts.DTOverlays); err != nil {
+			return nil, fmt.Errorf("board %s: %w", b.Name, err)
+		}
+	}
 	return &Result{Boot: a.t, Cmdline: data.Cmdline, Modules: mods}, nil
+}
+
+// initramfsModules resolves the modules the board's initramfs loads, with
+// their dependencies; optional ones are left out when the kernel lacks
+// them.
+func initramfsModules(b *boards.Board, k *kernel.Kernel) ([]*kernel.Module, error) {
+	names := b.Initramfs.Modules
+	if len(names)+len(b.Initramfs.OptionalModules) == 0 {
+		return nil, nil
+	}
+	ms, err := k.Modules()
+	if err != nil {
+		return nil, fmt.Errorf("board %s needs modules %s: %w", b.Name, strings.Join(names, ", "), err)
+	}
+	for _, n := range b.Initramfs.OptionalModules {
+		if mods, builtin := ms.Lookup(n); len(mods) > 0 || builtin {
+			names = append(slices.Clip(names), n)
+		}
+	}
+	mods, err := ms.Closure(names)
+	if err != nil {
+		return nil, fmt.Errorf("board %s initramfs: %w", b.Name, err)
+	}
+	return mods, nil
 }
 
 type assembly struct {
@@ -167,20 +202,64 @@ func (a *assembly) put(p string, n *fstree.Node) error {
 	return nil
 }
 
-// copyGlob copies the files of src matching glob (relative to dir) into
-// directory to of the boot partition, under their base names.
-func (a *assembly) copyGlob(src *fstree.Tree, dir, glob, to string, optional bool, what string) error {
-	matches := matchFiles(src, dir, glob)
-	if len(matches) == 0 {
-		if optional {
-			return nil
+// copyDTBs copies the kernel's device trees that c names.
+func (a *assembly) copyDTBs(k *kernel.Kernel, c boards.Copy) error {
+	matches := matchFiles(k.Tree, k.DTBDir, c.Glob)
+	if len(matches) == 0 && !c.Optional {
+		if k.DTBDir == "" {
+			return fmt.Errorf("kernel %s has no device tree directory, and %s is needed", k.Version, c.Glob)
 		}
-		where := dir
-		if where == "" {
-			where = "/"
-		}
-		return fmt.Errorf("%s: no file matches %s in %s", what, glob, where)
+		return fmt.Errorf("kernel %s lacks device tree %s (looked in /%s)", k.Version, c.Glob, k.DTBDir)
 	}
+	return a.copyFiles(k.Tree, matches, c.To)
+}
+
+// copyFirmware copies a firmware set from the first of its directories
+// that has each file.
+func (a *assembly) copyFirmware(fw boards.FirmwareSet, src *fstree.Tree, srcName string) error {
+	if srcName == "" {
+		srcName = "the firmware source"
+	}
+	if src == nil {
+		return fmt.Errorf("model %s needs firmware (%s): give a firmware source", fw.Model, strings.Join(fw.Files, ", "))
+	}
+	dirs := fw.Dirs
+	if len(dirs) == 0 {
+		dirs = []string{""}
+	}
+	find := func(glob string) []string {
+		for _, d := range dirs {
+			if m := matchFiles(src, d, glob); len(m) > 0 {
+				return m
+			}
+		}
+		return nil
+	}
+	for _, g := range fw.Files {
+		m := find(g)
+		if len(m) == 0 {
+			searched := make([]string, len(dirs))
+			for i, d := range dirs {
+				searched[i] = "/" + strings.Trim(d, "/")
+			}
+			return fmt.Errorf("model %s needs firmware file %s, not found in %s (searched %s)",
+				fw.Model, g, srcName, strings.Join(searched, ", "))
+		}
+		if err := a.copyFiles(src, m, fw.To); err != nil {
+			return err
+		}
+	}
+	for _, g := range fw.Extra {
+		if err := a.copyFiles(src, find(g), fw.To); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyFiles copies files of src into directory to of the boot partition,
+// under their base names.
+func (a *assembly) copyFiles(src *fstree.Tree, matches []string, to string) error {
 	for _, m := range matches {
 		n, err := src.Lookup(m)
 		if err != nil {
