@@ -48,6 +48,11 @@ type Config struct {
 	// RootFS is the root filesystem type; "" means the board's.
 	RootFS        string
 	CmdlineAppend []string
+	// ConfigTxtAppend is text added to the board's config.txt after an
+	// [all] line, and DTOverlays "dtoverlay=" lines ("NAME[,params]")
+	// whose NAME.dtbo must be on the boot partition.
+	ConfigTxtAppend string
+	DTOverlays      []string
 
 	// Output is the image path; Bmap and Compress ask for a .bmap and a
 	// compressed copy (gz, xz, zstd).
@@ -168,6 +173,10 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 		Firmware:      fw,
 		Time:          epoch,
 		Log:           cfg.Log,
+
+		FirmwareSource: firmwareSource(cfg),
+		ConfigAppend:   cfg.ConfigTxtAppend,
+		DTOverlays:     cfg.DTOverlays,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("boot partition: %w", err)
@@ -302,5 +311,17 @@ func (in *inputs) seed(b *boards.Board, epoch time.Time) []byte {
 	for _, id := range in.ids {
 		fmt.Fprintln(h, id)
 	}
+	if c.ConfigTxtAppend != "" || len(c.DTOverlays) > 0 {
+		fmt.Fprintf(h, "config.txt=%q\ndtoverlay=%q\n", c.ConfigTxtAppend, c.DTOverlays)
+	}
 	return h.Sum(nil)
+}
+
+// firmwareSource names where the board's firmware files are looked for,
+// for errors.
+func firmwareSource(cfg Config) string {
+	if cfg.Firmware != "" {
+		return cfg.Firmware
+	}
+	return "the root image " + cfg.Source + " (no --firmware given)"
 }
