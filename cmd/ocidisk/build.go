@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/ocidisk/ocidisk/boards"
@@ -16,7 +17,8 @@ func buildCommand() command {
 		name: "build",
 		args: "[--board B] [--platform P] [--kernel SRC] [--firmware SRC] [--overlay DIR]... [--boot-overlay DIR]...\n" +
 			"                [--table mbr|gpt] [--boot-size S] [--root-size S|auto] [--root-fs ext4]\n" +
-			"                [--cmdline-append STR] [-o OUT.img] [--bmap] [--compress none|gz|xz|zstd] SOURCE",
+			"                [--cmdline-append STR] [--config-txt-append TEXT|@FILE] [--dtoverlay NAME[,params]]...\n" +
+			"                [-o OUT.img] [--bmap] [--compress none|gz|xz|zstd] SOURCE",
 		summary: "build a bootable disk image for a board from an OCI image",
 		run:     runBuild,
 	}
@@ -39,6 +41,9 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	bmap := fs.Bool("bmap", false, "also write OUT.bmap, the block map bmaptool and ocidisk flash use")
 	compress := fs.String("compress", "none", "also compress the image: none, gz, xz or zstd (writes OUT.gz|.xz|.zst instead of OUT)")
 	keepRaw := fs.Bool("keep-raw", false, "with --compress, keep the uncompressed image too")
+	// Raspberry Pi boards: additions to the generated config.txt.
+	configTxt := fs.StringArray("config-txt-append", nil, "lines added to config.txt under [all]: TEXT, or @FILE to read them from FILE (repeatable)")
+	dtoverlays := fs.StringArray("dtoverlay", nil, "add dtoverlay=NAME[,params] to config.txt; overlays/NAME.dtbo must be on the boot partition (repeatable)")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
@@ -89,6 +94,10 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	if cfg.RootSize, err = partSize("--root-size", *rootSize); err != nil {
 		return err
 	}
+	if cfg.ConfigTxtAppend, err = readConfigTxtAppend(*configTxt); err != nil {
+		return err
+	}
+	cfg.DTOverlays = *dtoverlays
 	if cfg.Epoch, err = sourceDateEpoch(); err != nil {
 		return usagef("%v", err)
 	}
@@ -113,6 +122,26 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		printBuildResult(e, res)
 	}
 	return nil
+}
+
+// readConfigTxtAppend joins --config-txt-append values, reading those
+// that start with @ from a file.
+func readConfigTxtAppend(vals []string) (string, error) {
+	var b strings.Builder
+	for _, v := range vals {
+		if name, ok := strings.CutPrefix(v, "@"); ok {
+			data, err := os.ReadFile(name)
+			if err != nil {
+				return "", fmt.Errorf("--config-txt-append: %w", err)
+			}
+			v = string(data)
+		}
+		b.WriteString(v)
+		if v != "" && !strings.HasSuffix(v, "\n") {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String(), nil
 }
 
 // partSize parses a partition size flag: "" keeps the board's, "auto"
