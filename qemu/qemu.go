@@ -1,8 +1,12 @@
 // Package qemu boots disk images under qemu-system-aarch64 the way a
 // board's QEMU profile says: machine, CPU, memory, how the image is
-// attached (always as a snapshot, so the image is never modified), and the
-// firmware. For U-Boot boards it generates the pflash environment that
-// makes U-Boot boot at once from the image.
+// attached (always as a snapshot, so the image is never modified), and
+// what starts the kernel. For U-Boot boards it generates the pflash
+// environment that makes U-Boot boot at once from the image. For boards
+// whose boot firmware QEMU cannot run (a Raspberry Pi's GPU firmware, a
+// SoC's U-Boot), it stands in for the firmware: it reads config.txt and
+// cmdline.txt, or extlinux.conf, from the image's boot partition and has
+// QEMU load the kernel, initramfs and device tree they name.
 //
 // Run boots interactively with the serial console on the terminal; Test
 // boots unattended and passes when the expected lines appear on the
@@ -33,8 +37,22 @@ type Config struct {
 	Image string
 	// BIOS overrides the profile's firmware path.
 	BIOS string
+	// BootPartition is the number (from 1) of the image's boot partition,
+	// where a direct boot reads config.txt or extlinux.conf; 0 means 1.
+	BootPartition int
 	// Log receives progress; nil discards.
 	Log *slog.Logger
+}
+
+// Boot is what a boot puts on QEMU's command line besides the profile.
+type Boot struct {
+	// Image is the disk QEMU attaches, as a snapshot; Format is its
+	// format, raw when empty.
+	Image, Format string
+	// BIOS and EnvFlash are U-Boot and its environment's pflash bank.
+	BIOS, EnvFlash string
+	// Kernel, Initrd, DTB and Append are a direct boot's.
+	Kernel, Initrd, DTB, Append string
 }
 
 // VM is a prepared boot: the command line and the temporary files it
@@ -42,6 +60,9 @@ type Config struct {
 type VM struct {
 	Binary string
 	Args   []string
+	// Loaded says what a direct boot took from the image ("kernel8.img,
+	// initramfs8, ... from config.txt [pi3]"); empty for a firmware boot.
+	Loaded string
 	dir    string
 }
 
@@ -79,38 +100,59 @@ func Prepare(cfg Config) (*VM, error) {
 		return nil, fmt.Errorf("%s not found%s", p.Binary, hint)
 	}
 	v := &VM{Binary: bin}
-	bios, flash := "", ""
-	if fw := p.Firmware; fw != nil {
-		bios = fw.BIOS
-		if cfg.BIOS != "" {
-			bios = cfg.BIOS
-		}
-		uboot, err := os.ReadFile(bios)
-		if err != nil {
-			if cfg.BIOS == "" && errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("firmware %s not found: install the Debian package %s, or give --bios FILE", bios, fw.Package)
-			}
-			return nil, fmt.Errorf("firmware: %w", err)
-		}
-		env, err := DefaultEnv(uboot)
-		if err != nil {
-			return nil, fmt.Errorf("firmware %s: %w", bios, err)
-		}
-		img, err := EnvImage(SetEnv(env, fw.Env), int(fw.EnvSize))
-		if err != nil {
-			return nil, fmt.Errorf("firmware %s: %w", bios, err)
-		}
-		if v.dir, err = os.MkdirTemp("", "ocidisk-qemu-"); err != nil {
-			return nil, err
-		}
-		flash = filepath.Join(v.dir, "uboot-env.img")
-		if err := writeFlash(flash, img, int64(fw.FlashSize)); err != nil {
-			v.Close()
-			return nil, err
-		}
+	if v.dir, err = os.MkdirTemp("", "ocidisk-qemu-"); err != nil {
+		return nil, err
 	}
-	v.Args = Args(p, cfg.Image, bios, flash)
+	b := Boot{Image: cfg.Image}
+	switch p.Boot {
+	case boards.BootConfigTxt, boards.BootExtlinux:
+		v.Loaded, err = direct(cfg, v.dir, &b)
+	default:
+		err = uboot(cfg, v.dir, &b)
+	}
+	if err == nil && p.Drive == "sd" && sdSize(st.Size()) != st.Size() {
+		b.Image, b.Format = filepath.Join(v.dir, "sd.qcow2"), "qcow2"
+		err = writeQcow2Overlay(b.Image, cfg.Image, sdSize(st.Size()))
+	}
+	if err != nil {
+		v.Close()
+		return nil, err
+	}
+	v.Args = Args(p, b)
+	if v.Loaded != "" {
+		logger(cfg).Info("direct boot", "machine", p.Machine, "loaded", v.Loaded)
+	}
 	return v, nil
+}
+
+// uboot sets up a boot through U-Boot as -bios: the firmware file and a
+// pflash environment that makes it boot at once.
+func uboot(cfg Config, dir string, b *Boot) error {
+	fw := cfg.Profile.Firmware
+	if fw == nil {
+		return nil // QEMU's own default firmware, if the machine has one
+	}
+	b.BIOS = fw.BIOS
+	if cfg.BIOS != "" {
+		b.BIOS = cfg.BIOS
+	}
+	uboot, err := os.ReadFile(b.BIOS)
+	if err != nil {
+		if cfg.BIOS == "" && errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("firmware %s not found: install the Debian package %s, or give --bios FILE", b.BIOS, fw.Package)
+		}
+		return fmt.Errorf("firmware: %w", err)
+	}
+	env, err := DefaultEnv(uboot)
+	if err != nil {
+		return fmt.Errorf("firmware %s: %w", b.BIOS, err)
+	}
+	img, err := EnvImage(SetEnv(env, fw.Env), int(fw.EnvSize))
+	if err != nil {
+		return fmt.Errorf("firmware %s: %w", b.BIOS, err)
+	}
+	b.EnvFlash = filepath.Join(dir, "uboot-env.img")
+	return writeFlash(b.EnvFlash, img, int64(fw.FlashSize))
 }
 
 // writeFlash writes a pflash bank of size bytes with img at its start;
@@ -133,9 +175,9 @@ func writeFlash(path string, img []byte, size int64) error {
 
 // Args returns QEMU's arguments for a profile: the machine, the serial
 // console on stdio (-nographic), no reboot (a reboot ends QEMU), no
-// network, the firmware and its environment flash, and the image as a
-// snapshot.
-func Args(p *boards.QEMU, image, bios, envFlash string) []string {
+// network, the firmware and its environment flash or the kernel of a
+// direct boot, and the image as a snapshot.
+func Args(p *boards.QEMU, b Boot) []string {
 	a := []string{"-M", p.Machine}
 	if p.CPU != "" {
 		a = append(a, "-cpu", p.CPU)
@@ -150,13 +192,25 @@ func Args(p *boards.QEMU, image, bios, envFlash string) []string {
 		a = append(a, "-accel", p.Accel)
 	}
 	a = append(a, "-nographic", "-no-reboot", "-nic", "none")
-	if bios != "" {
-		a = append(a, "-bios", bios)
+	if b.BIOS != "" {
+		a = append(a, "-bios", b.BIOS)
 	}
-	if envFlash != "" {
-		a = append(a, "-drive", "if=pflash,unit=1,format=raw,file="+optEscape(envFlash))
+	if b.EnvFlash != "" {
+		a = append(a, "-drive", "if=pflash,unit=1,format=raw,file="+optEscape(b.EnvFlash))
 	}
-	a = append(a, "-drive", "if="+p.Drive+",format=raw,snapshot=on,file="+optEscape(image))
+	for _, f := range []struct{ opt, v string }{{"-kernel", b.Kernel}, {"-initrd", b.Initrd}, {"-dtb", b.DTB}} {
+		if f.v != "" {
+			a = append(a, f.opt, f.v)
+		}
+	}
+	if b.Kernel != "" {
+		a = append(a, "-append", b.Append)
+	}
+	format := b.Format
+	if format == "" {
+		format = "raw"
+	}
+	a = append(a, "-drive", "if="+p.Drive+",format="+format+",snapshot=on,file="+optEscape(b.Image))
 	return append(a, p.Args...)
 }
 

@@ -101,17 +101,19 @@ func TestArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := strings.Join(Args(b.QEMU, "/tmp/a,b.img", "/usr/lib/u-boot/qemu_arm64/u-boot.bin", "/tmp/env.img"), " ")
+	got := strings.Join(Args(b.QEMU, Boot{Image: "/tmp/a,b.img", BIOS: "/usr/lib/u-boot/qemu_arm64/u-boot.bin", EnvFlash: "/tmp/env.img"}), " ")
 	want := "-M virt -cpu cortex-a72 -smp 1 -m 1024 -nographic -no-reboot -nic none" +
 		" -bios /usr/lib/u-boot/qemu_arm64/u-boot.bin -drive if=pflash,unit=1,format=raw,file=/tmp/env.img" +
 		" -drive if=virtio,format=raw,snapshot=on,file=/tmp/a,,b.img"
 	if got != want {
 		t.Fatalf("Args =\n%s\nwant\n%s", got, want)
 	}
-	sd := &boards.QEMU{Binary: "qemu-system-aarch64", Machine: "raspi3b", Accel: "tcg,thread=single", Drive: "sd", Args: []string{"-dtb", "x.dtb"}}
-	if got := strings.Join(Args(sd, "i.img", "", ""), " "); got !=
-		"-M raspi3b -accel tcg,thread=single -nographic -no-reboot -nic none -drive if=sd,format=raw,snapshot=on,file=i.img -dtb x.dtb" {
-		t.Fatalf("Args without firmware = %s", got)
+	sd := &boards.QEMU{Binary: "qemu-system-aarch64", Machine: "raspi3b", Accel: "tcg,thread=single", Drive: "sd", Args: []string{"-usb"}}
+	direct := Boot{Image: "/tmp/sd.qcow2", Format: "qcow2", Kernel: "/tmp/kernel", Initrd: "/tmp/initrd", DTB: "/tmp/dtb", Append: "console=ttyAMA0 root=PARTUUID=1a2b3c4d-02"}
+	if got := strings.Join(Args(sd, direct), " "); got !=
+		"-M raspi3b -accel tcg,thread=single -nographic -no-reboot -nic none -kernel /tmp/kernel -initrd /tmp/initrd -dtb /tmp/dtb"+
+			" -append console=ttyAMA0 root=PARTUUID=1a2b3c4d-02 -drive if=sd,format=qcow2,snapshot=on,file=/tmp/sd.qcow2 -usb" {
+		t.Fatalf("Args of a direct boot = %s", got)
 	}
 }
 

@@ -35,6 +35,8 @@ type Result struct {
 	Reason string
 	// Tail is the end of the console log, Console all of it.
 	Tail, Console string
+	// Loaded says what a direct boot took from the image (VM.Loaded).
+	Loaded string
 }
 
 // Test boots the image and watches the serial console. It returns an error
@@ -68,7 +70,7 @@ func Test(ctx context.Context, cfg Config, opts TestOptions) (*Result, error) {
 	cmd.Stderr = &stderr
 	logger(cfg).Debug("qemu", "cmd", v.Binary+" "+strings.Join(v.Args, " "))
 	start := time.Now()
-	res := &Result{Start: start}
+	res := &Result{Start: start, Loaded: v.Loaded}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Base(v.Binary), err)
 	}

@@ -41,7 +41,7 @@ func (q *qemuFlags) config(image string) (*boards.Board, qemu.Config, error) {
 	if b.QEMU == nil {
 		return nil, qemu.Config{}, fmt.Errorf("board %s has no QEMU profile", b.Name)
 	}
-	return b, qemu.Config{Profile: b.QEMU, Image: image, BIOS: q.bios}, nil
+	return b, qemu.Config{Profile: b.QEMU, Image: image, BIOS: q.bios, BootPartition: b.PartitionNumber(boards.RoleBoot)}, nil
 }
 
 func runRun(ctx context.Context, e *env, args []string) error {
@@ -54,7 +54,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return usagef("want one IMAGE, got %d arguments", fs.NArg())
 	}
-	_, cfg, err := q.config(fs.Arg(0))
+	b, cfg, err := q.config(fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,10 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("image: %w", err)
 	}
 	if e.tty {
-		fmt.Fprintln(e.stderr, "ocidisk: booting", cfg.Image, "(the image is not modified; Ctrl-A X quits)")
+		fmt.Fprintln(e.stderr, "ocidisk: booting", cfg.Image, "on QEMU", b.QEMU.Machine, "(the image is not modified; Ctrl-A X quits)")
+		if b.QEMU.Note != "" {
+			fmt.Fprintln(e.stderr, "ocidisk: note:", b.QEMU.Note)
+		}
 	}
 	return qemu.Run(ctx, cfg, e.stdin, e.stdout, e.stderr)
 }

@@ -68,8 +68,14 @@ func runTest(ctx context.Context, e *env, args []string) error {
 		return testErr
 	}
 	if !e.quiet {
-		fmt.Fprintf(e.stdout, "ok: %s booted on %s, %d expectations seen in %.1fs\n",
-			image, b.Name, r.Matched, r.Duration.Seconds())
+		fmt.Fprintf(e.stdout, "ok: %s booted on %s (QEMU %s), %d expectations seen in %.1fs\n",
+			image, b.Name, b.QEMU.Machine, r.Matched, r.Duration.Seconds())
+		if r.Loaded != "" {
+			fmt.Fprintf(e.stdout, "  loaded %s\n", r.Loaded)
+		}
+		if b.QEMU.Note != "" {
+			fmt.Fprintf(e.stdout, "  note: %s\n", b.QEMU.Note)
+		}
 	}
 	return nil
 }
