@@ -1,0 +1,194 @@
+package squashfs
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/internal/hosttool"
+	"github.com/ocidisk/ocidisk/rootfs"
+	"github.com/ocidisk/ocidisk/source"
+	"github.com/ocidisk/ocidisk/testimages/debian"
+	"github.com/ocidisk/ocidisk/testimages/randtree"
+)
+
+// BenchmarkVsMksquashfs writes the same trees with this package and with
+// mksquashfs (from a copy extracted beforehand, outside the timing), with
+// the same compression, level and block size, tails packed into
+// fragments and no deduplication on both sides, each in a child process;
+// it reports both times, their ratio, both peak RSS and both sizes. Run as
+// root (ownership and device nodes must extract):
+//
+//	go test -run '^$' -bench VsMksquashfs -benchtime 1x ./mkfs/squashfs/
+func BenchmarkVsMksquashfs(b *testing.B) {
+	mksquashfs := hosttool.Require(b, "mksquashfs", "squashfs-tools")
+	if os.Getuid() != 0 {
+		b.Skip("needs root to extract ownership and device nodes for mksquashfs")
+	}
+	d := debian.Tree(b)
+	trees := []struct {
+		name, spec string
+	}{
+		{"debian", "tar:" + d.FlatTar},
+		{"rand20k", "rand:20000"},
+	}
+	comps := []struct {
+		name  string
+		level int
+		args  []string
+	}{
+		{"zstd", 15, []string{"-comp", "zstd", "-Xcompression-level", "15"}},
+		{"xz", 0, []string{"-comp", "xz"}},
+		{"gzip", 9, []string{"-comp", "gzip", "-Xcompression-level", "9"}},
+		{"lz4", 0, []string{"-comp", "lz4"}},
+	}
+	for _, tc := range trees {
+		dir := b.TempDir()
+		src := filepath.Join(dir, "src")
+		// The source directory comes from our own image, extracted by
+		// unsquashfs, so both writers see exactly the same tree.
+		seed := filepath.Join(dir, "seed.squashfs")
+		benchChild(b, "SQUASHFS_BENCH_TREE="+tc.spec, "SQUASHFS_BENCH_OUT="+seed, "SQUASHFS_BENCH_COMP=lz4")
+		if out, err := exec.Command(unsquashfs(b), "-n", "-q", "-d", src, seed).CombinedOutput(); err != nil {
+			b.Fatalf("unsquashfs: %v\n%s", err, out)
+		}
+		for _, c := range comps {
+			b.Run(tc.name+"/"+c.name, func(b *testing.B) {
+				var ours, theirs time.Duration
+				var oursRSS, theirsRSS, oursSize, theirsSize int64
+				for b.Loop() {
+					img := filepath.Join(dir, "ours.squashfs")
+					os.Remove(img)
+					out := benchChild(b, "SQUASHFS_BENCH_TREE="+tc.spec, "SQUASHFS_BENCH_OUT="+img,
+						"SQUASHFS_BENCH_COMP="+c.name, "SQUASHFS_BENCH_LEVEL="+strconv.Itoa(c.level))
+					var ns, hwm int64
+					if _, err := fmt.Sscanf(out, "wrote in %d ns, VmHWM %d kB", &ns, &hwm); err != nil {
+						b.Fatalf("child said %q", out)
+					}
+					ours += time.Duration(ns)
+					oursRSS = max(oursRSS, hwm)
+					oursSize = fileSize(b, img)
+
+					theirImg := filepath.Join(dir, "mksquashfs.squashfs")
+					os.Remove(theirImg)
+					args := append([]string{mksquashfs, src, theirImg, "-noappend", "-quiet", "-no-progress",
+						"-b", "131072", "-always-use-fragments", "-no-duplicates"}, c.args...)
+					out = benchChild(b, "SQUASHFS_BENCH_RUN="+strings.Join(args, "\x1f"))
+					if _, err := fmt.Sscanf(out, "ran in %d ns, maxrss %d kB", &ns, &hwm); err != nil {
+						b.Fatalf("launcher said %q", out)
+					}
+					theirs += time.Duration(ns)
+					theirsRSS = max(theirsRSS, hwm)
+					theirsSize = fileSize(b, theirImg)
+				}
+				b.ReportMetric(float64(ours)/float64(theirs), "ours/mksquashfs")
+				b.ReportMetric(float64(ours.Milliseconds())/float64(b.N), "ours-ms")
+				b.ReportMetric(float64(theirs.Milliseconds())/float64(b.N), "mksquashfs-ms")
+				b.ReportMetric(float64(oursRSS)/1024, "ours-MiB")
+				b.ReportMetric(float64(theirsRSS)/1024, "mksquashfs-MiB")
+				b.ReportMetric(float64(oursSize)/float64(theirsSize), "size-ratio")
+				b.Logf("ours %v, %.1f MiB peak, %d bytes; mksquashfs %v, %.1f MiB peak, %d bytes",
+					ours/time.Duration(b.N), float64(oursRSS)/1024, oursSize,
+					theirs/time.Duration(b.N), float64(theirsRSS)/1024, theirsSize)
+			})
+		}
+	}
+}
+
+func fileSize(b *testing.B, p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// benchChild runs this test binary's TestBenchChild with env and returns
+// what it printed. Peak RSS needs a fresh process: a child started from
+// this (large) one inherits its high-water mark into ru_maxrss, so our
+// writer reports its own VmHWM after exec, and mksquashfs runs under a
+// small launcher whose rusage of it is clean.
+func benchChild(b *testing.B, env ...string) string {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChild$")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("child %v: %v\n%s", env, err, out)
+	}
+	return string(out)
+}
+
+// TestBenchChild is the child process of BenchmarkVsMksquashfs: it loads
+// a tree and writes it (SQUASHFS_BENCH_TREE), or runs a command
+// (SQUASHFS_BENCH_RUN, fields separated by \x1f), and prints the time
+// and peak RSS.
+func TestBenchChild(t *testing.T) {
+	if run := os.Getenv("SQUASHFS_BENCH_RUN"); run != "" {
+		args := strings.Split(run, "\x1f")
+		cmd := exec.Command(args[0], args[1:]...)
+		t0 := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", args[0], err, out)
+		}
+		d := time.Since(t0)
+		fmt.Printf("ran in %d ns, maxrss %d kB\n", d.Nanoseconds(), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+		return
+	}
+	spec := os.Getenv("SQUASHFS_BENCH_TREE")
+	if spec == "" {
+		t.Skip("run by BenchmarkVsMksquashfs")
+	}
+	var tr *fstree.Tree
+	if n, ok := strings.CutPrefix(spec, "rand:"); ok {
+		entries, _ := strconv.Atoi(n)
+		tr = randtree.New(uint64(entries), randtree.Options{Entries: entries, MaxFileSize: 64 << 10, MaxXattrBytes: 1024})
+	} else {
+		img, err := rootfs.Load(context.Background(), spec, source.Options{CacheDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer img.Close()
+		tr = img.Tree
+	}
+	level, _ := strconv.Atoi(os.Getenv("SQUASHFS_BENCH_LEVEL"))
+	f, err := os.Create(os.Getenv("SQUASHFS_BENCH_OUT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := Write(f, 0, tr, Options{Compression: os.Getenv("SQUASHFS_BENCH_COMP"), Level: level}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d := time.Since(t0)
+	fmt.Printf("wrote in %d ns, VmHWM %d kB\n", d.Nanoseconds(), vmHWM(t))
+}
+
+// vmHWM is this process's peak resident set in kB.
+func vmHWM(t *testing.T) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no VmHWM in /proc/self/status")
+	return 0
+}
