@@ -3,6 +3,7 @@ package boards
 import (
 	"strings"
 	"testing"
+	"text/template"
 )
 
 func TestCatalogLoads(t *testing.T) {
@@ -137,4 +138,75 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("ParseSize(%q) = %d, %v", tc.in, got, err)
 		}
 	}
+}
+
+// TestPiPacks checks what the Raspberry Pi packs promise a user flashing a
+// card: an MBR with the FAT boot partition first and the root second, a
+// command line with the serial console and the root by PARTUUID, and a
+// config.txt that takes the user's additions and names the kernel and
+// initramfs the pack installs.
+func TestPiPacks(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		firmware []string // every firmware file the pack requires
+		sections []string // config.txt's model sections, in order
+	}{
+		{"rpi3", []string{"bootcode.bin", "start.elf", "fixup.dat"}, nil},
+		{"rpizero2w", []string{"bootcode.bin", "start.elf", "fixup.dat"}, nil},
+		{"rpi4", []string{"start4.elf", "fixup4.dat"}, nil},
+		{"rpi5", nil, nil},
+		{"rpi-arm64", []string{"bootcode.bin", "start.elf", "fixup.dat", "start4.elf", "fixup4.dat"}, []string{"[pi3]", "[pi02]", "[pi4]", "[pi5]", "[all]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Load(tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := b.Disk.Partitions
+			if b.Disk.Table != "mbr" || len(p) != 2 || p[0].Role != RoleBoot || p[0].FS != "fat" || p[1].Role != RoleRoot {
+				t.Errorf("disk %+v: want MBR, FAT boot then root", b.Disk)
+			}
+			data := TemplateData{Board: b.Name, Console: b.Console, RootPartUUID: "1a2b3c4d-02", RootFS: "ext4",
+				Kernel: b.Kernel.File, Initramfs: b.Initramfs.File}
+			cmdline := render(t, b.Cmdline, data)
+			for _, w := range []string{"console=serial0,115200", "root=PARTUUID=1a2b3c4d-02", "rootwait"} {
+				if !strings.Contains(" "+cmdline+" ", " "+w+" ") {
+					t.Errorf("command line %q lacks %s", cmdline, w)
+				}
+			}
+			var conf string
+			for _, c := range b.Configs {
+				if c.Path == "config.txt" && c.UserAppend && c.OverlayDir == "overlays" {
+					conf = render(t, c.Template, data)
+				}
+			}
+			for _, w := range append([]string{"enable_uart=1", "kernel=" + b.Kernel.File, "initramfs " + b.Initramfs.File + " followkernel"}, tc.sections...) {
+				i := strings.Index(conf, "\n"+w+"\n")
+				if i < 0 {
+					t.Errorf("config.txt lacks %q (in this order):\n%s", w, conf)
+					continue
+				}
+				conf = conf[i+1:]
+			}
+			var fw []string
+			for _, s := range b.Firmware {
+				fw = append(fw, s.Files...)
+			}
+			if strings.Join(fw, " ") != strings.Join(tc.firmware, " ") {
+				t.Errorf("firmware files %q, want %q", fw, tc.firmware)
+			}
+			if q := b.QEMU; q == nil || q.Boot != BootConfigTxt || q.Pi == nil {
+				t.Errorf("QEMU profile %+v: want a config.txt boot", q)
+			}
+		})
+	}
+}
+
+func render(t *testing.T, text string, data TemplateData) string {
+	t.Helper()
+	var b strings.Builder
+	if err := template.Must(template.New("").Option("missingkey=error").Parse(text)).Execute(&b, data); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
