@@ -76,9 +76,10 @@ func (v *VM) Close() error {
 	return err
 }
 
-// Prepare checks that the host has QEMU and the firmware, writes the U-Boot
-// environment flash into a temporary directory and returns the command
-// line.
+// Prepare checks that the host has QEMU and the firmware, puts what the
+// boot needs into a temporary directory (the U-Boot environment flash; a
+// direct boot's files; the qcow2 that gives an SD card a power-of-two
+// size) and returns the command line.
 func Prepare(cfg Config) (*VM, error) {
 	p := cfg.Profile
 	if p == nil {
@@ -106,6 +107,10 @@ func Prepare(cfg Config) (*VM, error) {
 	b := Boot{Image: cfg.Image}
 	switch p.Boot {
 	case boards.BootConfigTxt, boards.BootExtlinux:
+		if cfg.BIOS != "" {
+			v.Close()
+			return nil, fmt.Errorf("--bios %s: this board boots without firmware under QEMU (boot: %s)", cfg.BIOS, p.Boot)
+		}
 		v.Loaded, err = direct(cfg, v.dir, &b)
 	default:
 		err = uboot(cfg, v.dir, &b)
