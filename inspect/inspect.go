@@ -1,0 +1,213 @@
+// Package inspect looks inside a disk image without mounting it: the
+// partition table, each partition's filesystem (label, UUID, size, use),
+// the board files on the boot partition and the kernel command line, and
+// directory listings of either filesystem. It reads with the read-only
+// readers in inspect/fat and inspect/ext4 and never writes the image.
+//
+// Boards are recognised from the board packs, which say what files a
+// board's boot partition holds: a new board needs no code here.
+package inspect
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/ocidisk/ocidisk/inspect/ext4"
+	"github.com/ocidisk/ocidisk/inspect/fat"
+	"github.com/ocidisk/ocidisk/inspect/ptable"
+)
+
+// FS is a filesystem the readers opened.
+type FS interface {
+	fs.ReadDirFS
+	fs.StatFS
+	Type() string
+	Label() string
+	UUID() string
+	Size() int64
+	Free() int64
+}
+
+// Image is an open disk image (or a bare filesystem image).
+type Image struct {
+	Path string
+	Size int64
+	// Table is nil for a bare filesystem image.
+	Table *ptable.Table
+	Parts []*Part
+	r     io.ReaderAt
+	close func() error
+}
+
+// Part is a partition (or, without a table, the whole image) and what it
+// holds.
+type Part struct {
+	ptable.Partition
+	// FS is the filesystem, nil when none was recognised; Kind names it
+	// anyway ("squashfs", "empty", "unknown") and FSErr says what was
+	// wrong with one that looked like a filesystem.
+	FS    FS
+	Kind  string
+	FSErr error
+	// Role is "boot" or "root" when the image's layout says so.
+	Role string
+}
+
+// Open reads an image's table and opens every partition's filesystem. A
+// compressed image (gzip, xz, zstd) is first decompressed into a sparse
+// temporary file. Errors name the image and what is wrong with it; a
+// partition whose filesystem is damaged is not an error here but has
+// FSErr set.
+func Open(path string) (*Image, error) {
+	r, size, closeFn, err := openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	im := &Image{Path: path, Size: size, r: r, close: closeFn}
+	if err := im.read(); err != nil {
+		closeFn()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return im, nil
+}
+
+// Close releases the image.
+func (im *Image) Close() error { return im.close() }
+
+func (im *Image) read() error {
+	t, err := ptable.Read(im.r, im.Size)
+	if errors.Is(err, ptable.ErrNoTable) {
+		// A bare filesystem, as ocidisk flatten --format ext4 writes.
+		p := &Part{Partition: ptable.Partition{Number: 1, Size: im.Size}}
+		im.openFS(p)
+		if p.FS == nil {
+			if p.FSErr != nil {
+				return p.FSErr
+			}
+			return errors.New("neither a partition table nor a filesystem (FAT, ext2/3/4) at its start")
+		}
+		im.Parts = []*Part{p}
+		im.assignRoles()
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("partition table: %w", err)
+	}
+	im.Table = t
+	for _, tp := range t.Partitions {
+		p := &Part{Partition: tp}
+		im.openFS(p)
+		im.Parts = append(im.Parts, p)
+	}
+	im.assignRoles()
+	return nil
+}
+
+// openFS recognises a partition's filesystem by its magic numbers and
+// opens it.
+func (im *Image) openFS(p *Part) {
+	head := make([]byte, 2048)
+	n, _ := im.r.ReadAt(head[:min(int64(len(head)), p.Size)], p.Start)
+	head = head[:n]
+	le := binary.LittleEndian
+	switch {
+	case len(head) >= 1082 && le.Uint16(head[1080:]) == 0xef53:
+		p.Kind = "ext4"
+		f, err := ext4.Open(im.r, p.Start, p.Size)
+		if err != nil {
+			p.FSErr = fmt.Errorf("partition %d: ext2/3/4: %w", p.Number, err)
+			return
+		}
+		p.FS, p.Kind = f, f.Type()
+	case len(head) >= 512 && head[510] == 0x55 && head[511] == 0xaa && (head[0] == 0xeb || head[0] == 0xe9):
+		p.Kind = "fat"
+		f, err := fat.Open(im.r, p.Start, p.Size)
+		if err != nil {
+			p.FSErr = fmt.Errorf("partition %d: FAT: %w", p.Number, err)
+			return
+		}
+		p.FS, p.Kind = f, f.Type()
+	case len(head) >= 4 && string(head[:4]) == "hsqs":
+		p.Kind = "squashfs"
+	case len(head) > 0 && bytes.Count(head, []byte{0}) == len(head):
+		p.Kind = "empty"
+	default:
+		p.Kind = "unknown"
+	}
+}
+
+// assignRoles names the boot partition (the first FAT one, a bootable one
+// first) and the root partition (the first ext2/3/4 one, else squashfs).
+func (im *Image) assignRoles() {
+	pick := func(ok func(*Part) bool) *Part {
+		for _, p := range im.Parts {
+			if ok(p) {
+				return p
+			}
+		}
+		return nil
+	}
+	isFAT := func(p *Part) bool { return p.FS != nil && (p.Kind == "FAT12" || p.Kind == "FAT16" || p.Kind == "FAT32") }
+	boot := pick(func(p *Part) bool { return isFAT(p) && p.Bootable })
+	if boot == nil {
+		boot = pick(isFAT)
+	}
+	root := pick(func(p *Part) bool { return p.Kind == "ext4" || p.Kind == "ext3" || p.Kind == "ext2" })
+	if root == nil {
+		root = pick(func(p *Part) bool { return p.Kind == "squashfs" })
+	}
+	if boot != nil {
+		boot.Role = "boot"
+	}
+	if root != nil && root != boot {
+		root.Role = "root"
+	}
+}
+
+// Err returns the first filesystem error, if any partition had one.
+func (im *Image) Err() error {
+	for _, p := range im.Parts {
+		if p.FSErr != nil {
+			return fmt.Errorf("%s: %w", im.Path, p.FSErr)
+		}
+	}
+	return nil
+}
+
+// openFile opens an image for random access, decompressing it first if
+// it is compressed.
+func openFile(path string) (io.ReaderAt, int64, func() error, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	magic := make([]byte, 6)
+	n, _ := f.ReadAt(magic, 0)
+	format := compression(magic[:n])
+	if format == "" {
+		return f, st.Size(), f.Close, nil
+	}
+	defer f.Close()
+	tmp, size, err := decompress(f, format)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("%s: %s: %w", path, format, err)
+	}
+	return tmp, size, func() error {
+		tmp.Close()
+		return os.Remove(tmp.Name())
+	}, nil
+}
