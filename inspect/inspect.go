@@ -152,7 +152,9 @@ func (im *Image) assignRoles() {
 		}
 		return nil
 	}
-	isFAT := func(p *Part) bool { return p.FS != nil && (p.Kind == "FAT12" || p.Kind == "FAT16" || p.Kind == "FAT32") }
+	isFAT := func(p *Part) bool {
+		return p.FS != nil && (p.Kind == "FAT12" || p.Kind == "FAT16" || p.Kind == "FAT32")
+	}
 	boot := pick(func(p *Part) bool { return isFAT(p) && p.Bootable })
 	if boot == nil {
 		boot = pick(isFAT)

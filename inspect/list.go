@@ -69,7 +69,9 @@ func (im *Image) List(spec string) (*Listing, error) {
 		name = "."
 	}
 	l := &Listing{Partition: p.Number, Path: "/" + strings.TrimPrefix(name, "."), Entries: []Entry{}}
-	fail := func(err error) error { return fmt.Errorf("%s: partition %d: %s: %w", im.Path, p.Number, l.Path, unwrapPath(err)) }
+	fail := func(err error) error {
+		return fmt.Errorf("%s: partition %d: %s: %w", im.Path, p.Number, l.Path, unwrapPath(err))
+	}
 	var info fs.FileInfo
 	if follow {
 		info, err = fs.Stat(p.FS, name)
