@@ -3,6 +3,7 @@ package build
 import (
 	"bytes"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/mkfs/ext4"
 	"github.com/ocidisk/ocidisk/mkfs/fat"
+	"github.com/ocidisk/ocidisk/mkfs/squashfs"
 )
 
 // newLayout turns the board's disk description, with the command line's
@@ -94,8 +96,24 @@ func filesystem(p boards.Partition, tree *fstree.Tree, seed []byte, epoch time.T
 			Time:  epoch,
 			Log:   cfg.Log,
 		}), nil
+	case "squashfs":
+		return squashfs.New(tree, squashfs.Options{
+			Time: epoch,
+			// A read-only root takes what squashfs can hold; POSIX ACLs
+			// and other system.* xattrs are left out with a warning.
+			DropXattrs: true,
+			// An auto size compresses the tree once into a spool: put
+			// it beside the output, which has room for the image.
+			TempDir: filepath.Dir(cfg.Output),
+			Log:     cfg.Log,
+			Progress: func(done, total int64) {
+				if cfg.Progress != nil {
+					cfg.Progress("write "+p.Name, done, total)
+				}
+			},
+		}), nil
 	}
-	return nil, fmt.Errorf("partition %s: filesystem %q is not supported (ext4, fat)", p.Name, p.FS)
+	return nil, fmt.Errorf("partition %s: filesystem %q is not supported (ext4, squashfs, fat)", p.Name, p.FS)
 }
 
 // blobs reads the board's raw blobs from the firmware tree. They are
