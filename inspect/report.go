@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"bytes"
 	"io/fs"
 	"path"
 	"regexp"
@@ -19,8 +20,11 @@ type Report struct {
 	Partitions []Partition `json:"partitions"`
 	// Board is the catalog board whose boot files the image has, "" if
 	// none matches.
-	Board    string   `json:"board,omitempty"`
-	Boot     *Boot    `json:"boot,omitempty"`
+	Board string `json:"board,omitempty"`
+	Boot  *Boot  `json:"boot,omitempty"`
+	// Blobs are the raw bootloader pieces the board's pack places outside
+	// the partitions, and whether the image has data there.
+	Blobs    []Blob   `json:"blobs,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
 }
 
@@ -58,6 +62,13 @@ type Boot struct {
 	CmdlineFrom string `json:"cmdline_from,omitempty"`
 }
 
+// Blob is a bootloader piece at a fixed offset of the disk.
+type Blob struct {
+	File    string `json:"file"`
+	Offset  int64  `json:"offset"`
+	Present bool   `json:"present"`
+}
+
 // BootFile is a file the boot partition holds for the board.
 type BootFile struct {
 	Path string `json:"path"`
@@ -90,14 +101,24 @@ func (im *Image) Report(catalog []*boards.Board) *Report {
 		}
 	}
 	if boot != nil {
-		r.Boot, r.Board = bootReport(boot, catalog)
+		var b *boards.Board
+		r.Boot, b = bootReport(boot, catalog)
+		if b != nil {
+			r.Board = b.Name
+			for _, bl := range b.Blobs {
+				head := make([]byte, 4096)
+				n, _ := im.r.ReadAt(head, int64(bl.Offset))
+				r.Blobs = append(r.Blobs, Blob{File: bl.File, Offset: int64(bl.Offset),
+					Present: bytes.Count(head[:n], []byte{0}) < n})
+			}
+		}
 	}
 	return r
 }
 
 // bootReport lists the board files on the boot partition, recognises the
 // board and finds the kernel command line.
-func bootReport(p *Part, catalog []*boards.Board) (*Boot, string) {
+func bootReport(p *Part, catalog []*boards.Board) (*Boot, *boards.Board) {
 	b := &Boot{Partition: p.Number, Files: []BootFile{}}
 	files := map[string]int64{}
 	_ = fs.WalkDir(p.FS, ".", func(name string, d fs.DirEntry, err error) error {
@@ -123,10 +144,7 @@ func bootReport(p *Part, catalog []*boards.Board) (*Boot, string) {
 		}
 	}
 	b.Cmdline, b.CmdlineFrom = cmdline(p.FS, board, files)
-	if board == nil {
-		return b, ""
-	}
-	return b, board.Name
+	return b, board
 }
 
 // classify says what a boot file is for: the board's own names first,

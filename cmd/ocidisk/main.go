@@ -44,6 +44,7 @@ func commands() []command {
 		flattenCommand(),
 		boardsCommand(),
 		flashCommand(),
+		inspectCommand(),
 	}
 }
 

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/inspect"
+)
+
+func inspectCommand() command {
+	return command{
+		name:    "inspect",
+		args:    "[--json] [--board B] IMAGE[.zst|.xz|.gz] [PATH]",
+		summary: "show an image's partitions, filesystems, boot files and kernel command line, or list PATH (boot:/, root:/etc, /etc)",
+		run:     runInspect,
+	}
+}
+
+func runInspect(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "inspect")
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	board := fs.String("board", "", "also recognise this board (a name or a board file) besides the catalog's")
+	if err := parseFlags(e, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		return usagef("want IMAGE and an optional PATH, got %d arguments", fs.NArg())
+	}
+	im, err := inspect.Open(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer im.Close()
+
+	if fs.NArg() == 2 {
+		l, err := im.List(fs.Arg(1))
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(e.stdout, l)
+		}
+		printListing(e.stdout, l)
+		return nil
+	}
+
+	catalog, err := boards.Catalog()
+	if err != nil {
+		return err
+	}
+	if *board != "" {
+		b, err := boards.Load(*board)
+		if err != nil {
+			return err
+		}
+		catalog = append([]*boards.Board{b}, catalog...)
+	}
+	r := im.Report(catalog)
+	if *asJSON {
+		if err := writeJSON(e.stdout, r); err != nil {
+			return err
+		}
+	} else {
+		printReport(e.stdout, r)
+	}
+	// A damaged filesystem is reported above and fails the command.
+	return im.Err()
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printReport(w io.Writer, r *inspect.Report) {
+	table := strings.ToUpper(r.Table)
+	if r.Table == "none" {
+		table = "no partition table (a bare filesystem)"
+	}
+	fmt.Fprintf(w, "%s: %s, %s", r.Image, humanBytes(r.Size), table)
+	if r.DiskID != "" {
+		fmt.Fprintf(w, ", disk ID %s", r.DiskID)
+	}
+	fmt.Fprintln(w)
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  #\tboot\tstart\tsize\ttype\tPARTUUID\trole\tfilesystem\tlabel\tUUID\tused")
+	for _, p := range r.Partitions {
+		typ := p.Type
+		if p.TypeName != "" {
+			typ += " " + p.TypeName
+		}
+		if p.Name != "" {
+			typ += " \"" + p.Name + "\""
+		}
+		boot := ""
+		if p.Bootable {
+			boot = "*"
+		}
+		f := p.Filesystem
+		used := ""
+		if f.Size > 0 {
+			used = fmt.Sprintf("%s of %s (%d%%)", humanBytes(f.Used), humanBytes(f.Size), f.Used*100/f.Size)
+		}
+		if f.Error != "" {
+			used = "ERROR: " + f.Error
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Number, boot, humanBytes(p.Start), humanBytes(p.Size),
+			dash(typ), dash(p.PartUUID), dash(p.Role), f.Type, dash(f.Label), dash(f.UUID), used)
+	}
+	tw.Flush()
+	if r.Board != "" {
+		fmt.Fprintf(w, "board: %s (its boot partition holds every file the board's pack names)\n", r.Board)
+	}
+	for _, bl := range r.Blobs {
+		state := "present"
+		if !bl.Present {
+			state = "MISSING (zeros)"
+		}
+		fmt.Fprintf(w, "blob at %s: %s, %s\n", humanBytes(bl.Offset), bl.File, state)
+	}
+	if r.Boot == nil {
+		return
+	}
+	fmt.Fprintf(w, "boot files on partition %d:\n", r.Boot.Partition)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	overlays, overlayBytes := 0, int64(0)
+	files := slices.Clone(r.Boot.Files)
+	order := []string{"kernel", "initramfs", "config", "dtb", "overlay", "firmware", "bootloader"}
+	slices.SortStableFunc(files, func(a, b inspect.BootFile) int {
+		return slices.Index(order, a.Kind) - slices.Index(order, b.Kind)
+	})
+	for _, f := range files {
+		if f.Kind == "overlay" {
+			overlays++
+			overlayBytes += f.Size
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", f.Kind, f.Path, humanBytes(f.Size))
+	}
+	if overlays > 0 {
+		fmt.Fprintf(tw, "  overlay\t%d device tree overlays\t%s\n", overlays, humanBytes(overlayBytes))
+	}
+	tw.Flush()
+	if r.Boot.Cmdline != "" {
+		fmt.Fprintf(w, "kernel command line (%s):\n  %s\n", r.Boot.CmdlineFrom, r.Boot.Cmdline)
+	} else {
+		fmt.Fprintln(w, "kernel command line: not found")
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func printListing(w io.Writer, l *inspect.Listing) {
+	rows := make([][]string, len(l.Entries))
+	widths := make([]int, 4)
+	for i, en := range l.Entries {
+		size := fmt.Sprint(en.Size)
+		if en.Type == "char" || en.Type == "block" {
+			size = fmt.Sprintf("%d, %d", en.Major, en.Minor)
+		}
+		rows[i] = []string{fmt.Sprint(en.Links), fmt.Sprint(en.UID), fmt.Sprint(en.GID), size}
+		for j, c := range rows[i] {
+			widths[j] = max(widths[j], len(c))
+		}
+	}
+	for i, en := range l.Entries {
+		name := en.Name
+		if en.Target != "" {
+			name += " -> " + en.Target
+		}
+		r := rows[i]
+		fmt.Fprintf(w, "%s %*s %-*s %-*s %*s %s %s\n", en.LsMode(), widths[0], r[0], widths[1], r[1], widths[2], r[2],
+			widths[3], r[3], en.Mtime.UTC().Format("2006-01-02 15:04"), name)
+	}
+}
