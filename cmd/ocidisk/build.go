@@ -18,7 +18,7 @@ func buildCommand() command {
 		args: "[--board B] [--platform P] [--kernel SRC] [--firmware SRC] [--overlay DIR]... [--boot-overlay DIR]...\n" +
 			"                [--table mbr|gpt] [--boot-size S] [--root-size S|auto] [--root-fs ext4|squashfs]\n" +
 			"                [--cmdline-append STR] [--config-txt-append TEXT|@FILE] [--dtoverlay NAME[,params]]...\n" +
-			"                [-o OUT.img] [--bmap] [--compress none|gz|xz|zstd] SOURCE",
+			"                [-o OUT.img] [--bmap] [--compress none|gz|xz|zstd] [-f ocidisk.yaml] [SOURCE]",
 		summary: "build a bootable disk image for a board from an OCI image",
 		run:     runBuild,
 	}
@@ -44,10 +44,18 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	// Raspberry Pi boards: additions to the generated config.txt.
 	configTxt := fs.StringArray("config-txt-append", nil, "lines added to config.txt under [all]: TEXT, or @FILE to read them from FILE (repeatable)")
 	dtoverlays := fs.StringArray("dtoverlay", nil, "add dtoverlay=NAME[,params] to config.txt; overlays/NAME.dtbo must be on the boot partition (repeatable)")
+	file := fs.StringP("file", "f", "", "build file (default: ocidisk.yaml in the current directory, if there is one); flags override it")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	src, err := applyBuildFile(e, fs, *file)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() == 1 {
+		src = fs.Arg(0)
+	}
+	if fs.NArg() > 1 || src == "" {
 		return usagef("want one SOURCE, got %d arguments", fs.NArg())
 	}
 	b, err := boards.Load(*board)
@@ -56,7 +64,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	}
 	cfg := build.Config{
 		Board:         b,
-		Source:        fs.Arg(0),
+		Source:        src,
 		Kernel:        *kernelSrc,
 		Firmware:      *firmware,
 		Overlays:      *overlays,
