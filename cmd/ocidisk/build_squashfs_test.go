@@ -134,3 +134,18 @@ func TestBuildSquashfsRootSize(t *testing.T) {
 		t.Fatalf("failed build left %s", out)
 	}
 }
+
+// Two builds of the same inputs give the same bytes, the squashfs root
+// compressed on all cores included.
+func TestBuildSquashfsIsReproducible(t *testing.T) {
+	kernel := debian.KernelDeb(t)
+	root := debian.BusyboxRoot(t)
+	var sums []string
+	for range 2 {
+		img := buildImage(t, "--kernel", "deb:"+kernel, "--root-fs", "squashfs", "--bmap", "oci:"+root)
+		sums = append(sums, fileHash(t, img)+" "+fileHash(t, img+".bmap"))
+	}
+	if sums[0] != sums[1] {
+		t.Fatalf("two builds of the same inputs differ:\n%s\n%s", sums[0], sums[1])
+	}
+}

@@ -147,9 +147,8 @@ func TestBenchChild(t *testing.T) {
 		t.Skip("run by BenchmarkVsMksquashfs")
 	}
 	var tr *fstree.Tree
-	if n, ok := strings.CutPrefix(spec, "rand:"); ok {
-		entries, _ := strconv.Atoi(n)
-		tr = randtree.New(uint64(entries), randtree.Options{Entries: entries, MaxFileSize: 64 << 10, MaxXattrBytes: 1024})
+	if strings.HasPrefix(spec, "rand") {
+		tr = treeFor(spec)
 	} else {
 		img, err := rootfs.Load(context.Background(), spec, source.Options{CacheDir: t.TempDir()})
 		if err != nil {
@@ -159,15 +158,20 @@ func TestBenchChild(t *testing.T) {
 		tr = img.Tree
 	}
 	level, _ := strconv.Atoi(os.Getenv("SQUASHFS_BENCH_LEVEL"))
-	f, err := os.Create(os.Getenv("SQUASHFS_BENCH_OUT"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts := Options{Compression: os.Getenv("SQUASHFS_BENCH_COMP"), Level: level}
 	t0 := time.Now()
-	if err := Write(f, 0, tr, Options{Compression: os.Getenv("SQUASHFS_BENCH_COMP"), Level: level}); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
+	if out := os.Getenv("SQUASHFS_BENCH_OUT"); out != "-" {
+		f, err := os.Create(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Write(f, 0, tr, opts); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := Write(&countWriterAt{}, 0, tr, opts); err != nil {
 		t.Fatal(err)
 	}
 	d := time.Since(t0)
@@ -191,4 +195,82 @@ func vmHWM(t *testing.T) int64 {
 	}
 	t.Fatal("no VmHWM in /proc/self/status")
 	return 0
+}
+
+// BenchmarkPeakRSS shows that memory follows entries, not bytes: it
+// writes (lz4, into a discarding target) trees of few entries and many
+// gigabytes and of many entries and few bytes, each in a child process,
+// and reports the child's peak RSS.
+//
+//	go test -run '^$' -bench PeakRSS -benchtime 1x ./mkfs/squashfs/
+func BenchmarkPeakRSS(b *testing.B) {
+	for _, spec := range []string{"randbig:40", "rand:5000", "rand:50000"} {
+		b.Run(spec, func(b *testing.B) {
+			tr := treeFor(spec)
+			st := tr.Stats()
+			var hwm int64
+			for b.Loop() {
+				out := benchChild(b, "SQUASHFS_BENCH_TREE="+spec, "SQUASHFS_BENCH_OUT=-", "SQUASHFS_BENCH_COMP=lz4")
+				var ns int64
+				if _, err := fmt.Sscanf(out, "wrote in %d ns, VmHWM %d kB", &ns, &hwm); err != nil {
+					b.Fatalf("child said %q", out)
+				}
+			}
+			b.ReportMetric(float64(hwm)/1024, "peak-MiB")
+			b.ReportMetric(float64(st.Inodes), "inodes")
+			b.ReportMetric(float64(st.Bytes)/(1<<20), "content-MiB")
+		})
+	}
+}
+
+// treeFor returns the random tree of a benchmark: "rand:N" has N entries
+// of at most 64 KiB, "randbig:N" N entries of up to 1 GiB.
+func treeFor(spec string) *fstree.Tree {
+	n, _ := strconv.Atoi(spec[strings.IndexByte(spec, ':')+1:])
+	if strings.HasPrefix(spec, "randbig:") {
+		return randtree.New(uint64(n), randtree.Options{Entries: n, MaxFileSize: 1 << 30, NoSparse: true})
+	}
+	return randtree.New(uint64(n), randtree.Options{Entries: n, MaxFileSize: 64 << 10, MaxXattrBytes: 1024})
+}
+
+// BenchmarkWrite writes the Debian arm64 root into a discarding target
+// with each compression, reporting the rate of file content compressed.
+//
+//	go test -run '^$' -bench 'Write/' -benchtime 1x ./mkfs/squashfs/
+func BenchmarkWrite(b *testing.B) {
+	tr := debianTree(b)
+	var bytes int64
+	seen := map[*fstree.Node]bool{}
+	_ = tr.Walk(func(_ string, n *fstree.Node) error {
+		if n.Type == fstree.TypeRegular && !seen[n] {
+			seen[n] = true
+			bytes += n.Size
+		}
+		return nil
+	})
+	for _, c := range []struct {
+		name  string
+		level int
+	}{{"zstd", 0}, {"zstd", 3}, {"xz", 0}, {"gzip", 0}, {"gzip", 6}, {"lz4", 0}} {
+		b.Run(fmt.Sprintf("%s-%d", c.name, c.level), func(b *testing.B) {
+			b.SetBytes(bytes)
+			var size int64
+			for b.Loop() {
+				w := &countWriterAt{}
+				if err := Write(w, 0, tr, Options{Compression: c.name, Level: c.level, Time: testTime}); err != nil {
+					b.Fatal(err)
+				}
+				size = w.end
+			}
+			b.ReportMetric(float64(size)/float64(bytes), "ratio")
+		})
+	}
+}
+
+// countWriterAt discards what is written and remembers the furthest byte.
+type countWriterAt struct{ end int64 }
+
+func (w *countWriterAt) WriteAt(p []byte, off int64) (int, error) {
+	w.end = max(w.end, off+int64(len(p)))
+	return len(p), nil
 }

@@ -180,7 +180,7 @@ func listLLN(t testing.TB, img string) []fstree.Record {
 		p := strings.TrimPrefix(m[6], "/")
 		switch typ {
 		case fstree.TypeRegular:
-			r.Size = int64(atou(t, m[4]))
+			r.Size = int64(atou64(t, m[4]))
 		case fstree.TypeSymlink:
 			var ok bool
 			p, r.Target, ok = strings.Cut(p, " -> ")

@@ -361,3 +361,27 @@ func TestManyOwners(t *testing.T) {
 		requireSame(t, "unsquashfs -pf", want(t, tr, Options{Time: testTime}), listPF(t, img), fields{mtime: 1e9})
 	}
 }
+
+// TestHugeFile writes a file past 4 GiB (extended inode, 64-bit size),
+// mostly holes so that it costs little compression and space.
+func TestHugeFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reads back 4 GiB")
+	}
+	tr := fstree.New()
+	const huge = 4<<30 + 12345
+	// Runs of 32 chunks (128 KiB), a few of them data, the rest holes.
+	n := fstree.NewFile(0o600, huge, randtree.Content{Seed: 2, Size: huge, RunShift: 5, ZeroOdds: 254})
+	n.Mtime = testTime
+	if err := tr.Put("huge", n, nil); err != nil {
+		t.Fatal(err)
+	}
+	tr.Root.Mtime = testTime
+	img, err := writeImage(t, t.TempDir(), tr, Options{Compression: "lz4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := want(t, tr, Options{Time: testTime})
+	requireSame(t, "unsquashfs -lln", w, listLLN(t, img), fields{mtime: 60e9})
+	requireSame(t, "unsquashfs -d", w, extract(t, img, tr), fields{sha: true, mtime: 1e9})
+}
