@@ -80,7 +80,7 @@ func (l *Layout) place() (*placement, error) {
 	table := pl.tableSpans(0)
 	cur := first
 	for i := range l.Partitions {
-		pp, err := l.placePartition(i, cur, align, table[0].end)
+		pp, err := l.placePartition(i, cur, align, table[0].end, pl.parts)
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +136,7 @@ func (l *Layout) place() (*placement, error) {
 	return pl, nil
 }
 
-func (l *Layout) placePartition(i int, cur, align, tableEnd int64) (placed, error) {
+func (l *Layout) placePartition(i int, cur, align, tableEnd int64, before []placed) (placed, error) {
 	p := &l.Partitions[i]
 	pp := placed{p: p, num: i + 1, name: fmt.Sprintf("partition %d", i+1)}
 	if p.Name != "" {
@@ -167,6 +167,11 @@ func (l *Layout) placePartition(i int, cur, align, tableEnd int64) (placed, erro
 		if i != len(l.Partitions)-1 {
 			return pp, fmt.Errorf("%s: only the last partition can fill the disk", pp.name)
 		}
+	case p.Size == 0 && p.SizeOf != 0:
+		if p.SizeOf < 1 || p.SizeOf > len(before) {
+			return pp, fmt.Errorf("%s: size of partition %d: want an earlier partition (1-%d)", pp.name, p.SizeOf, len(before))
+		}
+		pp.size = before[p.SizeOf-1].size
 	case p.Size == 0:
 		if p.FS == nil {
 			return pp, fmt.Errorf("%s: no size and no content to size it by", pp.name)
