@@ -67,7 +67,7 @@ func Write(ctx context.Context, im *Image, dev Device, opts WriteOptions) (*Resu
 	}
 	ranges := append([]Range(nil), im.Map.Ranges...)
 	total := im.Map.Mapped()
-	opts.Log.Info("writing", "image", im.Path, "map", im.Map.Source, "ranges", len(ranges), "bytes", total)
+	opts.Log.Debug("writing", "image", im.Path, "map", im.Map.Source, "ranges", len(ranges), "bytes", total)
 
 	src, err := im.stream()
 	if err != nil {
@@ -158,7 +158,7 @@ func Write(ctx context.Context, im *Image, dev Device, opts WriteOptions) (*Resu
 	if err := flush(dev); err != nil {
 		return nil, err
 	}
-	opts.Log.Info("verifying", "bytes", res.Written)
+	opts.Log.Debug("verifying", "bytes", res.Written)
 	if err := verify(ctx, dev, ranges, sums, im.Map.newHash, res, progress); err != nil {
 		return nil, err
 	}

@@ -193,15 +193,25 @@ func openFile(path string) (io.ReaderAt, int64, func() error, error) {
 		f.Close()
 		return nil, 0, nil, err
 	}
-	if !st.Mode().IsRegular() {
+	size := st.Size()
+	switch {
+	case st.Mode().IsRegular():
+	case st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0:
+		// A block device, such as a card just flashed: read-only, like
+		// everything here.
+		if size, err = f.Seek(0, io.SeekEnd); err != nil {
+			f.Close()
+			return nil, 0, nil, err
+		}
+	default:
 		f.Close()
-		return nil, 0, nil, fmt.Errorf("%s: not a regular file", path)
+		return nil, 0, nil, fmt.Errorf("%s: neither a regular file nor a block device", path)
 	}
 	magic := make([]byte, 6)
 	n, _ := f.ReadAt(magic, 0)
 	format := compression(magic[:n])
 	if format == "" {
-		return f, st.Size(), f.Close, nil
+		return f, size, f.Close, nil
 	}
 	defer f.Close()
 	tmp, size, err := decompress(f, format)

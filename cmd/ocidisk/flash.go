@@ -80,13 +80,16 @@ func runFlash(ctx context.Context, e *env, args []string) error {
 	defer dev.Close()
 
 	opts := flash.WriteOptions{Log: e.log}
+	var p *rateProgress
 	if e.tty && !e.quiet {
-		p := &rateProgress{w: e.stderr}
+		p = &rateProgress{w: e.stderr}
 		opts.Progress = p.update
-		defer p.done()
 	}
 	start := time.Now()
 	res, err := flash.Write(ctx, im, dev, opts)
+	if p != nil {
+		p.done()
+	}
 	if err != nil {
 		return fmt.Errorf("%s to %s: %w", image, device, err)
 	}
