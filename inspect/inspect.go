@@ -54,6 +54,8 @@ type Part struct {
 	FS    FS
 	Kind  string
 	FSErr error
+	// Used is the space a filesystem without a reader (squashfs) takes.
+	Used int64
 	// Role is "boot" or "root" when the image's layout says so.
 	Role string
 }
@@ -132,8 +134,10 @@ func (im *Image) openFS(p *Part) {
 			return
 		}
 		p.FS, p.Kind = f, f.Type()
-	case len(head) >= 4 && string(head[:4]) == "hsqs":
+	case len(head) >= 48 && string(head[:4]) == "hsqs":
+		// No reader for squashfs yet: its superblock gives the size used.
 		p.Kind = "squashfs"
+		p.Used = int64(le.Uint64(head[40:]))
 	case len(head) > 0 && bytes.Count(head, []byte{0}) == len(head):
 		p.Kind = "empty"
 	default:

@@ -16,6 +16,7 @@ import (
 	"github.com/ocidisk/ocidisk/internal/hosttool"
 	"github.com/ocidisk/ocidisk/mkfs/ext4"
 	"github.com/ocidisk/ocidisk/mkfs/fat"
+	"github.com/ocidisk/ocidisk/mkfs/squashfs"
 )
 
 // testDisk writes a disk with a FAT boot partition holding an extlinux.conf
@@ -229,6 +230,34 @@ func TestCorruptImages(t *testing.T) {
 				t.Errorf("got %v; want one line starting with the image and mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A squashfs root, which has no reader here, is recognised with the space
+// it takes.
+func TestSquashfsRoot(t *testing.T) {
+	root := fstree.New()
+	if err := root.Put("file", fstree.NewFile(0o644, 5, fstree.Bytes("hello")), nil); err != nil {
+		t.Fatal(err)
+	}
+	l := &diskimage.Layout{Table: diskimage.MBR, Seed: []byte("sq"), Partitions: []diskimage.Partition{
+		{Name: "root", Kind: diskimage.KindLinux, Size: 4 << 20, FS: squashfs.New(root, squashfs.Options{})},
+	}}
+	img := filepath.Join(t.TempDir(), "sq.img")
+	if _, err := diskimage.Write(context.Background(), img, l, diskimage.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	im, err := Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	r := im.Report(nil)
+	if p := r.Partitions[0]; p.Role != "root" || p.Filesystem.Type != "squashfs" || p.Filesystem.Used <= 0 || p.Filesystem.Used > 4<<20 {
+		t.Errorf("squashfs partition: %+v %+v", p, p.Filesystem)
+	}
+	if _, err := im.List("/"); err == nil || !strings.Contains(err.Error(), "no filesystem ocidisk can read (squashfs)") {
+		t.Errorf("listing squashfs: %v", err)
 	}
 }
 

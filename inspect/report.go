@@ -92,6 +92,9 @@ func (im *Image) Report(catalog []*boards.Board) *Report {
 			rp.Filesystem.Label, rp.Filesystem.UUID = p.FS.Label(), p.FS.UUID()
 			rp.Filesystem.Size, rp.Filesystem.Used = p.FS.Size(), p.FS.Size()-p.FS.Free()
 		}
+		if p.FS == nil && p.Used > 0 {
+			rp.Filesystem.Size, rp.Filesystem.Used = p.Size, p.Used
+		}
 		if p.FSErr != nil {
 			rp.Filesystem.Error = p.FSErr.Error()
 		}
