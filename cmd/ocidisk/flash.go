@@ -13,6 +13,7 @@ import (
 
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/flash"
+	"github.com/ocidisk/ocidisk/inspect"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
@@ -199,6 +200,19 @@ func describeTarget(w io.Writer, im *flash.Image, tg *flash.Target) {
 	}
 	fmt.Fprintf(w, "Image:  %s (%s)\n", im.Path, size)
 	fmt.Fprintf(w, "Target: %s: %s, %s, %s\n", tg.Path, model, humanBytes(d.Size), kind)
+	// What is on the disk now, read with inspect's readers when they know
+	// it, else the kernel's list of partitions.
+	if cur, err := inspect.Open(tg.Path); err == nil {
+		defer cur.Close()
+		for _, p := range cur.Parts {
+			label := ""
+			if p.FS != nil && p.FS.Label() != "" {
+				label = fmt.Sprintf("%q", p.FS.Label())
+			}
+			fmt.Fprintf(w, "        partition %d %10s  %-8s %s\n", p.Number, humanBytes(p.Size), p.Kind, label)
+		}
+		return
+	}
 	if len(d.Partitions) == 0 {
 		fmt.Fprintln(w, "        no partitions")
 	}

@@ -158,6 +158,15 @@ func TestFlashConfirmation(t *testing.T) {
 			}
 		}
 	}
+	// What the disk holds now is read with inspect's readers when they
+	// know it (here a used card that holds an image).
+	card := inspectDisk(t)
+	var out bytes.Buffer
+	tg2 := &flash.Target{Path: card, Disk: tg.Disk}
+	if err := ask(&out, strings.NewReader("y\n"), im, tg2); err != nil || !strings.Contains(out.String(), "partition 1   16.0 MiB  FAT16    \"BOOT\"") ||
+		!strings.Contains(out.String(), "partition 2") || !strings.Contains(out.String(), "ext4     \"root\"") {
+		t.Errorf("confirmation of a used card (%v):\n%s", err, out.String())
+	}
 	// Not on a terminal, a device needs --yes.
 	e := &env{stdin: strings.NewReader("yes\n"), stderr: &bytes.Buffer{}, tty: false}
 	if err := confirm(e, im, tg); err == nil || !strings.Contains(err.Error(), "--yes") {
