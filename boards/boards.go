@@ -56,6 +56,9 @@ type Board struct {
 	Cmdline string `yaml:"cmdline"`
 	// Configs are the boot configs rendered onto the boot partition.
 	Configs []Config `yaml:"configs"`
+	// AB says how the boot firmware chooses between two root slots; nil
+	// for a board that cannot have them.
+	AB *AB `yaml:"ab"`
 
 	QEMU *QEMU `yaml:"qemu"`
 }
@@ -68,6 +71,10 @@ type Disk struct {
 	FirstPartitionOffset Size        `yaml:"first-partition-offset"`
 	Alignment            Size        `yaml:"alignment"`
 	Partitions           []Partition `yaml:"partitions"`
+	// AB asks for two root slots by default (--ab); Data for a data
+	// partition, a size or "grow" (--data). Layout applies both.
+	AB   bool   `yaml:"ab"`
+	Data string `yaml:"data"`
 }
 
 // Partition roles: the boot partition gets the kernel and configs, the
@@ -87,6 +94,12 @@ type Partition struct {
 	// Type overrides the partition type (an MBR byte such as "0c", or a
 	// GPT type GUID); empty picks the usual type for FS.
 	Type string `yaml:"type"`
+
+	// Slot is the root slot ("a" or "b") a partition of an A/B layout
+	// belongs to, and Grow marks a data partition that grows to the end
+	// of the disk on first boot; Layout sets both.
+	Slot string `yaml:"-"`
+	Grow bool   `yaml:"-"`
 }
 
 // Blob is a file written raw at an offset of the disk.
@@ -165,6 +178,12 @@ type TemplateData struct {
 	Kernel       string // the kernel's path on the boot partition
 	Initramfs    string // the initramfs's path on the boot partition
 	Cmdline      string // the whole kernel command line (configs only)
+	// Slot is the slot whose boot partition is rendered, in a per-slot
+	// A/B layout ("a", "b"); "" otherwise. Slots are the root slots the
+	// configs boot: a and b, or one unnamed slot without A/B; the first
+	// is the default.
+	Slot  string
+	Slots []SlotData
 }
 
 // QEMU is how the board is booted under QEMU.

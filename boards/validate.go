@@ -66,6 +66,16 @@ func (b *Board) validate() error {
 	if err := b.Disk.validate(); err != nil {
 		return err
 	}
+	if err := b.Disk.validateData(); err != nil {
+		return err
+	}
+	if b.AB != nil {
+		if err := b.AB.validate(); err != nil {
+			return err
+		}
+	} else if b.Disk.AB {
+		return bad("disk.ab", "the board has no ab section saying how its firmware picks a slot")
+	}
 	if err := b.validateBlobs(); err != nil {
 		return err
 	}
@@ -175,10 +185,16 @@ func checkTemplate(field, t string) error {
 	if err != nil {
 		return bad(field, "%v", err)
 	}
-	if err := tm.Execute(discard{}, TemplateData{}); err != nil {
+	if err := tm.Execute(discard{}, sampleData()); err != nil {
 		return bad(field, "%v", err)
 	}
 	return nil
+}
+
+// sampleData is what templates are tried on: two slots, as an A/B
+// layout has.
+func sampleData() TemplateData {
+	return TemplateData{Slots: []SlotData{{Name: SlotA}, {Name: SlotB}}}
 }
 
 type discard struct{}

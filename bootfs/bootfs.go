@@ -27,8 +27,12 @@ import (
 type Options struct {
 	// RootPartUUID is the root partition's PARTUUID as Linux spells it:
 	// "1a2b3c4d-02" (MBR disk signature and partition number) or the GPT
-	// partition's GUID. Required.
+	// partition's GUID. Required unless PartUUID is set.
 	RootPartUUID string
+	// PartUUID returns the PARTUUID of the board's partition i (from 0):
+	// a layout with slots or a data partition (boards.Board.Layout) names
+	// each slot's root and the data partition on the command lines.
+	PartUUID func(i int) string
 	// CmdlineAppend are extra kernel arguments, after the board's.
 	CmdlineAppend []string
 	// BootOverlay, when set, is merged over the boot partition last (it is
@@ -53,15 +57,27 @@ type Options struct {
 
 // Result is an assembled boot partition.
 type Result struct {
+	// Boot is the boot partition (slot A's when each slot has its own).
 	Boot *fstree.Tree
-	// Cmdline is the kernel command line written into the configs.
-	Cmdline string
+	// Partitions are the trees of every partition bootfs fills, by index
+	// in the board's layout: the boot partition, or each slot's and the
+	// select partition.
+	Partitions map[int]*fstree.Tree
+	// Cmdline is the kernel command line written into the configs (slot
+	// A's), and Cmdlines each slot's, in slot order.
+	Cmdline  string
+	Cmdlines []string
 	// Modules are the modules in the initramfs, in load order.
 	Modules []*kernel.Module
 }
 
 // linuxFS names a board's filesystem as Linux's rootfstype= does.
-var linuxFS = map[string]string{"ext4": "ext4", "fat": "vfat"}
+func linuxFS(fs string) string {
+	if fs == "fat" {
+		return "vfat"
+	}
+	return fs
+}
 
 // Assemble builds the boot partition for board b from kernel k.
 func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) {
@@ -69,7 +85,7 @@ func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if opts.RootPartUUID == "" {
+	if opts.RootPartUUID == "" && opts.PartUUID == nil {
 		return nil, errors.New("bootfs: no root PARTUUID")
 	}
 	a := &assembly{t: fstree.New(), when: opts.Time}
@@ -118,44 +134,88 @@ func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) 
 	}
 	log.Debug("initramfs", "modules", len(mods), "bytes", len(rd))
 
-	root := b.Partition(boards.RoleRoot)
-	data := boards.TemplateData{
-		Board: b.Name, Console: b.Console, RootPartUUID: opts.RootPartUUID,
-		RootFS: linuxFS[root.FS], Kernel: b.Kernel.File, Initramfs: b.Initramfs.File,
-	}
-	cmdline, err := render("cmdline", b.Cmdline, data)
+	rootFS := linuxFS(b.Partition(boards.RoleRoot).FS)
+	ss, err := slots(b, opts, rootFS)
 	if err != nil {
-		return nil, fmt.Errorf("board %s: %w", b.Name, err)
+		return nil, err
 	}
-	data.Cmdline = strings.Join(append(strings.Fields(cmdline), opts.CmdlineAppend...), " ")
+	data := boards.TemplateData{
+		Board: b.Name, Console: b.Console, RootPartUUID: ss[0].RootPartUUID,
+		RootFS: rootFS, Kernel: b.Kernel.File, Initramfs: b.Initramfs.File, Cmdline: ss[0].Cmdline,
+	}
+	res := &Result{Boot: a.t, Partitions: map[int]*fstree.Tree{}, Cmdline: ss[0].Cmdline, Modules: mods}
+	for _, s := range ss {
+		data.Slots = append(data.Slots, s.SlotData)
+		res.Cmdlines = append(res.Cmdlines, s.Cmdline)
+	}
+	if b.Disk.AB && b.AB.Boot == boards.ABPerSlot {
+		// Each slot boots its own partition: the same files, configs
+		// naming its own root. The select partition chooses one.
+		trees, overlays := []*fstree.Tree{a.t}, []*fstree.Tree{opts.BootOverlay}
+		for range ss[1:] {
+			// Copies made before the first merge, which consumes the
+			// overlay's nodes.
+			trees = append(trees, copyTree(a.t))
+			if opts.BootOverlay != nil {
+				overlays = append(overlays, copyTree(opts.BootOverlay))
+			} else {
+				overlays = append(overlays, nil)
+			}
+		}
+		for i, s := range ss {
+			sa, overlay := &assembly{t: trees[i], when: a.when}, overlays[i]
+			d := data
+			d.Slot, d.RootPartUUID, d.Cmdline = s.Name, s.RootPartUUID, s.Cmdline
+			if err := sa.configs(b, d, opts, overlay); err != nil {
+				return nil, err
+			}
+			res.Partitions[s.bootIdx] = sa.t
+		}
+		sel, err := a.selectTree(b, data)
+		if err != nil {
+			return nil, err
+		}
+		res.Partitions[b.PartitionNumber(boards.RoleSelect)-1] = sel
+		return res, nil
+	}
+	if err := a.configs(b, data, opts, opts.BootOverlay); err != nil {
+		return nil, err
+	}
+	res.Partitions[ss[0].bootIdx] = a.t
+	return res, nil
+}
+
+// configs renders the board's boot configs with data, adds the user's
+// config.txt lines, and merges the boot overlay last.
+func (a *assembly) configs(b *boards.Board, data boards.TemplateData, opts Options, overlay *fstree.Tree) error {
 	user := userConfig(b)
 	if user == nil && (opts.ConfigAppend != "" || len(opts.DTOverlays) > 0) {
-		return nil, fmt.Errorf("board %s has no config.txt for --config-txt-append or --dtoverlay", b.Name)
+		return fmt.Errorf("board %s has no config.txt for --config-txt-append or --dtoverlay", b.Name)
 	}
 	for i := range b.Configs {
 		c := &b.Configs[i]
 		text, err := render(c.Path, c.Template, data)
 		if err != nil {
-			return nil, fmt.Errorf("board %s: %w", b.Name, err)
+			return fmt.Errorf("board %s: %w", b.Name, err)
 		}
 		if c == user {
 			text = appendUser(text, opts.ConfigAppend, opts.DTOverlays)
 		}
 		if err := a.put(c.Path, a.file([]byte(text))); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if opts.BootOverlay != nil {
-		if err := fstree.Merge(a.t, "", opts.BootOverlay); err != nil {
-			return nil, fmt.Errorf("boot overlay: %w", err)
+	if overlay != nil {
+		if err := fstree.Merge(a.t, "", overlay); err != nil {
+			return fmt.Errorf("boot overlay: %w", err)
 		}
 	}
 	if user != nil {
 		if err := checkOverlays(a.t, user, opts.DTOverlays); err != nil {
-			return nil, fmt.Errorf("board %s: %w", b.Name, err)
+			return fmt.Errorf("board %s: %w", b.Name, err)
 		}
 	}
-	return &Result{Boot: a.t, Cmdline: data.Cmdline, Modules: mods}, nil
+	return nil
 }
 
 // initramfsModules resolves the modules the board's initramfs loads, with
@@ -163,6 +223,11 @@ func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) 
 // them.
 func initramfsModules(b *boards.Board, k *kernel.Kernel) ([]*kernel.Module, error) {
 	names := b.Initramfs.Modules
+	for _, n := range layoutModules(b) {
+		if !slices.Contains(names, n) {
+			names = append(slices.Clip(names), n)
+		}
+	}
 	if len(names)+len(b.Initramfs.OptionalModules) == 0 {
 		return nil, nil
 	}

@@ -1,0 +1,169 @@
+package bootfs
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/fstree"
+)
+
+// What the boot configs of a firmware-style layout tell the init: each
+// slot's command line names its root by PARTUUID, and these parameters
+// of ocidisk's init (bootfs/initramfs/init) say what else to set up.
+const (
+	// ArgSlot names the slot booted ("a", "b"), for the root's updater.
+	ArgSlot = "ocidisk.slot"
+	// ArgData names the data partition, which the init mounts on /data.
+	ArgData = "ocidisk.data"
+	// ArgGrow has the init grow the data partition and its filesystem to
+	// the end of the disk, once.
+	ArgGrow = "ocidisk.grow"
+	// ArgOverlay is where the overlay over a read-only root keeps its
+	// changes: "tmpfs" (lost at power-off), or PARTUUID= of a partition
+	// (the data partition: kept).
+	ArgOverlay = "ocidisk.overlay"
+)
+
+// slot is one root slot of the layout being assembled.
+type slot struct {
+	boards.SlotData
+	bootIdx int // the partition index of its boot partition
+}
+
+// slots resolves every slot's partitions and kernel command line.
+func slots(b *boards.Board, opts Options, rootFS string) ([]slot, error) {
+	partUUID := func(i int) string {
+		if opts.PartUUID != nil {
+			return opts.PartUUID(i)
+		}
+		if i == b.PartitionNumber(boards.RoleRoot)-1 {
+			return opts.RootPartUUID
+		}
+		return ""
+	}
+	var out []slot
+	for _, name := range b.Slots() {
+		ri, bi := b.SlotPartition(boards.RoleRoot, name), b.SlotPartition(boards.RoleBoot, name)
+		if ri < 0 || bi < 0 {
+			return nil, fmt.Errorf("board %s: slot %q has no boot or root partition", b.Name, name)
+		}
+		s := slot{bootIdx: bi}
+		s.Name, s.BootPartition, s.RootPartUUID = name, bi+1, partUUID(ri)
+		s.Label = "ocidisk"
+		if name != "" {
+			s.Label = "slot-" + name
+		}
+		if s.RootPartUUID == "" {
+			return nil, fmt.Errorf("bootfs: no PARTUUID for the root partition of slot %q", name)
+		}
+		base, err := render("cmdline", b.Cmdline, boards.TemplateData{
+			Board: b.Name, Console: b.Console, RootPartUUID: s.RootPartUUID, RootFS: rootFS,
+			Kernel: b.Kernel.File, Initramfs: b.Initramfs.File,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("board %s: %w", b.Name, err)
+		}
+		args := strings.Fields(base)
+		extra, err := initArgs(b, name, partUUID)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range extra {
+			if !slices.Contains(args, a) {
+				args = append(args, a)
+			}
+		}
+		s.Cmdline = strings.Join(append(args, opts.CmdlineAppend...), " ")
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// initArgs are the init's parameters for the layout: a read-only root
+// ("ro"), the slot, the data partition, growth and the overlay.
+func initArgs(b *boards.Board, slotName string, partUUID func(int) string) ([]string, error) {
+	var args []string
+	if b.ReadOnlyRoot() {
+		args = append(args, "ro")
+	}
+	if slotName != "" {
+		args = append(args, ArgSlot+"="+slotName)
+	}
+	data := ""
+	if i := b.PartitionNumber(boards.RoleData) - 1; i >= 0 {
+		if data = partUUID(i); data == "" {
+			return nil, fmt.Errorf("bootfs: no PARTUUID for the data partition")
+		}
+		args = append(args, ArgData+"=PARTUUID="+data)
+		if b.Disk.Partitions[i].Grow {
+			args = append(args, ArgGrow)
+		}
+	}
+	if b.ReadOnlyRoot() {
+		// /etc and /var must be writable for most roots to come up: over
+		// the data partition the changes last, over tmpfs until power-off.
+		if data != "" {
+			args = append(args, ArgOverlay+"=PARTUUID="+data)
+		} else {
+			args = append(args, ArgOverlay+"=tmpfs")
+		}
+	}
+	return args, nil
+}
+
+// layoutModules are the modules the layout needs beyond the board's: the
+// root's filesystem when it is a read-only one, overlayfs for the overlay
+// over it, ext4 for the data partition. Debian builds them as modules.
+func layoutModules(b *boards.Board) []string {
+	var mods []string
+	if r := b.Partition(boards.RoleRoot); r != nil && (r.FS == "squashfs" || r.FS == "erofs") {
+		mods = append(mods, r.FS)
+	}
+	if b.ReadOnlyRoot() {
+		mods = append(mods, "overlay")
+	}
+	if b.Partition(boards.RoleData) != nil {
+		mods = append(mods, "ext4")
+	}
+	return mods
+}
+
+// selectTree renders the select partition of a per-slot layout: the
+// configs that choose the slot (autoboot.txt).
+func (a *assembly) selectTree(b *boards.Board, data boards.TemplateData) (*fstree.Tree, error) {
+	t := fstree.New()
+	t.Root.Mtime = a.when
+	sa := &assembly{t: t, when: a.when}
+	for _, c := range b.AB.Select.Configs {
+		text, err := render(c.Path, c.Template, data)
+		if err != nil {
+			return nil, fmt.Errorf("board %s: select partition: %w", b.Name, err)
+		}
+		if err := sa.put(c.Path, sa.file([]byte(text))); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// copyTree copies t's entries, each node's metadata and a reference to
+// its content, so that a second boot partition gets the same files
+// without sharing nodes with the first.
+func copyTree(t *fstree.Tree) *fstree.Tree {
+	out := fstree.New()
+	out.Root.Mtime = t.Root.Mtime
+	var cp func(dst, src *fstree.Node)
+	cp = func(dst, src *fstree.Node) {
+		for _, e := range src.Entries() {
+			n := e.Node.CopyMeta()
+			dst.SetChild(e.Name, n)
+			if e.Node.IsDir() {
+				cp(n, e.Node)
+			}
+		}
+	}
+	cp(out.Root, t.Root)
+	return out
+}
