@@ -2,6 +2,7 @@ package squashfs
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -161,7 +162,7 @@ func (pl *pipeline) submit(b *block) error {
 	return nil
 }
 
-var errStopped = fmt.Errorf("stopped")
+var errStopped = errors.New("stopped")
 
 // finish waits for every submitted block to be written.
 func (pl *pipeline) finish() error {
@@ -272,4 +273,4 @@ func (wr *writer) path(ino uint32) string {
 	return found
 }
 
-var errFound = fmt.Errorf("found")
+var errFound = errors.New("found")

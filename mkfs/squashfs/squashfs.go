@@ -25,7 +25,6 @@ package squashfs
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -177,7 +176,7 @@ func (f *FS) WriteAt(w io.WriterAt, off, size int64) error {
 		if f.spoolSize > size {
 			return fmt.Errorf("squashfs: the tree needs %d bytes, the filesystem size is %d", f.spoolSize, size)
 		}
-		if err := copySpool(w, off, f.spool, f.spoolSize); err != nil {
+		if err := copySpool(w, off, f.spool); err != nil {
 			return err
 		}
 		return extend(w, off+size)
@@ -192,14 +191,20 @@ func (f *FS) WriteAt(w io.WriterAt, off, size int64) error {
 	return extend(w, off+size)
 }
 
-// copySpool copies n bytes of the spool into w at off, leaving out 4 KiB
-// blocks of zeros so the target stays sparse.
-func copySpool(w io.WriterAt, off int64, sp io.ReaderAt, n int64) error {
+// copySpool copies the spool into w at off, leaving out 4 KiB blocks of
+// zeros so the target stays sparse. The spool ends where the filesystem's
+// bytes do: its padding is not written there either.
+func copySpool(w io.WriterAt, off int64, sp *os.File) error {
+	fi, err := sp.Stat()
+	if err != nil {
+		return fmt.Errorf("squashfs: spool: %w", err)
+	}
+	n := fi.Size()
 	buf := make([]byte, 1<<20)
 	var zero [devBlock]byte
 	for done := int64(0); done < n; {
 		m := int(min(int64(len(buf)), n-done))
-		if _, err := sp.ReadAt(buf[:m], done); err != nil && !(errors.Is(err, io.EOF) && done+int64(m) == n) {
+		if _, err := sp.ReadAt(buf[:m], done); err != nil {
 			return fmt.Errorf("squashfs: read spool at %d: %w", done, err)
 		}
 		for i := 0; i < m; {
