@@ -36,8 +36,15 @@ var modelFilterRE = regexp.MustCompile(`^(pi|cm)[0-9]`)
 // include, and the keys that choose what to load (kernel, initramfs,
 // ramfsfile, device_tree, cmdline, os_prefix, upstream_kernel).
 func configTxt(boot fs.FS, pi *boards.PiFirmware) (*piBoot, error) {
-	c := &configReader{boot: boot, filters: pi.Filters, set: map[string]string{}}
-	if err := c.read("config.txt", 0); err != nil {
+	return readConfig(boot, pi, "config.txt", false)
+}
+
+// readConfig is configTxt reading name (config.txt, or tryboot.txt for a
+// tryboot without tryboot_a_b), with the [tryboot] filter true when
+// tryboot is.
+func readConfig(boot fs.FS, pi *boards.PiFirmware, name string, tryboot bool) (*piBoot, error) {
+	c := &configReader{boot: boot, filters: pi.Filters, set: map[string]string{}, tryboot: tryboot}
+	if err := c.read(name, 0); err != nil {
 		return nil, err
 	}
 	pb := &piBoot{Kernel: pi.Kernel, Cmdline: "cmdline.txt", Overlays: c.overlays}
@@ -101,6 +108,7 @@ type configReader struct {
 	set       map[string]string // the last value of each key
 	initramfs string
 	overlays  []string
+	tryboot   bool // the tryboot flag is set: [tryboot] applies
 }
 
 func (c *configReader) read(name string, depth int) error {
@@ -110,7 +118,7 @@ func (c *configReader) read(name string, depth int) error {
 	data, err := fs.ReadFile(c.boot, fsName(name))
 	if err != nil {
 		if depth == 0 && errors.Is(err, fs.ErrNotExist) {
-			return errors.New("no config.txt on the boot partition")
+			return fmt.Errorf("no %s on the boot partition", name)
 		}
 		return fmt.Errorf("config.txt: %s: %w", name, err)
 	}
@@ -168,8 +176,10 @@ func (c *configReader) filter(f string) {
 		c.state["model"] = slices.Contains(c.filters, f)
 	case strings.HasPrefix(f, "HDMI:"):
 		// Scopes HDMI settings to one port; everything else still applies.
+	case f == "tryboot":
+		c.state["tryboot"] = c.tryboot
 	default:
-		// [EDID=...], [gpio4=1], [0x1234abcd], [board-type=...], [tryboot]:
+		// [EDID=...], [gpio4=1], [0x1234abcd], [board-type=...]:
 		// conditions on hardware QEMU does not have.
 		typ, _, _ := strings.Cut(f, "=")
 		c.state[typ] = false

@@ -32,7 +32,15 @@ func direct(cfg Config, dir string, b *Boot) (string, error) {
 		return "", err
 	}
 	defer img.Close()
-	boot, err := bootPartition(img, cfg.BootPartition)
+	var boot fs.FS
+	var pp *piPartition
+	if p.Boot == boards.BootConfigTxt {
+		if pp, err = piBootPartition(img, cfg); err == nil {
+			boot = pp.boot
+		}
+	} else {
+		boot, err = bootPartition(img, cfg.BootPartition)
+	}
 	if err != nil {
 		return "", fmt.Errorf("image %s: %w", cfg.Image, err)
 	}
@@ -40,7 +48,7 @@ func direct(cfg Config, dir string, b *Boot) (string, error) {
 	var cmdline, from string
 	switch p.Boot {
 	case boards.BootConfigTxt:
-		pb, err := configTxt(boot, p.Pi)
+		pb, err := readConfig(boot, p.Pi, pp.config, cfg.Tryboot)
 		if err != nil {
 			return "", fmt.Errorf("image %s: %w", cfg.Image, err)
 		}
@@ -56,7 +64,10 @@ func direct(cfg Config, dir string, b *Boot) (string, error) {
 		if b.DTB, err = copyOut(boot, dir, "dtb", pb.DTB); err != nil {
 			return "", fmt.Errorf("image %s: config.txt: %w", cfg.Image, err)
 		}
-		from = fmt.Sprintf("config.txt [%s]", strings.Join(p.Pi.Filters, "] ["))
+		from = fmt.Sprintf("%s [%s]", pp.config, strings.Join(p.Pi.Filters, "] ["))
+		if pp.from != "" {
+			from += " of " + pp.from
+		}
 		loaded = append(append(append(loaded, pb.Kernel), pb.Initramfs...), pb.DTB, pb.Cmdline)
 		if len(pb.Overlays) > 0 {
 			// Merging overlays is the firmware's job; QEMU takes the device

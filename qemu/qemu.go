@@ -1,6 +1,7 @@
 // Package qemu boots disk images under qemu-system-aarch64 the way a
 // board's QEMU profile says: machine, CPU, memory, how the image is
-// attached (always as a snapshot, so the image is never modified), and
+// attached (as a snapshot, so the image is never modified, unless a test
+// asks for it writable), and
 // what starts the kernel. For U-Boot boards it generates the pflash
 // environment that makes U-Boot boot at once from the image. For boards
 // whose boot firmware QEMU cannot run (a Raspberry Pi's GPU firmware, a
@@ -39,16 +40,27 @@ type Config struct {
 	BIOS string
 	// BootPartition is the number (from 1) of the image's boot partition,
 	// where a direct boot reads config.txt or extlinux.conf; 0 means 1.
+	// For a config.txt boot, an autoboot.txt there names the partition
+	// to boot instead, as the Raspberry Pi bootloader reads it.
 	BootPartition int
+	// Tryboot boots as after `reboot "0 tryboot"` on a Raspberry Pi: the
+	// [tryboot] sections of autoboot.txt and config.txt apply, and
+	// without tryboot_a_b the firmware reads tryboot.txt for config.txt.
+	Tryboot bool
+	// Writable attaches the image itself, not a snapshot of it: what the
+	// guest writes stays (a test of first-boot changes, on a copy it
+	// made). An SD card's image must then have a power-of-two size.
+	Writable bool
 	// Log receives progress; nil discards.
 	Log *slog.Logger
 }
 
 // Boot is what a boot puts on QEMU's command line besides the profile.
 type Boot struct {
-	// Image is the disk QEMU attaches, as a snapshot; Format is its
-	// format, raw when empty.
+	// Image is the disk QEMU attaches, as a snapshot unless Writable;
+	// Format is its format, raw when empty.
 	Image, Format string
+	Writable      bool
 	// BIOS and EnvFlash are U-Boot and its environment's pflash bank.
 	BIOS, EnvFlash string
 	// Kernel, Initrd, DTB and Append are a direct boot's.
@@ -92,6 +104,11 @@ func Prepare(cfg Config) (*VM, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("image %s: not a regular file", cfg.Image)
 	}
+	if cfg.Writable && p.Drive == "sd" && sdSize(st.Size()) != st.Size() {
+		// QEMU wants an SD card of a power-of-two size; the overlay that
+		// gives it one would take the guest's writes instead of the image.
+		return nil, fmt.Errorf("image %s: an SD card attached writable must have a power-of-two size, not %d bytes", cfg.Image, st.Size())
+	}
 	bin, err := exec.LookPath(p.Binary)
 	if err != nil {
 		hint := ""
@@ -104,7 +121,7 @@ func Prepare(cfg Config) (*VM, error) {
 	if v.dir, err = os.MkdirTemp("", "ocidisk-qemu-"); err != nil {
 		return nil, err
 	}
-	b := Boot{Image: cfg.Image}
+	b := Boot{Image: cfg.Image, Writable: cfg.Writable}
 	switch p.Boot {
 	case boards.BootConfigTxt, boards.BootExtlinux:
 		if cfg.BIOS != "" {
@@ -181,7 +198,7 @@ func writeFlash(path string, img []byte, size int64) error {
 // Args returns QEMU's arguments for a profile: the machine, the serial
 // console on stdio (-nographic), no reboot (a reboot ends QEMU), no
 // network, the firmware and its environment flash or the kernel of a
-// direct boot, and the image as a snapshot.
+// direct boot, and the image (as a snapshot unless b.Writable).
 func Args(p *boards.QEMU, b Boot) []string {
 	a := []string{"-M", p.Machine}
 	if p.CPU != "" {
@@ -215,7 +232,11 @@ func Args(p *boards.QEMU, b Boot) []string {
 	if format == "" {
 		format = "raw"
 	}
-	a = append(a, "-drive", "if="+p.Drive+",format="+format+",snapshot=on,file="+optEscape(b.Image))
+	snapshot := ",snapshot=on"
+	if b.Writable {
+		snapshot = ""
+	}
+	a = append(a, "-drive", "if="+p.Drive+",format="+format+snapshot+",file="+optEscape(b.Image))
 	return append(a, p.Args...)
 }
 

@@ -22,6 +22,11 @@ type TestOptions struct {
 	Log io.Writer
 	// TailLines is how much of the console a failure shows; 0 means 30.
 	TailLines int
+	// WaitExit, once every expectation has appeared, waits for QEMU to
+	// exit on its own (the guest powers off) within the timeout instead
+	// of stopping it: a writable image then holds everything the guest
+	// wrote, its filesystems unmounted.
+	WaitExit bool
 }
 
 // Result is the outcome of a boot test.
@@ -90,10 +95,15 @@ func Test(ctx context.Context, cfg Config, opts TestOptions) (*Result, error) {
 	}()
 
 	m := &matcher{expect: opts.Expect}
-	for res.Reason == "" && !res.Passed {
+	exited := false
+	for res.Reason == "" && !(res.Passed && (!opts.WaitExit || exited)) {
 		select {
 		case p, ok := <-chunks:
 			if !ok {
+				exited = true
+				if res.Passed {
+					break
+				}
 				res.Reason = "QEMU exited before every expectation appeared"
 				if s := strings.TrimSpace(stderr.String()); s != "" {
 					res.Reason += ": " + s
@@ -104,12 +114,17 @@ func Test(ctx context.Context, cfg Config, opts TestOptions) (*Result, error) {
 				opts.Log.Write(p)
 			}
 			done, failure := m.feed(p)
-			res.Passed = done
+			res.Passed = res.Passed || done
 			if failure != "" {
 				res.Reason = failure
+				res.Passed = false
 			}
 		case <-ctx.Done():
 			res.Reason = fmt.Sprintf("timed out after %s", timeout)
+			if res.Passed {
+				res.Passed = false
+				res.Reason += " waiting for QEMU to exit (the guest did not power off)"
+			}
 			if errors.Is(ctx.Err(), context.Canceled) {
 				res.Reason = "cancelled"
 			}
