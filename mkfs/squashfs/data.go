@@ -78,9 +78,13 @@ func (wr *writer) newPipeline() *pipeline {
 	for range inflight {
 		pl.free <- &block{in: make([]byte, 0, wr.bs), out: make([]byte, 0, wr.bs)}
 	}
-	for range workers {
+	for i := range workers {
+		c := wr.codec.new()
+		if i == 0 {
+			wr.mc = c // for the metadata, after the data
+		}
 		pl.wg.Add(1)
-		go pl.compress(wr.codec.new())
+		go pl.compress(c)
 	}
 	go pl.write()
 	return pl

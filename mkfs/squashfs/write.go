@@ -36,7 +36,10 @@ type writer struct {
 	now   time.Time
 	out   *sink
 
-	mc      compressor // for metadata, on the writing goroutine
+	// mc compresses metadata on the writing goroutine once the data is
+	// done: one of the data compressors, since some (zstd's best levels)
+	// hold tens of MiB of tables each.
+	mc      compressor
 	inodes  *metaWriter
 	dirs    *metaWriter
 	dirBuf  bytes.Buffer
@@ -71,7 +74,7 @@ func (f *FS) write(w io.WriterAt, off, limit int64) (int64, error) {
 		start += 2 + int64(len(c.options))
 	}
 	wr := &writer{f: f, p: p, codec: c, bs: bs, cpus: runtime.GOMAXPROCS(0), now: now,
-		out: newSink(w, off, limit, start), mc: c.new()}
+		out: newSink(w, off, limit, start)}
 	f.opts.Log.Debug("squashfs", "compression", c.name, "block size", bs, "inodes", len(p.inodes),
 		"files", len(p.files), "bytes", p.bytes)
 	size, err := wr.run()
