@@ -9,7 +9,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
+
+	"github.com/ocidisk/ocidisk/source/internal/xz"
 )
 
 // Compression formats are told apart by their magic bytes, never by file
@@ -69,9 +70,11 @@ func decompress(br *bufio.Reader) (io.ReadCloser, string, error) {
 			r = d.IOReadCloser()
 		}
 	case "xz":
-		var x *xz.Reader
-		x, err = xz.NewReader(br)
-		r = io.NopCloser(x)
+		// Our own decoder: Debian's packages and kernels are multi-threaded
+		// xz, whose blocks it decodes in parallel, and on one core it is
+		// 1.6 times as fast as ulikunitz/xz, which supports no more (LZMA2
+		// alone: no BCJ or delta filters).
+		r, err = xz.NewReader(br, xz.Options{})
 	case "bzip2":
 		r = io.NopCloser(bzip2.NewReader(br))
 	}

@@ -1,0 +1,72 @@
+package source
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/ocidisk/ocidisk/internal/hosttool"
+)
+
+// TestDecompress sends data through each compressor as its tool writes it
+// and back through decompress, which must name the format and restore the
+// bytes. xz with a branch filter is refused, saying why.
+func TestDecompress(t *testing.T) {
+	data := bytes.Repeat([]byte("ocidisk decompresses layers once\n"), 40000)
+	for i := range data {
+		if i%97 == 0 {
+			data[i] = byte(i)
+		}
+	}
+	tests := []struct {
+		name, tool, pkg string
+		args            []string
+		kind            string
+		fails           bool // valid, but not supported
+	}{
+		{"plain", "", "", nil, "", false},
+		{"gzip", "gzip", "gzip", []string{"-c"}, "gzip", false},
+		{"zstd", "zstd", "zstd", []string{"-c", "-q"}, "zstd", false},
+		{"bzip2", "bzip2", "bzip2", []string{"-c"}, "bzip2", false},
+		{"xz", "xz", "xz-utils", []string{"-c"}, "xz", false},
+		{"xz blocks", "xz", "xz-utils", []string{"-c", "-T2", "--block-size=100KiB"}, "xz", false},
+		{"xz arm64 filter", "xz", "xz-utils", []string{"-c", "--arm64", "--lzma2"}, "xz", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := data
+			if tt.tool != "" {
+				cmd := exec.Command(hosttool.Require(t, tt.tool, tt.pkg), tt.args...)
+				cmd.Stdin = bytes.NewReader(data)
+				var err error
+				if in, err = cmd.Output(); err != nil {
+					t.Fatalf("%s %v: %v", tt.tool, tt.args, err)
+				}
+			}
+			r, kind, err := decompress(bufio.NewReader(bytes.NewReader(in)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if kind != tt.kind {
+				t.Errorf("kind %q, want %q", kind, tt.kind)
+			}
+			got, err := io.ReadAll(r)
+			if tt.fails {
+				if err == nil || !strings.Contains(err.Error(), "unsupported") {
+					t.Errorf("got %v, want an error saying the input is unsupported", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Errorf("got %d bytes back, want the %d put in", len(got), len(data))
+			}
+		})
+	}
+}
