@@ -3,7 +3,10 @@ package source
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"strconv"
@@ -46,11 +49,7 @@ func openDeb(ctx context.Context, im *Image, file string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	id, err := hashReader(ctx, io.NewSectionReader(sr, 0, sr.Size()), nil)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	dh, err := hashReader(ctx, io.NewSectionReader(data, 0, data.Size()), nil)
+	id, dh, err := hashDeb(ctx, sr, data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -59,6 +58,31 @@ func openDeb(ctx context.Context, im *Image, file string) error {
 	l.local, l.verified = data, true
 	im.Layers = []*Layer{l}
 	return nil
+}
+
+// hashDeb returns the digests of a package file and of its data member,
+// reading the file once: the member's bytes go to both hashes.
+func hashDeb(ctx context.Context, file, data *io.SectionReader) (whole, member v1.Hash, err error) {
+	_, off, n := data.Outer()
+	hw, hm := sha256.New(), sha256.New()
+	buf := make([]byte, 1<<20)
+	for _, part := range []struct {
+		w          io.Writer
+		start, end int64
+	}{
+		{hw, 0, off},
+		{io.MultiWriter(hw, hm), off, off + n},
+		{hw, off + n, file.Size()},
+	} {
+		r := &progressReader{ctx: ctx, r: io.NewSectionReader(file, part.start, part.end-part.start)}
+		if _, err := io.CopyBuffer(part.w, r, buf); err != nil {
+			return v1.Hash{}, v1.Hash{}, err
+		}
+	}
+	sum := func(h hash.Hash) v1.Hash {
+		return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
+	}
+	return sum(hw), sum(hm), nil
 }
 
 func openRegular(file string) (*os.File, *io.SectionReader, error) {
