@@ -79,6 +79,11 @@ func measureInput(ctx context.Context, c config, in *input) ([]bench.Result, []f
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s, round %d: %w (log: %s)", run, round, err, logPath)
 			}
+			if round == 1 && run == bench.Pipeline {
+				if err := checkImage(ctx, in, pipeImg); err != nil {
+					return nil, nil, fmt.Errorf("the pipeline's image: %w", err)
+				}
+			}
 			results[i].Samples = append(results[i].Samples, s)
 			fmt.Fprintf(c.progress, "%s round %d/%d: %-12s %6.2fs wall %6.2fs CPU %5.0f MiB RSS %6.0f MiB written (load %.1f)\n",
 				in.label, round, c.runs, run, s.Wall.Seconds(), s.CPU.Seconds(),
@@ -89,6 +94,60 @@ func measureInput(ctx context.Context, c config, in *input) ([]bench.Result, []f
 		os.RemoveAll(p)
 	}
 	return results, loads, nil
+}
+
+// checkImage makes sure, once, that the pipeline built the disk it is
+// compared with: the reference's partition table, a root that e2fsck
+// passes and a boot partition mtools reads with the boot files on it.
+func checkImage(ctx context.Context, in *input, img string) error {
+	dump, err := output(ctx, "sfdisk", "-d", img)
+	if err != nil {
+		return err
+	}
+	want, err := os.ReadFile(in.table)
+	if err != nil {
+		return err
+	}
+	var got []string
+	for _, line := range strings.Split(string(dump), "\n") {
+		if strings.HasPrefix(line, "device:") {
+			continue
+		}
+		if _, rest, ok := strings.Cut(line, " : start="); ok {
+			line = "start=" + rest
+		}
+		got = append(got, line)
+	}
+	if strings.Join(got, "\n") != string(want) {
+		return fmt.Errorf("partition table\n%s\ndiffers from the reference's\n%s", strings.Join(got, "\n"), want)
+	}
+	var starts []int64
+	for _, line := range got {
+		var start int64
+		if _, err := fmt.Sscanf(line, "start=%d", &start); err == nil {
+			starts = append(starts, start*512)
+		}
+	}
+	if len(starts) != 2 {
+		return fmt.Errorf("want 2 partitions, got %d", len(starts))
+	}
+	if _, err := output(ctx, "e2fsck", "-fn", fmt.Sprintf("%s?offset=%d", img, starts[1])); err != nil {
+		return err
+	}
+	list, err := output(ctx, "mdir", "-b", "-/", "-i", fmt.Sprintf("%s@@%d", img, starts[0]), "::/")
+	if err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(in.boot)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !strings.Contains(string(list), "/"+e.Name()) {
+			return fmt.Errorf("boot partition lacks %s:\n%s", e.Name(), list)
+		}
+	}
+	return nil
 }
 
 // loadAverage returns the 1-minute load average, or -1.
