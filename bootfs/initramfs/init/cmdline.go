@@ -19,10 +19,21 @@ type config struct {
 	rootDelay time.Duration
 	onFail    string
 	quiet     bool
+
+	// A firmware-style layout (bootfs writes these): the slot booted,
+	// the data partition to mount on /data, whether to grow it to the
+	// end of its disk, and where the overlay over a read-only root keeps
+	// its changes ("tmpfs", "PARTUUID=...", or "" for no overlay) and
+	// which directories it covers.
+	slot        string
+	data        string
+	grow        bool
+	overlay     string
+	overlayDirs []string
 }
 
 func defaultConfig() *config {
-	return &config{timeout: 30 * time.Second, onFail: "halt"}
+	return &config{timeout: 30 * time.Second, onFail: "halt", overlayDirs: []string{"etc", "var"}}
 }
 
 // parseCmdline reads the parameters the init uses; others are ignored.
@@ -73,6 +84,26 @@ func parseCmdline(s string) (*config, error) {
 				return c, err
 			}
 			c.timeout, timeoutSet = d, true
+		case "ocidisk.slot":
+			c.slot = v
+		case "ocidisk.data":
+			c.data = v
+		case "ocidisk.grow":
+			c.grow = !hasValue || v == "1" || v == "yes"
+		case "ocidisk.overlay":
+			c.overlay = v
+			if v == "none" {
+				c.overlay = ""
+			}
+		case "ocidisk.overlaydirs":
+			c.overlayDirs = nil
+			for _, d := range strings.Split(v, ",") {
+				d = strings.Trim(d, "/")
+				if d == "" || d == "." || strings.Contains("/"+d+"/", "/../") {
+					return c, fmt.Errorf("%s: want directories of the root, such as etc,var", f)
+				}
+				c.overlayDirs = append(c.overlayDirs, d)
+			}
 		case "ocidisk.onfail":
 			switch v {
 			case "halt", "poweroff", "reboot", "panic":
@@ -84,6 +115,12 @@ func parseCmdline(s string) (*config, error) {
 	}
 	if c.root == "" {
 		return c, fmt.Errorf("no root= on the kernel command line")
+	}
+	if c.overlay != "" && c.overlay != "tmpfs" && !strings.HasPrefix(c.overlay, "PARTUUID=") && !strings.HasPrefix(c.overlay, "/dev/") {
+		return c, fmt.Errorf("ocidisk.overlay=%s: want tmpfs, none, PARTUUID=... or /dev/NAME", c.overlay)
+	}
+	if c.grow && c.data == "" {
+		return c, fmt.Errorf("ocidisk.grow without ocidisk.data=: growth is for the data partition")
 	}
 	return c, nil
 }
@@ -128,4 +165,10 @@ func (c *config) infof(format string, a ...any) {
 	if !c.quiet {
 		fmt.Fprintf(os.Stdout, prefix+format+"\n", a...)
 	}
+}
+
+// warnf prints a line about something that went wrong without stopping
+// the boot, quiet or not.
+func (c *config) warnf(format string, a ...any) {
+	fmt.Fprintf(os.Stdout, prefix+"warning: "+format+"\n", a...)
 }

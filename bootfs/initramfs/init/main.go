@@ -6,10 +6,16 @@
 //
 // It understands root=PARTUUID=, root=LABEL=, root=UUID= and root=/dev/...,
 // rootfstype=, rootflags=, ro and rw (rw is the default), rootwait and
-// rootdelay=, init=, quiet, and two parameters of its own:
+// rootdelay=, init=, quiet, and parameters of its own:
 // ocidisk.roottimeout=SECONDS (how long to wait for the root device,
 // default 30) and ocidisk.onfail=halt|poweroff|reboot|panic (what to do
-// after a failure, default halt).
+// after a failure, default halt); and, for firmware-style layouts,
+// ocidisk.slot=NAME (the A/B slot booted, printed), ocidisk.data=DEV (a
+// data partition, mounted on the root's /data), ocidisk.grow (grow it and
+// its ext4 to the end of the disk, once), ocidisk.overlay=tmpfs|DEV|none
+// (an overlayfs over /etc and /var of a read-only root, keeping the
+// changes in a tmpfs or in overlay/ on DEV) and ocidisk.overlaydirs=
+// etc,var (the directories it covers). DEV is spelled as root= is.
 //
 // Every failure prints one line on the console that starts with
 // "ocidisk-init: error: " and says what was missing; ocidisk test watches
@@ -67,7 +73,22 @@ func boot(cfg *config) error {
 	if err != nil {
 		return err
 	}
-	cfg.infof("mounted %s (%s) on /root as %s", dev, cfg.root, fstype)
+	mode := "read-write"
+	if cfg.readOnly {
+		mode = "read-only"
+	}
+	if cfg.slot != "" {
+		cfg.infof("mounted %s (%s) on /root as %s, %s: slot %s", dev, cfg.root, fstype, mode, cfg.slot)
+	} else {
+		cfg.infof("mounted %s (%s) on /root as %s, %s", dev, cfg.root, fstype, mode)
+	}
+	dataDev, dataMnt, err := mountData(cfg, "/root")
+	if err != nil {
+		return err
+	}
+	if err := mountOverlay(cfg, "/root", dataDev, dataMnt); err != nil {
+		return err
+	}
 	return switchRoot(cfg, "/root")
 }
 

@@ -90,12 +90,16 @@ func sectorSize(disk string) int {
 }
 
 // waitRoot polls for the root device until the timeout.
-func waitRoot(cfg *config) (string, error) {
+func waitRoot(cfg *config) (string, error) { return waitDev(cfg, "root", cfg.root) }
+
+// waitDev polls for the device spec names (as root= does) until the
+// timeout; what names it in messages.
+func waitDev(cfg *config, what, spec string) (string, error) {
 	start := time.Now()
 	said := false
 	for {
 		devs := blockDevs()
-		dev, err := findRoot(cfg.root, devs)
+		dev, err := findRoot(spec, devs)
 		if err == nil {
 			return dev, nil
 		}
@@ -112,10 +116,10 @@ func waitRoot(cfg *config) (string, error) {
 			if list == "" {
 				list = "none"
 			}
-			return "", fmt.Errorf("root %s not found after %s; block devices: %s", cfg.root, cfg.timeout, list)
+			return "", fmt.Errorf("%s %s not found after %s; block devices: %s", what, spec, cfg.timeout, list)
 		}
 		if !said && waited > time.Second {
-			cfg.infof("waiting up to %s for root %s", cfg.timeout, cfg.root)
+			cfg.infof("waiting up to %s for %s %s", cfg.timeout, what, spec)
 			said = true
 		}
 		time.Sleep(50 * time.Millisecond)
