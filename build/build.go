@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -46,7 +47,16 @@ type Config struct {
 	// keeps the board's, Auto sizes to the content.
 	BootSize, RootSize int64
 	// RootFS is the root filesystem type; "" means the board's.
-	RootFS        string
+	RootFS string
+	// AB lays out two root slots; Data adds a data partition (a size,
+	// "grow" or "none"; "" keeps the board's), filled from the host
+	// directory DataOverlay when set. See boards.Board.Layout.
+	AB                bool
+	Data, DataOverlay string
+	// SlotImage, when set, is where the root filesystem alone is written,
+	// with its SHA-256 in SlotImage.sha256: an update payload for the
+	// other slot. The disk image is then written only if Output is set.
+	SlotImage     string
 	CmdlineAppend []string
 	// ConfigTxtAppend is text added to the board's config.txt after an
 	// [all] line, and DTOverlays "dtoverlay=" lines ("NAME[,params]")
@@ -92,6 +102,8 @@ type Result struct {
 	Cmdline string
 	// KernelVersion is the version of the kernel installed.
 	KernelVersion string
+	// SlotImage is the root filesystem written alone (Config.SlotImage).
+	SlotImage *diskimage.PartitionImage
 }
 
 // Build runs the whole pipeline. On failure nothing is left at
@@ -103,7 +115,10 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	b := cfg.Board
+	b, err := cfg.Board.Layout(boards.LayoutOptions{AB: cfg.AB, Data: cfg.Data, RootFS: cfg.RootFS, Table: cfg.Table})
+	if err != nil {
+		return nil, err
+	}
 	in := &inputs{cfg: cfg, log: cfg.Log}
 	defer in.close()
 
@@ -146,6 +161,11 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
+	data, err := in.data(ctx, b, root.Tree)
+	if err != nil {
+		return nil, err
+	}
+
 	seed := in.seed(b, epoch)
 	layout, parts, err := newLayout(b, cfg, seed)
 	if err != nil {
@@ -168,6 +188,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	boot, err := bootfs.Assemble(b, k, bootfs.Options{
 		RootPartUUID:  layout.PartUUID(rootIdx),
+		PartUUID:      layout.PartUUID,
 		CmdlineAppend: cfg.CmdlineAppend,
 		BootOverlay:   bootOverlay,
 		Firmware:      fw,
@@ -183,7 +204,15 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	boot.Boot.ClampTimes(epoch)
 
-	fsFor := map[int]*fstree.Tree{bootIdx: boot.Boot, rootIdx: root.Tree}
+	fsFor := map[int]*fstree.Tree{rootIdx: root.Tree}
+	for i, t := range boot.Partitions { // each slot's boot, the select
+		t.ClampTimes(epoch)
+		fsFor[i] = t
+	}
+	if i := b.PartitionNumber(boards.RoleData) - 1; i >= 0 {
+		data.ClampTimes(epoch)
+		fsFor[i] = data
+	}
 	for i, p := range parts {
 		tree := fsFor[i]
 		if tree == nil {
@@ -199,6 +228,15 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 
+	out := &Result{Cmdline: boot.Cmdline, KernelVersion: k.Version}
+	if cfg.SlotImage != "" {
+		if out.SlotImage, err = diskimage.WritePartition(ctx, cfg.SlotImage, layout, rootIdx); err != nil {
+			return nil, err
+		}
+		if cfg.Output == "" {
+			return out, nil
+		}
+	}
 	res, err := diskimage.Write(ctx, cfg.Output, layout, diskimage.WriteOptions{
 		Bmap:     cfg.Bmap,
 		Compress: cfg.Compress,
@@ -207,9 +245,14 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 		Log:      cfg.Log,
 	})
 	if err != nil {
+		if out.SlotImage != nil { // a failed build leaves no output
+			os.Remove(out.SlotImage.Path)
+			os.Remove(out.SlotImage.SumPath)
+		}
 		return nil, err
 	}
-	return &Result{Result: res, Cmdline: boot.Cmdline, KernelVersion: k.Version}, nil
+	out.Result = res
+	return out, nil
 }
 
 // inputs tracks what a build opened, so that it can close it and hash it.
@@ -257,6 +300,35 @@ func (in *inputs) overlay(ctx context.Context, t *fstree.Tree, dir string) error
 		return fmt.Errorf("overlay %s: %w", dir, err)
 	}
 	return nil
+}
+
+// data returns the data partition's tree when the layout has one: empty,
+// or DataOverlay's files owned by root. The root gets a /data to mount
+// it on, since a read-only root cannot make one at boot.
+func (in *inputs) data(ctx context.Context, b *boards.Board, root *fstree.Tree) (*fstree.Tree, error) {
+	if b.Partition(boards.RoleData) == nil {
+		if in.cfg.DataOverlay != "" {
+			return nil, fmt.Errorf("--data-overlay %s: the layout has no data partition (give --data SIZE or grow)", in.cfg.DataOverlay)
+		}
+		return nil, nil
+	}
+	if n, err := root.Lookup("data"); err != nil {
+		d := fstree.NewDir(0o755)
+		d.Mtime = root.Root.Mtime
+		if err := root.Put("data", d, nil); err != nil {
+			return nil, fmt.Errorf("root: /data for the data partition: %w", err)
+		}
+	} else if !n.IsDir() {
+		return nil, fmt.Errorf("root image %s: /data is a %s; the data partition is mounted there", in.cfg.Source, n.Type)
+	}
+	t := fstree.New()
+	t.Root.Mtime = root.Root.Mtime
+	if in.cfg.DataOverlay != "" {
+		if err := in.overlay(ctx, t, in.cfg.DataOverlay); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
 }
 
 // kernel finds the kernel in --kernel's source, or in the root's own /boot.
@@ -310,6 +382,9 @@ func (in *inputs) seed(b *boards.Board, epoch time.Time) []byte {
 		b.Name, c.Table, c.RootFS, c.BootSize, c.RootSize, epoch.Unix(), strings.Join(c.CmdlineAppend, " "))
 	for _, id := range in.ids {
 		fmt.Fprintln(h, id)
+	}
+	if c.AB || c.Data != "" || c.DataOverlay != "" {
+		fmt.Fprintf(h, "ab=%v\ndata=%q\n", c.AB, c.Data)
 	}
 	if c.ConfigTxtAppend != "" || len(c.DTOverlays) > 0 {
 		fmt.Fprintf(h, "config.txt=%q\ndtoverlay=%q\n", c.ConfigTxtAppend, c.DTOverlays)

@@ -48,12 +48,18 @@ func newLayout(b *boards.Board, cfg Config, seed []byte) (*diskimage.Layout, []b
 		if err != nil {
 			return nil, nil, err
 		}
+		sizeOf := 0
+		if p.Role == boards.RoleRoot && p.Slot == boards.SlotB {
+			// Slot B starts empty, as large as slot A, for an update.
+			sizeOf = b.SlotPartition(boards.RoleRoot, boards.SlotA) + 1
+		}
 		l.Partitions = append(l.Partitions, diskimage.Partition{
 			Name:     p.Name,
 			Kind:     kind,
 			Type:     p.Type,
 			Bootable: p.Bootable,
 			Size:     int64(p.Size),
+			SizeOf:   sizeOf,
 		})
 	}
 	return l, parts, nil

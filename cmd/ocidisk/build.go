@@ -18,6 +18,7 @@ func buildCommand() command {
 		args: "[--board B] [--platform P] [--kernel SRC] [--firmware SRC] [--overlay DIR]... [--boot-overlay DIR]...\n" +
 			"                [--table mbr|gpt] [--boot-size S] [--root-size S|auto] [--root-fs ext4|squashfs]\n" +
 			"                [--cmdline-append STR] [--config-txt-append TEXT|@FILE] [--dtoverlay NAME[,params]]...\n" +
+			"                [--ab] [--data SIZE|grow] [--data-overlay DIR] [--slot-image OUT.root]\n" +
 			"                [-o OUT.img] [--bmap] [--compress none|gz|xz|zstd] [-f ocidisk.yaml] [SOURCE]",
 		summary: "build a bootable disk image for a board from an OCI image",
 		run:     runBuild,
@@ -44,6 +45,11 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	// Raspberry Pi boards: additions to the generated config.txt.
 	configTxt := fs.StringArray("config-txt-append", nil, "lines added to config.txt under [all]: TEXT, or @FILE to read them from FILE (repeatable)")
 	dtoverlays := fs.StringArray("dtoverlay", nil, "add dtoverlay=NAME[,params] to config.txt; overlays/NAME.dtbo must be on the boot partition (repeatable)")
+	// Firmware-style layouts: slots, a data partition, update payloads.
+	ab := fs.Bool("ab", false, "two root slots of equal size (A/B), mounted read-only with /etc and /var overlaid; the board's firmware picks one")
+	data := fs.String("data", "", "an ext4 data partition, last on the disk, mounted on /data: SIZE, or grow to fill the card on first boot (none: no data partition)")
+	dataOverlay := fs.String("data-overlay", "", "directory copied onto the data partition, files owned by root")
+	slotImage := fs.String("slot-image", "", "write the root filesystem alone to OUT.root (and its SHA-256 to OUT.root.sha256), an update for the other slot; no disk image unless -o is given")
 	file := fs.StringP("file", "f", "", "build file (default: ocidisk.yaml in the current directory, if there is one); flags override it")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
@@ -71,6 +77,10 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		BootOverlays:  *bootOverlays,
 		Table:         *table,
 		RootFS:        *rootFS,
+		AB:            *ab,
+		Data:          *data,
+		DataOverlay:   *dataOverlay,
+		SlotImage:     *slotImage,
 		CmdlineAppend: *cmdline,
 		Output:        *out,
 		Bmap:          *bmap,
@@ -78,8 +88,13 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		KeepRaw:       *keepRaw,
 		Log:           e.log,
 	}
-	if cfg.Output == "" {
+	if cfg.Output == "" && cfg.SlotImage == "" {
 		cfg.Output = b.Name + ".img"
+	}
+	if d := cfg.Data; d != "" && d != boards.DataGrow && d != boards.DataNone {
+		if n, err := boards.ParseSize(d); err != nil || n <= 0 {
+			return usagef("--data %q: want a size such as 256MiB, grow or none", cfg.Data)
+		}
 	}
 	switch cfg.Table {
 	case "", "mbr", "gpt":
@@ -169,6 +184,12 @@ func partSize(flag, s string) (int64, error) {
 }
 
 func printBuildResult(e *env, res *build.Result) {
+	if s := res.SlotImage; s != nil {
+		fmt.Fprintf(e.stdout, "%s: root filesystem for a slot, %s, sha256 %s (%s)\n", s.Path, humanBytes(s.Size), s.SHA256, s.SumPath)
+	}
+	if res.Result == nil {
+		return
+	}
 	out := res.Image
 	if res.Compressed != "" {
 		out = res.Compressed

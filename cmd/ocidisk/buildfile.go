@@ -42,12 +42,19 @@ type buildFile struct {
 			Size string `yaml:"size"`
 			FS   string `yaml:"fs"`
 		} `yaml:"root"`
+		AB   *bool `yaml:"ab"`
+		Data struct {
+			Size    string `yaml:"size"`
+			Overlay string `yaml:"overlay"`
+		} `yaml:"data"`
 	} `yaml:"partitions"`
 	Output struct {
 		Path     string `yaml:"path"`
 		Bmap     *bool  `yaml:"bmap"`
 		Compress string `yaml:"compress"`
 		KeepRaw  *bool  `yaml:"keep-raw"`
+		// SlotImage is --slot-image, the root alone for an update.
+		SlotImage string `yaml:"slot-image"`
 	} `yaml:"output"`
 }
 
@@ -170,6 +177,8 @@ func (bf *buildFile) resolve(dir string) {
 		}
 	}
 	bf.Output.Path = rel(bf.Output.Path)
+	bf.Partitions.Data.Overlay = rel(bf.Partitions.Data.Overlay)
+	bf.Output.SlotImage = rel(bf.Output.SlotImage)
 }
 
 // apply sets the flags the command line did not set.
@@ -212,6 +221,10 @@ func (bf *buildFile) apply(name string, fs *pflag.FlagSet) error {
 		{"boot-size", []string{bf.Partitions.Boot.Size}},
 		{"root-size", []string{bf.Partitions.Root.Size}},
 		{"root-fs", []string{bf.Partitions.Root.FS}},
+		{"ab", []string{boolVal(bf.Partitions.AB)}},
+		{"data", []string{bf.Partitions.Data.Size}},
+		{"data-overlay", []string{bf.Partitions.Data.Overlay}},
+		{"slot-image", []string{bf.Output.SlotImage}},
 		{"output", []string{bf.Output.Path}},
 		{"bmap", []string{boolVal(bf.Output.Bmap)}},
 		{"compress", []string{bf.Output.Compress}},
