@@ -91,12 +91,37 @@ func (rc rangeDecoder) bit(in []byte, p *prob) (rangeDecoder, uint32) {
 	return rc, 1
 }
 
+// normalized returns rc after the normalization bit and bitFree need.
+func (rc rangeDecoder) normalized(in []byte) rangeDecoder {
+	if rc.rng < topValue {
+		rc.rng <<= 8
+		rc.code = rc.code<<8 | uint32(in[rc.pos])
+		rc.pos++
+	}
+	return rc
+}
+
+// bitFree is bit, on a normalized decoder, without a branch on the bit
+// decoded, for the trees of literals, lengths and distances, whose bits
+// are the least predictable: both outcomes are computed and a mask keeps
+// the right one, so that there is no wrong guess for the processor to
+// pay for.
+func (rc rangeDecoder) bitFree(p *prob) (rangeDecoder, uint32) {
+	v := uint32(*p)
+	bound := (rc.rng >> probBits) * v
+	m := uint32((int64(rc.code) - int64(bound)) >> 63) // all ones for a 0 bit
+	rc.rng = bound&m | (rc.rng-bound)&^m
+	rc.code -= bound &^ m
+	*p = prob(v + (1<<probBits-v)>>moveBits&m - v>>moveBits&^m)
+	return rc, ^m & 1
+}
+
 // tree decodes n bits, most significant first, with probs[1 : 1<<n].
 func (rc rangeDecoder) tree(in []byte, probs []prob, n uint) (rangeDecoder, uint32) {
 	m := uint32(1)
 	for range n {
 		var b uint32
-		rc, b = rc.bit(in, &probs[m])
+		rc, b = rc.normalized(in).bitFree(&probs[m])
 		m = m<<1 | b
 	}
 	return rc, m - 1<<n
@@ -107,7 +132,7 @@ func (rc rangeDecoder) reverse(in []byte, probs []prob, n uint) (rangeDecoder, u
 	m, sym := uint32(1), uint32(0)
 	for i := range n {
 		var b uint32
-		rc, b = rc.bit(in, &probs[m])
+		rc, b = rc.normalized(in).bitFree(&probs[m])
 		m = m<<1 | b
 		sym |= b << i
 	}
@@ -137,7 +162,7 @@ func (rc rangeDecoder) literal(in []byte, probs *[0x400]prob) (rangeDecoder, byt
 	sym := uint32(1)
 	for sym < 0x100 {
 		var b uint32
-		rc, b = rc.bit(in, &probs[sym])
+		rc, b = rc.normalized(in).bitFree(&probs[sym])
 		sym = sym<<1 | b
 	}
 	return rc, byte(sym)
@@ -151,7 +176,7 @@ func (rc rangeDecoder) matchedLiteral(in []byte, probs *[0x400]prob, match uint3
 		match <<= 1
 		mbit := match & off
 		var b uint32
-		rc, b = rc.bit(in, &probs[(off+mbit+sym)&0x3FF])
+		rc, b = rc.normalized(in).bitFree(&probs[(off+mbit+sym)&0x3FF])
 		sym = sym<<1 | b
 		off &= mbit ^ (b - 1) // stays while the bits agree
 	}
