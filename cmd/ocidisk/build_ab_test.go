@@ -474,3 +474,18 @@ func TestABBuildErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlyRootTmpfsOverlay: a squashfs root without a data partition
+// gets its overlay on a tmpfs: / refuses writes, /etc takes them, and the
+// stock board needs nothing changed for it (the initramfs gains the
+// squashfs and overlay modules, the command line rootfstype=squashfs ro).
+func TestReadOnlyRootTmpfsOverlay(t *testing.T) {
+	kernel := debian.KernelDeb(t)
+	root := debian.BusyboxRoot(t)
+	img := buildImage(t, "--root-fs", "squashfs", "--kernel", "deb:"+kernel, "--overlay", abInit(t, "TMPFS-OVERLAY-ROOT"), "oci:"+root)
+	bootWritable(t, "qemu-virt-arm64", img, false,
+		`ocidisk-init: mounted /dev/vda2 \(PARTUUID=\S+\) on /root as squashfs, read-only`,
+		`ocidisk-init: overlay on /etc /var \(changes in tmpfs, until power-off\)`,
+		`abtest: root /dev/vda2 / squashfs ro`, `abtest: write to / failed`, `abtest: write to /etc succeeded`,
+		`TMPFS-OVERLAY-ROOT`)
+}
