@@ -122,6 +122,11 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	in := &inputs{cfg: cfg, log: cfg.Log}
 	defer in.close()
 
+	// The kernel and firmware sources decompress while the root's layers
+	// do: on a cold cache, a kernel package's xz is as much work as the
+	// root's gzip layers.
+	in.prefetch(ctx, cfg.Kernel)
+	in.prefetch(ctx, cfg.Firmware)
 	root, err := in.load(ctx, "root image", cfg.Source)
 	if err != nil {
 		return nil, err
@@ -257,15 +262,59 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 
 // inputs tracks what a build opened, so that it can close it and hash it.
 type inputs struct {
-	cfg    Config
-	log    *slog.Logger
-	opened []*rootfs.Image
-	ids    []string
+	cfg     Config
+	log     *slog.Logger
+	opened  []*rootfs.Image
+	ids     []string
+	pending map[string]*pending // prefetched loads, by spec
 }
 
+// pending is a load running in the background.
+type pending struct {
+	done   chan struct{}
+	cancel context.CancelFunc
+	img    *rootfs.Image
+	err    error
+}
+
+// prefetch starts loading spec in the background; the first load of spec
+// waits for it. The load reports no progress: Options.Progress is called
+// from one load at a time, the root's.
+func (in *inputs) prefetch(ctx context.Context, spec string) {
+	if spec == "" || in.pending[spec] != nil {
+		return
+	}
+	if in.pending == nil {
+		in.pending = map[string]*pending{}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	p := &pending{done: make(chan struct{}), cancel: cancel}
+	in.pending[spec] = p
+	opts := in.cfg.Sources
+	opts.Progress = nil
+	go func() {
+		defer close(p.done)
+		p.img, p.err = rootfs.Load(ctx, spec, opts)
+	}()
+}
+
+// load loads spec, or takes its prefetched load. Identifiers are recorded
+// in the order of the calls, whatever finished first, so that the seed is
+// the same from build to build.
 func (in *inputs) load(ctx context.Context, what, spec string) (*rootfs.Image, error) {
 	in.log.Info("loading "+what, "source", spec)
-	img, err := rootfs.Load(ctx, spec, in.cfg.Sources)
+	var (
+		img *rootfs.Image
+		err error
+	)
+	if p := in.pending[spec]; p != nil {
+		delete(in.pending, spec)
+		<-p.done
+		p.cancel()
+		img, err = p.img, p.err
+	} else {
+		img, err = rootfs.Load(ctx, spec, in.cfg.Sources)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -274,7 +323,15 @@ func (in *inputs) load(ctx context.Context, what, spec string) (*rootfs.Image, e
 	return img, nil
 }
 
+// close closes what the build opened, stopping prefetches no step took.
 func (in *inputs) close() {
+	for _, p := range in.pending {
+		p.cancel()
+		<-p.done
+		if p.img != nil {
+			p.img.Close()
+		}
+	}
 	for _, img := range in.opened {
 		img.Close()
 	}
