@@ -1,10 +1,12 @@
 package rootfs
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -27,10 +29,21 @@ type Layer interface {
 // names it): the epoch, the one time that claims nothing.
 const ImpliedMtime = 0
 
+// Sizer is a Layer that knows how many bytes it stores (compressed):
+// Flatten opens the largest first. *source.Layer is one.
+type Sizer interface {
+	Size() int64
+}
+
 // Flatten applies layers, oldest first, to an empty tree. Layers are opened
-// (verified, decompressed) in parallel, up to GOMAXPROCS at a time and in
-// order, while the ones already open are applied; opts.Log, when set,
-// receives a debug line per layer.
+// (verified, decompressed) in parallel, up to GOMAXPROCS at a time, the
+// largest first, while the ones already open are applied in order;
+// opts.Log, when set, receives a debug line per layer.
+//
+// Largest first because the tree is done only when the last layer is: a
+// large layer opened last, after the small ones, would run alone at the
+// end with the other cores idle. Base layers are usually the largest, but
+// not always (an image that installs a toolchain over a slim base).
 func Flatten(ctx context.Context, layers []Layer, opts source.Options) (*fstree.Tree, error) {
 	log := opts.Log
 	if log == nil {
@@ -47,14 +60,20 @@ func Flatten(ctx context.Context, layers []Layer, opts source.Options) (*fstree.
 	for i := range results {
 		results[i] = make(chan opened, 1)
 	}
+	order := make([]int, len(layers))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(size(layers[b]), size(layers[a])) })
 	var next atomic.Int64
 	for range min(runtime.GOMAXPROCS(0), len(layers)) {
 		go func() {
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(layers) || ctx.Err() != nil {
+				n := int(next.Add(1) - 1)
+				if n >= len(layers) || ctx.Err() != nil {
 					return
 				}
+				i := order[n]
 				sr, err := layers[i].Open(ctx)
 				results[i] <- opened{sr, err}
 			}
@@ -80,4 +99,12 @@ func Flatten(ctx context.Context, layers []Layer, opts source.Options) (*fstree.
 		log.Debug("applied layer", "layer", l.Digest(), "entries", n, "bytes", r.sr.Size())
 	}
 	return t, nil
+}
+
+// size is a layer's stored size, or 0 when it does not say.
+func size(l Layer) int64 {
+	if s, ok := l.(Sizer); ok {
+		return s.Size()
+	}
+	return 0
 }

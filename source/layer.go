@@ -36,6 +36,9 @@ func newLayer(im *Image, name string, blob, diffID v1.Hash, size int64) *Layer {
 // content is named (docker-archive), its diffID.
 func (l *Layer) Digest() string { return l.name }
 
+// Size is the number of bytes the layer stores (compressed, as a blob).
+func (l *Layer) Size() int64 { return l.size }
+
 // DiffID is the digest of the uncompressed tar when the image names it,
 // else "" until the layer has been opened once.
 func (l *Layer) DiffID() string {
