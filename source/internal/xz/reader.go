@@ -118,16 +118,44 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 
 // Read reads decoded bytes.
 func (x *Reader) Read(b []byte) (int, error) {
-	for x.err == nil {
-		if len(x.piece.b) > 0 {
-			n := copy(b, x.piece.b)
-			x.piece.b = x.piece.b[n:]
-			if len(x.piece.b) == 0 && x.piece.free != nil {
-				x.piece.free()
-				x.piece.free = nil
-			}
-			return n, nil
+	if len(x.piece.b) == 0 {
+		if err := x.next(); err != nil {
+			return 0, err
 		}
+	}
+	n := copy(b, x.piece.b)
+	x.piece.b = x.piece.b[n:]
+	return n, nil
+}
+
+// WriteTo writes the decoded bytes to w, each block's as one piece:
+// io.Copy then needs no buffer of its own.
+func (x *Reader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if len(x.piece.b) == 0 {
+			if err := x.next(); err == io.EOF {
+				return total, nil
+			} else if err != nil {
+				return total, err
+			}
+		}
+		n, err := w.Write(x.piece.b)
+		total += int64(n)
+		x.piece.b = x.piece.b[n:]
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// next releases the piece read out and waits for one with bytes in it.
+func (x *Reader) next() error {
+	if x.piece.free != nil {
+		x.piece.free()
+	}
+	x.piece = piece{}
+	for x.err == nil && len(x.piece.b) == 0 {
 		if x.cur == nil {
 			u, ok := <-x.units
 			if !ok {
@@ -142,11 +170,15 @@ func (x *Reader) Read(b []byte) (int, error) {
 			x.cur = nil
 		case pc.err != nil:
 			x.err = pc.err
+		case len(pc.b) == 0: // an empty block
+			if pc.free != nil {
+				pc.free()
+			}
 		default:
 			x.piece = pc
 		}
 	}
-	return 0, x.err
+	return x.err
 }
 
 // Close stops decoding. It does not close the underlying reader.
@@ -156,8 +188,8 @@ func (x *Reader) Close() error {
 	// cancellation and finish.
 	if x.piece.free != nil {
 		x.piece.free()
-		x.piece = piece{}
 	}
+	x.piece = piece{}
 	if x.cur != nil {
 		for pc := range x.cur.out {
 			if pc.free != nil {

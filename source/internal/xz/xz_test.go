@@ -301,3 +301,24 @@ func BenchmarkKernel(b *testing.B) {
 		run(b, func(r io.Reader) (io.Reader, error) { return uxz.NewReader(bufio.NewReader(r)) })
 	})
 }
+
+// TestWriteTo: io.Copy takes the pieces whole through WriteTo, with the
+// same bytes as Read gives, for every way of decoding.
+func TestWriteTo(t *testing.T) {
+	data := content(9, 1<<20)
+	for _, args := range [][]string{{"-T2", "--block-size=100KiB"}, {"-0"}, nil} {
+		xzdata := compress(t, data, args...)
+		for _, o := range optionSets {
+			x, err := NewReader(bytes.NewReader(xzdata), o.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			n, err := x.WriteTo(&got)
+			x.Close()
+			if err != nil || n != int64(len(data)) || !bytes.Equal(got.Bytes(), data) {
+				t.Errorf("xz %v, %s: WriteTo wrote %d bytes, %v; want the %d put in", args, o.name, n, err, len(data))
+			}
+		}
+	}
+}
