@@ -244,3 +244,28 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// ocidisk test never changes the image, unless --writable asks it to keep
+// what the guest wrote (here: the ext4 root's mount count and times).
+func TestTestWritable(t *testing.T) {
+	kernel := debian.KernelDeb(t)
+	root := debian.BusyboxRoot(t)
+	img := buildImage(t, "--kernel", "deb:"+kernel, "oci:"+root)
+	for _, tc := range []struct {
+		args    []string
+		changed bool
+	}{
+		{nil, false},
+		{[]string{"--writable"}, true},
+	} {
+		before := fileHash(t, img)
+		args := append(append([]string{}, tc.args...), "--expect", regexp.QuoteMeta(debian.Marker), "--timeout", "120s")
+		if code, out := bootTest(t, img, args...); code != exitOK {
+			t.Fatalf("ocidisk test %q: exit %d\n%s", tc.args, code, tail(out, 30))
+		}
+		if changed := fileHash(t, img) != before; changed != tc.changed {
+			t.Errorf("ocidisk test %q: image changed %v, want %v", tc.args, changed, tc.changed)
+		}
+	}
+	checkStatic(t, img)
+}

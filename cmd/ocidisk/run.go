@@ -16,7 +16,7 @@ const defaultBoard = "qemu-virt-arm64"
 func runCommand() command {
 	return command{
 		name:    "run",
-		args:    "[--board B] [--bios FILE] IMAGE",
+		args:    "[--board B] [--bios FILE] [--writable] [--tryboot] IMAGE",
 		summary: "boot an image under QEMU with its serial console on the terminal (Ctrl-A X quits)",
 		run:     runRun,
 	}
@@ -24,12 +24,15 @@ func runCommand() command {
 
 // qemuFlags are the flags run and test share.
 type qemuFlags struct {
-	board, bios string
+	board, bios       string
+	writable, tryboot bool
 }
 
 func (q *qemuFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&q.board, "board", defaultBoard, "board name (see ocidisk boards) or board file")
 	fs.StringVar(&q.bios, "bios", "", "firmware for QEMU's -bios instead of the board's (e.g. a U-Boot build)")
+	fs.BoolVar(&q.writable, "writable", false, "attach IMAGE itself, not a snapshot: what the guest writes stays (first-boot growth, updates)")
+	fs.BoolVar(&q.tryboot, "tryboot", false, "Raspberry Pi boards: boot as after reboot \"0 tryboot\" (the [tryboot] sections of autoboot.txt and config.txt)")
 }
 
 // config loads the board and checks that it can be booted under QEMU.
@@ -41,7 +44,8 @@ func (q *qemuFlags) config(image string) (*boards.Board, qemu.Config, error) {
 	if b.QEMU == nil {
 		return nil, qemu.Config{}, fmt.Errorf("board %s has no QEMU profile", b.Name)
 	}
-	return b, qemu.Config{Profile: b.QEMU, Image: image, BIOS: q.bios, BootPartition: b.PartitionNumber(boards.RoleBoot)}, nil
+	return b, qemu.Config{Profile: b.QEMU, Image: image, BIOS: q.bios, BootPartition: b.PartitionNumber(boards.RoleBoot),
+		Writable: q.writable, Tryboot: q.tryboot}, nil
 }
 
 func runRun(ctx context.Context, e *env, args []string) error {

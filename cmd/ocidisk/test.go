@@ -14,7 +14,7 @@ import (
 func testCommand() command {
 	return command{
 		name:    "test",
-		args:    "[--board B] [--expect REGEX]... [--timeout DUR] [--junit FILE] [--bios FILE] IMAGE",
+		args:    "[--board B] [--expect REGEX]... [--timeout DUR] [--junit FILE] [--bios FILE] [--writable] [--tryboot] IMAGE",
 		summary: "boot an image under QEMU and check that the expected lines appear on its console",
 		run:     runTest,
 	}
@@ -54,7 +54,9 @@ func runTest(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	cfg.Log = e.log
-	opts := qemu.TestOptions{Expect: res, Timeout: *timeout}
+	// A writable boot must end with the guest's own power-off, so that the
+	// image holds what it wrote with its filesystems unmounted.
+	opts := qemu.TestOptions{Expect: res, Timeout: *timeout, WaitExit: q.writable}
 	if *console || e.verbose {
 		opts.Log = e.stdout
 	}
