@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -39,4 +40,50 @@ func Split(cp string) []string {
 		return nil
 	}
 	return strings.Split(cp, "/")
+}
+
+// CheckName reports whether name can be a directory entry on a Linux
+// filesystem: not empty, "." or "..", at most 255 bytes, without '/' or
+// NUL. The tree itself accepts any name a map key can be; writers check.
+func CheckName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("invalid entry name %q", name)
+	case len(name) > 255:
+		return fmt.Errorf("entry name %.40q...: longer than 255 bytes", name)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("entry name %q: contains '/' or NUL", name)
+	}
+	return nil
+}
+
+// EntryPath is a path built up as a recursive walk goes down, one link per
+// directory level, and turned into a string only when an error needs it.
+// The nil *EntryPath is the root.
+type EntryPath struct {
+	dir  *EntryPath
+	name string
+}
+
+// Child returns the path of entry name below p.
+func (p *EntryPath) Child(name string) *EntryPath { return &EntryPath{p, name} }
+
+// Name is the last element of p; "" for the root.
+func (p *EntryPath) Name() string {
+	if p == nil {
+		return ""
+	}
+	return p.name
+}
+
+func (p *EntryPath) String() string {
+	if p == nil {
+		return "/"
+	}
+	var names []string
+	for q := p; q != nil; q = q.dir {
+		names = append(names, q.name)
+	}
+	slices.Reverse(names)
+	return "/" + strings.Join(names, "/")
 }

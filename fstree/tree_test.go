@@ -3,6 +3,7 @@ package fstree
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -180,5 +181,26 @@ func TestLinkCountsFollowSubtrees(t *testing.T) {
 				t.Fatalf("walk finds %d names, Links() says %d", names, f.Links())
 			}
 		})
+	}
+}
+
+func TestCheckNameAndEntryPath(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"etc", true}, {"a b", true}, {string(make([]byte, 255)), false}, {strings.Repeat("x", 255), true},
+		{strings.Repeat("x", 256), false}, {"", false}, {".", false}, {"..", false}, {"a/b", false}, {"a\x00", false},
+	} {
+		if err := CheckName(tc.name); (err == nil) != tc.ok {
+			t.Errorf("CheckName(%.20q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+	var root *EntryPath
+	if got := root.Child("usr").Child("bin").String(); got != "/usr/bin" {
+		t.Errorf("path = %q", got)
+	}
+	if got := root.String(); got != "/" {
+		t.Errorf("root path = %q", got)
 	}
 }

@@ -5,6 +5,7 @@ package outfile
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -70,3 +71,25 @@ func (f *File) Abort() {
 
 // Path is where the output will appear.
 func (f *File) Path() string { return f.final }
+
+// Extend grows a file-like w to at least n bytes, so that a bare
+// filesystem image has its full size although its trailing blocks, all
+// zero, are never written and stay a hole. It never shrinks (w may be a
+// whole disk image) and does nothing for a w that is not a regular file.
+func Extend(w io.WriterAt, n int64) error {
+	f, ok := w.(interface {
+		Stat() (os.FileInfo, error)
+		Truncate(int64) error
+	})
+	if !ok {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() >= n {
+		return nil
+	}
+	if err := f.Truncate(n); err != nil {
+		return fmt.Errorf("extend image to %d bytes: %w", n, err)
+	}
+	return nil
+}

@@ -8,7 +8,7 @@ import (
 )
 
 // dir writes directory n (inode ino, in parent) with entries es.
-func (wr *writer) dir(path *entryPath, n *fstree.Node, ino, parent uint32, es []fstree.Entry) error {
+func (wr *writer) dir(path *fstree.EntryPath, n *fstree.Node, ino, parent uint32, es []fstree.Entry) error {
 	ents := make([]dirent, len(es))
 	subdirs := 0
 	for i, e := range es {

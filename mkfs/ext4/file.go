@@ -10,7 +10,7 @@ import (
 
 // file copies a regular file's content into newly placed blocks, leaving
 // blocks of zeros as holes, and maps them in in.
-func (wr *writer) file(path *entryPath, n *fstree.Node, in *inode, ino uint32) error {
+func (wr *writer) file(path *fstree.EntryPath, n *fstree.Node, in *inode, ino uint32) error {
 	in.size = n.Size
 	var ext extentList
 	var blocks int64

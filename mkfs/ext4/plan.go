@@ -59,8 +59,8 @@ func newPlan(t *fstree.Tree, opts Options) (*plan, error) {
 	p.inos[p.lostFound] = firstIno
 	h := sha256.New()
 	hm := metaHasher{h: h}
-	var visit func(path *entryPath, n *fstree.Node) error
-	visit = func(path *entryPath, n *fstree.Node) error {
+	var visit func(path *fstree.EntryPath, n *fstree.Node) error
+	visit = func(path *fstree.EntryPath, n *fstree.Node) error {
 		hm.node(path, n)
 		if _, ok := p.inos[n]; !ok {
 			if next == 0 {
@@ -82,10 +82,10 @@ func newPlan(t *fstree.Tree, opts Options) (*plan, error) {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		for _, e := range es {
-			if err := checkName(e.Name); err != nil {
+			if err := fstree.CheckName(e.Name); err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
-			cp := &entryPath{path, e.Name}
+			cp := path.Child(e.Name)
 			if e.Node.Type == fstree.TypeDir && e.Node.Links() > 1 {
 				return fmt.Errorf("%s: a directory with %d names", cp, e.Node.Links())
 			}
@@ -120,37 +120,6 @@ func (p *plan) children(n *fstree.Node) []fstree.Entry {
 		}
 	}
 	return out
-}
-
-func checkName(name string) error {
-	switch {
-	case name == "" || name == "." || name == "..":
-		return fmt.Errorf("invalid entry name %q", name)
-	case len(name) > 255:
-		return fmt.Errorf("entry name %.40q...: longer than 255 bytes", name)
-	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Errorf("entry name %q: contains '/' or NUL", name)
-	}
-	return nil
-}
-
-// entryPath is a name in the tree, built as the walk goes down and
-// turned into a string only for an error.
-type entryPath struct {
-	dir  *entryPath
-	name string
-}
-
-func (p *entryPath) String() string {
-	if p == nil {
-		return "/"
-	}
-	var names []string
-	for q := p; q != nil; q = q.dir {
-		names = append(names, q.name)
-	}
-	slices.Reverse(names)
-	return "/" + strings.Join(names, "/")
 }
 
 // node checks one inode and adds its blocks to the bound.
@@ -245,11 +214,9 @@ type metaHasher struct {
 	buf []byte
 }
 
-func (m *metaHasher) node(path *entryPath, n *fstree.Node) {
+func (m *metaHasher) node(path *fstree.EntryPath, n *fstree.Node) {
 	b := m.buf[:0]
-	if path != nil {
-		b = append(b, path.name...)
-	}
+	b = append(b, path.Name()...)
 	b = append(b, 0, byte(n.Type))
 	for _, v := range []uint64{uint64(n.Mode), uint64(n.UID), uint64(n.GID), uint64(n.Size),
 		uint64(n.Mtime.UnixNano()), uint64(n.Major), uint64(n.Minor)} {

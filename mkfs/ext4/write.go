@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/internal/outfile"
 )
 
 // writer holds the state of one WriteAt: the layout, the allocation
@@ -86,28 +86,7 @@ func (f *FS) WriteAt(w io.WriterAt, off, size int64) error {
 	if err := wr.finish(); err != nil {
 		return fmt.Errorf("ext4: %w", err)
 	}
-	return extend(w, off+size)
-}
-
-// extend grows a file-like w to at least n bytes, so that a bare image
-// file has the filesystem's size even though its trailing blocks are
-// never written. It never shrinks: w may be a whole disk image.
-func extend(w io.WriterAt, n int64) error {
-	f, ok := w.(interface {
-		Stat() (os.FileInfo, error)
-		Truncate(int64) error
-	})
-	if !ok {
-		return nil
-	}
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() >= n {
-		return nil
-	}
-	if err := f.Truncate(n); err != nil {
-		return fmt.Errorf("ext4: extend image to %d bytes: %w", n, err)
-	}
-	return nil
+	return outfile.Extend(w, off+size)
 }
 
 func (wr *writer) run(t *fstree.Tree) error {
@@ -123,7 +102,7 @@ func (wr *writer) run(t *fstree.Tree) error {
 
 // visit writes n (first seen at path, in directory parent) and, for a
 // directory, everything below it, in the order the plan numbered them.
-func (wr *writer) visit(path *entryPath, n *fstree.Node, parent uint32) error {
+func (wr *writer) visit(path *fstree.EntryPath, n *fstree.Node, parent uint32) error {
 	ino := wr.p.inos[n]
 	if wr.seen.get(int64(ino)) {
 		return nil // a hardlink to an inode written under an earlier name
@@ -137,7 +116,7 @@ func (wr *writer) visit(path *entryPath, n *fstree.Node, parent uint32) error {
 		return err
 	}
 	for _, e := range es {
-		if err := wr.visit(&entryPath{path, e.Name}, e.Node, ino); err != nil {
+		if err := wr.visit(path.Child(e.Name), e.Node, ino); err != nil {
 			return err
 		}
 	}
@@ -187,7 +166,7 @@ func (wr *writer) base(n *fstree.Node) *inode {
 }
 
 // xattrs places n's xattrs in the inode and, when they overflow, a block.
-func (wr *writer) xattrs(path *entryPath, n *fstree.Node, in *inode, ino uint32) error {
+func (wr *writer) xattrs(path *fstree.EntryPath, n *fstree.Node, in *inode, ino uint32) error {
 	if len(n.Xattrs) == 0 {
 		return nil
 	}
@@ -212,7 +191,7 @@ func (wr *writer) xattrs(path *entryPath, n *fstree.Node, in *inode, ino uint32)
 	return nil
 }
 
-func (wr *writer) nonDir(path *entryPath, n *fstree.Node, ino uint32) error {
+func (wr *writer) nonDir(path *fstree.EntryPath, n *fstree.Node, ino uint32) error {
 	in := wr.base(n)
 	if err := wr.xattrs(path, n, in, ino); err != nil {
 		return err

@@ -2,7 +2,6 @@ package squashfs
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -49,7 +48,7 @@ func newPlan(t *fstree.Tree, opts *Options) (*plan, error) {
 	// everything below it), then its other entries in name order, then
 	// the directory itself, so that the root comes last and every
 	// directory's listing refers to inodes already written.
-	number := func(path *entryPath, n *fstree.Node) error {
+	number := func(path *fstree.EntryPath, n *fstree.Node) error {
 		if len(p.inodes) == 1<<32-1 {
 			return fmt.Errorf("more than 2^32-1 inodes")
 		}
@@ -91,13 +90,13 @@ func newPlan(t *fstree.Tree, opts *Options) (*plan, error) {
 		p.ino[n] = uint32(len(p.inodes))
 		return nil
 	}
-	var dir func(path *entryPath, d *fstree.Node) error
-	dir = func(path *entryPath, d *fstree.Node) error {
+	var dir func(path *fstree.EntryPath, d *fstree.Node) error
+	dir = func(path *fstree.EntryPath, d *fstree.Node) error {
 		es := d.Entries()
 		subdirs := 0
 		for _, e := range es {
-			cp := &entryPath{path, e.Name}
-			if err := checkName(e.Name); err != nil {
+			cp := path.Child(e.Name)
+			if err := fstree.CheckName(e.Name); err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
 			if e.Node.Type != fstree.TypeDir {
@@ -113,7 +112,7 @@ func newPlan(t *fstree.Tree, opts *Options) (*plan, error) {
 		}
 		for _, e := range es {
 			if _, ok := p.ino[e.Node]; !ok && e.Node.Type != fstree.TypeDir {
-				if err := number(&entryPath{path, e.Name}, e.Node); err != nil {
+				if err := number(path.Child(e.Name), e.Node); err != nil {
 					return err
 				}
 			}
@@ -157,7 +156,7 @@ func (p *plan) id(idx map[uint32]uint16, v uint32) (uint16, error) {
 }
 
 // check refuses what squashfs, or Linux reading it, cannot hold.
-func (p *plan) check(path *entryPath, n *fstree.Node) error {
+func (p *plan) check(path *fstree.EntryPath, n *fstree.Node) error {
 	switch n.Type {
 	case fstree.TypeRegular:
 		if n.Size < 0 {
@@ -185,35 +184,4 @@ func (p *plan) check(path *entryPath, n *fstree.Node) error {
 		return fmt.Errorf("unknown node type %s", n.Type)
 	}
 	return nil
-}
-
-func checkName(name string) error {
-	switch {
-	case name == "" || name == "." || name == "..":
-		return fmt.Errorf("invalid entry name %q", name)
-	case len(name) > 255:
-		return fmt.Errorf("entry name %.40q...: longer than 255 bytes", name)
-	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Errorf("entry name %q: contains '/' or NUL", name)
-	}
-	return nil
-}
-
-// entryPath is a name in the tree, built as the walk goes down and
-// turned into a string only for an error.
-type entryPath struct {
-	dir  *entryPath
-	name string
-}
-
-func (p *entryPath) String() string {
-	if p == nil {
-		return "/"
-	}
-	var names []string
-	for q := p; q != nil; q = q.dir {
-		names = append(names, q.name)
-	}
-	slices.Reverse(names)
-	return "/" + strings.Join(names, "/")
 }

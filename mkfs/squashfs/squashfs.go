@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/internal/outfile"
 )
 
 // Options control the filesystem. The zero value gives zstd at
@@ -117,7 +118,7 @@ func Write(w io.WriterAt, off int64, t *fstree.Tree, opts Options) error {
 		if err != nil {
 			return err
 		}
-		return extend(w, off+n)
+		return outfile.Extend(w, off+n)
 	}
 	return f.WriteAt(w, off, opts.Size)
 }
@@ -180,7 +181,7 @@ func (f *FS) WriteAt(w io.WriterAt, off, size int64) error {
 		if err := copySpool(w, off, f.spool); err != nil {
 			return err
 		}
-		return extend(w, off+size)
+		return outfile.Extend(w, off+size)
 	}
 	n, err := f.write(w, off, size)
 	if err != nil {
@@ -189,7 +190,7 @@ func (f *FS) WriteAt(w io.WriterAt, off, size int64) error {
 	if n > size {
 		return fmt.Errorf("squashfs: the tree needs %d bytes, the filesystem size is %d", n, size)
 	}
-	return extend(w, off+size)
+	return outfile.Extend(w, off+size)
 }
 
 // copySpool copies the spool into w at off, leaving out 4 KiB blocks of
@@ -223,27 +224,6 @@ func copySpool(w io.WriterAt, off int64, sp *os.File) error {
 			i = j
 		}
 		done += int64(m)
-	}
-	return nil
-}
-
-// extend grows a file-like w to at least n bytes, so that a bare image
-// file has the filesystem's size even though its padding is never
-// written. It never shrinks: w may be a whole disk image.
-func extend(w io.WriterAt, n int64) error {
-	f, ok := w.(interface {
-		Stat() (os.FileInfo, error)
-		Truncate(int64) error
-	})
-	if !ok {
-		return nil
-	}
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() >= n {
-		return nil
-	}
-	if err := f.Truncate(n); err != nil {
-		return fmt.Errorf("squashfs: extend image to %d bytes: %w", n, err)
 	}
 	return nil
 }

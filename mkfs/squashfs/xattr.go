@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/ocidisk/ocidisk/fstree"
 )
 
 // xattrSet is one inode's xattrs as the xattr table stores them: the
@@ -19,7 +21,7 @@ var xattrPrefixes = []string{"user.", "trusted.", "security."}
 
 // encodeXattrs encodes xs, leaving out (with a warning) or refusing the
 // names squashfs cannot hold, as opts say.
-func encodeXattrs(path *entryPath, xs map[string]string, opts *Options) (xattrSet, error) {
+func encodeXattrs(path *fstree.EntryPath, xs map[string]string, opts *Options) (xattrSet, error) {
 	names := make([]string, 0, len(xs))
 	for k := range xs {
 		names = append(names, k)
