@@ -73,11 +73,8 @@ func writeExt4(o flattenOutput, size int64, label string) error {
 		}
 		opts.Size = n
 	}
-	// The writer leaves all-zero blocks unwritten: size the file first so
-	// that they read as zeros and stay holes.
-	if err := o.File.Truncate(opts.Size); err != nil {
-		return err
-	}
+	// A new file reads as zeros, which the writer counts on to leave zero
+	// blocks unwritten; it extends the file to the full size itself.
 	return ext4.Write(o.File, 0, o.Image.Tree, opts)
 }
 
