@@ -75,7 +75,16 @@ func (c cache) writeLayer(im *Image, r io.Reader, want v1.Hash) (*io.SectionRead
 	if err != nil {
 		return nil, v1.Hash{}, preferDigestError(br, err)
 	}
-	defer dec.Close()
+	// The decompressor may read br from goroutines of its own (xz): it
+	// is closed, which stops them, before br is read here.
+	closed := false
+	closeDec := func() {
+		if !closed {
+			closed = true
+			dec.Close()
+		}
+	}
+	defer closeDec()
 	h := sha256.New()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	n, err := io.CopyBuffer(io.MultiWriter(bw, h), dec, make([]byte, 1<<20))
@@ -83,10 +92,12 @@ func (c cache) writeLayer(im *Image, r io.Reader, want v1.Hash) (*io.SectionRead
 		if kind != "" {
 			err = fmt.Errorf("%s: %w", kind, err)
 		}
+		closeDec()
 		return nil, v1.Hash{}, preferDigestError(br, err)
 	}
 	// Read to the end of the blob so that its digest is checked even when
 	// the decompressor stopped early.
+	closeDec()
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return nil, v1.Hash{}, err
 	}

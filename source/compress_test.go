@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -68,5 +70,31 @@ func TestDecompress(t *testing.T) {
 				t.Errorf("got %d bytes back, want the %d put in", len(got), len(data))
 			}
 		})
+	}
+}
+
+// TestCorruptXZLayer: a layer whose xz is damaged in its first block fails
+// to open, and the rest of the blob is read for its digest only after the
+// decoder's goroutines stopped reading it (run with -race).
+func TestCorruptXZLayer(t *testing.T) {
+	data := bytes.Repeat([]byte("layer bytes, not a tar, which does not matter here\n"), 100000)
+	cmd := exec.Command(hosttool.Require(t, "xz", "xz-utils"), "-c", "-T2", "--block-size=64KiB")
+	cmd.Stdin = bytes.NewReader(data)
+	xzdata, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	xzdata[100] ^= 0xFF // inside the first block
+	file := filepath.Join(t.TempDir(), "layer.tar.xz")
+	if err := os.WriteFile(file, xzdata, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	im, err := Open(t.Context(), "tar:"+file, Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if _, err := im.Layers[0].Open(t.Context()); err == nil || !strings.Contains(err.Error(), "xz") {
+		t.Fatalf("err = %v, want an xz error", err)
 	}
 }
