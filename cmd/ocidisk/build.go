@@ -40,8 +40,8 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	cmdline := fs.StringArray("cmdline-append", nil, "kernel arguments appended to the board's command line (repeatable)")
 	out := fs.StringP("output", "o", "", "output image (default: BOARD.img)")
 	bmap := fs.Bool("bmap", false, "also write OUT.bmap, the block map bmaptool and ocidisk flash use")
-	compress := fs.String("compress", "none", "also compress the image: none, gz, xz or zstd (writes OUT.gz|.xz|.zst instead of OUT)")
-	keepRaw := fs.Bool("keep-raw", false, "with --compress, keep the uncompressed image too")
+	compress := fs.String("compress", "none", "also compress the image: none, gz, xz or zstd (writes OUT.gz|.xz|.zst beside OUT)")
+	keepRaw := fs.Bool("keep-raw", true, "with --compress, keep the uncompressed OUT too; --keep-raw=false writes only the compressed file")
 	// Raspberry Pi boards: additions to the generated config.txt.
 	configTxt := fs.StringArray("config-txt-append", nil, "lines added to config.txt under [all]: TEXT, or @FILE to read them from FILE (repeatable)")
 	dtoverlays := fs.StringArray("dtoverlay", nil, "add dtoverlay=NAME[,params] to config.txt; overlays/NAME.dtbo must be on the boot partition (repeatable)")

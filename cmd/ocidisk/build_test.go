@@ -101,7 +101,7 @@ func TestBuildIsReproducible(t *testing.T) {
 	root := debian.BusyboxRoot(t)
 	var sums []string
 	for range 2 {
-		img := buildImage(t, "--kernel", "deb:"+kernel, "--bmap", "--compress", "zstd", "--keep-raw", "oci:"+root)
+		img := buildImage(t, "--kernel", "deb:"+kernel, "--bmap", "--compress", "zstd", "oci:"+root)
 		sums = append(sums, fileHash(t, img)+" "+fileHash(t, img+".bmap")+" "+fileHash(t, img+".zst"))
 	}
 	if sums[0] != sums[1] {
@@ -268,4 +268,31 @@ func TestTestWritable(t *testing.T) {
 		}
 	}
 	checkStatic(t, img)
+}
+
+// -o OUT with --compress writes OUT and its compressed copy, which
+// decompresses to exactly OUT; --keep-raw=false writes the copy alone.
+func TestBuildCompressedOutputs(t *testing.T) {
+	kernel := debian.KernelDeb(t)
+	root := debian.BusyboxRoot(t)
+	zstd := hosttool.Require(t, "zstd", "zstd")
+	img := buildImage(t, "--kernel", "deb:"+kernel, "--compress", "zstd", "oci:"+root)
+	out, err := exec.Command(zstd, "-dc", img+".zst").Output()
+	if err != nil {
+		t.Fatalf("zstd -dc: %v", err)
+	}
+	raw, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, raw) {
+		t.Fatalf("%s.zst does not decompress to %s", img, img)
+	}
+	only := buildImage(t, "--kernel", "deb:"+kernel, "--compress", "zstd", "--keep-raw=false", "oci:"+root)
+	if _, err := os.Stat(only); !os.IsNotExist(err) {
+		t.Errorf("--keep-raw=false left %s (stat: %v)", only, err)
+	}
+	if fileHash(t, only+".zst") != fileHash(t, img+".zst") {
+		t.Error("the compressed image differs with --keep-raw=false")
+	}
 }
