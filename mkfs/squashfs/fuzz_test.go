@@ -11,101 +11,21 @@ import (
 	"github.com/ocidisk/ocidisk/testimages/randtree"
 )
 
-// fuzzReader hands out the fuzz input as small values, then zeros.
-type fuzzReader struct{ b []byte }
-
-func (r *fuzzReader) more() bool { return len(r.b) > 0 }
-
-func (r *fuzzReader) bytes(n int) []byte {
-	n = min(n, len(r.b))
-	out := r.b[:n]
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *fuzzReader) u8() uint8 {
-	if b := r.bytes(1); len(b) == 1 {
-		return b[0]
-	}
-	return 0
-}
-
-func (r *fuzzReader) u16() uint16 { return uint16(r.u8()) | uint16(r.u8())<<8 }
-func (r *fuzzReader) u32() uint32 { return uint32(r.u16()) | uint32(r.u16())<<16 }
-
-// fuzzInput builds options and a tree of at most 48 entries from data:
-// any names (invalid ones included), types, modes, owners, times,
-// xattrs in any namespace, sizes that may disagree with the content,
-// hardlinks, device numbers out of range, block sizes and levels that
-// may be invalid.
+// fuzzInput builds options, with block sizes, levels and compressions
+// that may be invalid, then a hostile tree (randtree.FromBytes) from data.
 func fuzzInput(data []byte) (*fstree.Tree, Options) {
-	r := &fuzzReader{data}
+	r := randtree.NewBytes(data)
 	opts := Options{
-		Compression: []string{"zstd", "xz", "gzip", "lz4", "", "lzo"}[r.u8()%6],
-		BlockSize:   []int{0, 4096, 8192, 65536, 1 << 20, 3000, 2 << 20}[r.u8()%7],
-		Level:       int(r.u8()%12) - 1,
-		DropXattrs:  r.u8()%2 == 0,
-		Time:        time.Unix(int64(r.u32()), 0),
+		Compression: []string{"zstd", "xz", "gzip", "lz4", "", "lzo"}[r.U8()%6],
+		BlockSize:   []int{0, 4096, 8192, 65536, 1 << 20, 3000, 2 << 20}[r.U8()%7],
+		Level:       int(r.U8()%12) - 1,
+		DropXattrs:  r.U8()%2 == 0,
+		Time:        time.Unix(int64(r.U32()), 0),
 	}
 	if opts.Compression == "xz" && opts.Level != -1 {
 		opts.Level = 0
 	}
-	t := fstree.New()
-	dirs := []*fstree.Node{t.Root}
-	var others []*fstree.Node
-	xattrNames := []string{"user.", "trusted.", "security.", "security.capability", "system.posix_acl_access", "os2.", ""}
-	for i := 0; i < 48 && r.more(); i++ {
-		op := r.u8()
-		parent := dirs[int(r.u8())%len(dirs)]
-		name := string(r.bytes(int(r.u8()) + int(op>>7)*200))
-		var n *fstree.Node
-		switch op % 10 {
-		case 0, 1:
-			n = fstree.NewDir(uint32(r.u16()))
-		case 2, 3:
-			size := int64(r.u16()) * int64(1+r.u8()%8)
-			csize := size
-			if r.u8() == 0 {
-				csize = int64(r.u16()) // content that disagrees with the size
-			}
-			n = fstree.NewFile(uint32(r.u16()), size, randtree.Content{Seed: uint64(r.u8()), Size: csize, RunShift: uint(r.u8() % 6), ZeroOdds: r.u8()})
-		case 4:
-			n = fstree.NewSymlink(string(r.bytes(int(r.u16() % 4200))))
-		case 5:
-			n = fstree.NewDevice(fstree.Type(4+r.u8()%2), 0, uint32(r.u16()), r.u32()%(1<<21))
-		case 6:
-			n = fstree.NewDevice(fstree.Type(6+r.u8()%3), 0, 0, 0) // FIFO, socket, or an unknown type
-		case 7:
-			if len(others) > 0 {
-				n = others[int(r.u8())%len(others)] // a hardlink
-			}
-		case 8:
-			all := append(dirs[:len(dirs):len(dirs)], others...)
-			target := all[int(r.u8())%len(all)]
-			if target.Xattrs == nil {
-				target.Xattrs = map[string]string{}
-			}
-			k := xattrNames[int(r.u8())%len(xattrNames)] + string(r.bytes(int(r.u8()%40)))
-			target.Xattrs[k] = string(r.bytes(int(r.u16() % 4500)))
-			continue
-		case 9:
-			all := append(dirs[:len(dirs):len(dirs)], others...)
-			target := all[int(r.u8())%len(all)]
-			target.UID, target.GID = r.u32(), r.u32()
-			target.Mtime = time.Unix(int64(int32(r.u32()))*4, 0)
-			continue
-		}
-		if n == nil {
-			continue
-		}
-		parent.SetChild(name, n)
-		if n.Type == fstree.TypeDir {
-			dirs = append(dirs, n)
-		} else {
-			others = append(others, n)
-		}
-	}
-	return t, opts
+	return randtree.FromBytes(r), opts
 }
 
 // FuzzWrite writes arbitrary trees under arbitrary options: the writer
