@@ -132,11 +132,6 @@ func runFlatten(ctx context.Context, e *env, args []string) error {
 			f.flags(fs)
 		}
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: ocidisk flatten [flags] -o OUT SOURCE\n\n")
-		fmt.Fprintf(e.stderr, "SOURCE: REF, docker://REF, oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG],\n")
-		fmt.Fprintf(e.stderr, "docker-archive:FILE[:REF], tar:FILE, deb:FILE, dir:DIR\n\nFlags:\n%s", fs.FlagUsages())
-	}
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}

@@ -79,12 +79,18 @@ func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 // call it directly.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, tty bool) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		printUsage(stderr, cmds)
-		if len(args) == 0 {
-			return exitUsage
+		return exitUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		// Help that was asked for goes to stdout, so that it pages and greps;
+		// "help COMMAND" is "COMMAND --help".
+		if args[0] != "help" || len(args) == 1 {
+			printUsage(stdout, cmds)
+			return exitOK
 		}
-		return exitOK
+		args = []string{args[1], "--help"}
 	}
 	var cmd *command
 	for i := range cmds {
@@ -131,10 +137,24 @@ func printUsage(w io.Writer, cmds []command) {
 // shares (--quiet, --verbose); parse it with parseFlags.
 func newFlags(e *env, name string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	// With ContinueOnError pflag prints only the help that -h asks for.
+	fs.SetOutput(e.stdout)
 	fs.SortFlags = false
 	fs.BoolVarP(&e.quiet, "quiet", "q", false, "print only errors")
 	fs.BoolVarP(&e.verbose, "verbose", "v", false, "log each step")
+	fs.Usage = func() {
+		w := fs.Output()
+		for _, c := range commands() {
+			if c.name == name {
+				fmt.Fprintf(w, "Usage: ocidisk %s %s\n\n%s.\n", c.name, c.args, c.summary)
+				if strings.Contains(c.args, "SOURCE") {
+					fmt.Fprint(w, "\nSOURCE: REF, docker://REF, oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG],\n"+
+						"docker-archive:FILE[:REF], tar:FILE (plain, gz, zst, xz), deb:FILE, dir:DIR\n")
+				}
+			}
+		}
+		fmt.Fprintf(w, "\nFlags:\n%s", fs.FlagUsages())
+	}
 	return fs
 }
 
