@@ -75,16 +75,22 @@ var zeroBlock [blockSize]byte
 func isZero(p []byte) bool { return bytes.Equal(p, zeroBlock[:len(p)]) }
 
 // blockWriter gathers writes to consecutive blocks into one WriteAt:
-// files are placed one after the other, so most writes join up.
+// files are placed one after the other, so most writes join up. A full
+// buffer is written by a goroutine while the writer fills the other one,
+// so that the copy into the output (the kernel's, for a file) overlaps
+// with reading the next content; at most one write is in flight.
 type blockWriter struct {
 	w     io.WriterAt
 	off   int64 // of block 0
 	buf   []byte
 	start int64 // block of buf[0]
+	spare []byte
+	// pending carries the result of the write in flight, if any.
+	pending chan error
 }
 
 func newBlockWriter(w io.WriterAt, off int64) *blockWriter {
-	return &blockWriter{w: w, off: off, buf: make([]byte, 0, 4<<20)}
+	return &blockWriter{w: w, off: off, buf: make([]byte, 0, 4<<20), spare: make([]byte, 0, 4<<20)}
 }
 
 // write writes p (whole blocks) at block blk.
@@ -97,6 +103,9 @@ func (b *blockWriter) write(blk int64, p []byte) error {
 		return err
 	}
 	if len(p) >= cap(b.buf) {
+		if err := b.wait(); err != nil {
+			return err
+		}
 		if _, err := b.w.WriteAt(p, b.off+blk*blockSize); err != nil {
 			return fmt.Errorf("write block %d: %w", blk, err)
 		}
@@ -107,13 +116,43 @@ func (b *blockWriter) write(blk int64, p []byte) error {
 	return nil
 }
 
+// flush starts writing what the buffer holds, once the write before it
+// has finished, and goes on with the other buffer.
 func (b *blockWriter) flush() error {
 	if len(b.buf) == 0 {
 		return nil
 	}
-	if _, err := b.w.WriteAt(b.buf, b.off+b.start*blockSize); err != nil {
-		return fmt.Errorf("write blocks %d-%d: %w", b.start, b.start+int64(len(b.buf))/blockSize-1, err)
+	if err := b.wait(); err != nil {
+		return err
 	}
-	b.buf = b.buf[:0]
+	buf, first := b.buf, b.start
+	b.pending = make(chan error, 1)
+	go func(done chan<- error) {
+		_, err := b.w.WriteAt(buf, b.off+first*blockSize)
+		if err != nil {
+			err = fmt.Errorf("write blocks %d-%d: %w", first, first+int64(len(buf))/blockSize-1, err)
+		}
+		done <- err
+	}(b.pending)
+	b.buf, b.spare = b.spare[:0], buf
 	return nil
+}
+
+// wait waits for the write in flight and returns its error.
+func (b *blockWriter) wait() error {
+	if b.pending == nil {
+		return nil
+	}
+	err := <-b.pending
+	b.pending = nil
+	return err
+}
+
+// sync writes everything out and returns once it is written: before a
+// write that bypasses the buffer, and at the end.
+func (b *blockWriter) sync() error {
+	if err := b.flush(); err != nil {
+		return err
+	}
+	return b.wait()
 }

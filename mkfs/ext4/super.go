@@ -63,7 +63,7 @@ func (wr *writer) journal() error {
 // finish writes what depends on everything else: the last inode table,
 // the bitmaps, the group descriptors and the superblocks.
 func (wr *writer) finish() error {
-	if err := wr.out.flush(); err != nil {
+	if err := wr.out.sync(); err != nil {
 		return err
 	}
 	if err := wr.flushInodes(); err != nil {

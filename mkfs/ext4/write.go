@@ -81,6 +81,7 @@ func (f *FS) WriteAt(w io.WriterAt, off, size int64) error {
 	f.opts.Log.Debug("ext4 layout", "size", size, "blocks", g.blocks, "groups", g.groups,
 		"inodes", g.groups*g.inodesPerGrp, "journal", g.journal, "tree inodes", p.inodes)
 	if err := wr.run(f.tree); err != nil {
+		wr.out.wait() // no write outlives WriteAt
 		return fmt.Errorf("ext4: %w", err)
 	}
 	if err := wr.finish(); err != nil {
@@ -335,6 +336,9 @@ func (wr *writer) flushInodes() error {
 	n := (wr.grpInos[wr.itabGrp]*inodeSize + blockSize - 1) / blockSize * blockSize
 	if n > 0 {
 		pos := wr.off + wr.g.inodeTable[wr.itabGrp]*blockSize
+		if err := wr.out.wait(); err != nil { // one writer at a time
+			return err
+		}
 		if _, err := wr.w.WriteAt(wr.itab[:n], pos); err != nil {
 			return fmt.Errorf("write inode table of group %d: %w", wr.itabGrp, err)
 		}
