@@ -70,6 +70,11 @@ func checkStatic(t *testing.T, img string) {
 	if len(starts) != 2 || starts[0][3] != "e" && starts[0][3] != "c" || starts[0][4] == "" || starts[1][3] != "83" || starts[1][4] != "" {
 		t.Fatalf("partition table is not FAT (bootable) + Linux:\n%s", out)
 	}
+	// The layout's defaults: the first partition at 4 MiB, the next on a
+	// 1 MiB boundary.
+	if s0, s1 := atoi(t, starts[0][1]), atoi(t, starts[1][1]); s0 != 8192 || s1%2048 != 0 {
+		t.Errorf("partitions start at sectors %d and %d, want 8192 and a multiple of 2048:\n%s", s0, s1, out)
+	}
 	dir := t.TempDir()
 	for i, p := range starts {
 		part := filepath.Join(dir, "p"+p[1])
