@@ -2,6 +2,7 @@ package bench
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -10,21 +11,28 @@ import (
 
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/build"
+	"github.com/ocidisk/ocidisk/internal/hosttool"
 	"github.com/ocidisk/ocidisk/source"
 	"github.com/ocidisk/ocidisk/testimages/debian"
 )
 
 // BenchmarkBuild runs build.Build as `ocidisk build --board
 // qemu-virt-arm64 --kernel deb:KERNEL oci:LAYOUT` does, on the Debian tree
-// (and with -large also the large one), cold (an empty cache each time) and
-// warm (the layers already cached). It reports the process's peak RSS,
+// (and with OCIDISK_BENCH_LARGE=1 also the large one), with the kernel
+// package or the directory it unpacks to, cold (an empty cache each time)
+// and warm (the layers already cached). It reports the process's peak RSS,
 // which includes the benchmark's own setup: bench/run measures the real
 // command.
 //
 //	go test -run '^$' -bench Build -benchtime 3x ./bench/
-//	go test -run '^$' -bench Build/small/cold -benchtime 2x -cpuprofile cpu.out ./bench/
+//	go test -run '^$' -bench Build/small/deb/cold -benchtime 2x -cpuprofile cpu.out ./bench/
 func BenchmarkBuild(b *testing.B) {
-	kernel := debian.KernelDeb(b)
+	deb := debian.KernelDeb(b)
+	kdir := b.TempDir()
+	if out, err := exec.Command(hosttool.Require(b, "dpkg-deb", "dpkg"), "-x", deb, kdir).CombinedOutput(); err != nil {
+		b.Fatalf("dpkg-deb -x %s: %v\n%s", deb, err, out)
+	}
+	kernels := []struct{ name, source string }{{"deb", "deb:" + deb}, {"dir", "dir:" + kdir}}
 	trees := []struct {
 		name string
 		spec debian.TreeSpec
@@ -41,43 +49,50 @@ func BenchmarkBuild(b *testing.B) {
 	}
 	for _, tr := range trees {
 		d := debian.TreeOf(b, tr.spec)
-		for _, warm := range []bool{false, true} {
-			name := tr.name + "/cold"
-			if warm {
-				name = tr.name + "/warm"
-			}
-			b.Run(name, func(b *testing.B) {
-				dir := b.TempDir()
-				cfg := build.Config{
-					Board:  board,
-					Source: "oci:" + d.Layout,
-					Kernel: "deb:" + kernel,
-					Output: filepath.Join(dir, "out.img"),
-					Epoch:  time.Unix(1700000000, 0),
-				}
-				cacheDir := func(i int) string { return filepath.Join(dir, "cache"+strconv.Itoa(i)) }
-				cfg.Sources = source.Options{Platform: build.Platform(board), CacheDir: cacheDir(0)}
+		for _, k := range kernels {
+			for _, warm := range []bool{false, true} {
+				name := tr.name + "/" + k.name + "/cold"
 				if warm {
-					if _, err := build.Build(b.Context(), cfg); err != nil {
-						b.Fatal(err)
-					}
+					name = tr.name + "/" + k.name + "/warm"
 				}
-				resetPeakRSS()
-				for i := 0; b.Loop(); i++ {
-					if !warm {
-						b.StopTimer()
-						os.RemoveAll(cfg.Sources.CacheDir)
-						cfg.Sources.CacheDir = cacheDir(i + 1)
-						b.StartTimer()
-					}
-					if _, err := build.Build(b.Context(), cfg); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
-			})
+				benchBuild(b, name, board, "oci:"+d.Layout, k.source, warm)
+			}
 		}
 	}
+}
+
+// benchBuild is one of BenchmarkBuild's runs.
+func benchBuild(b *testing.B, name string, board *boards.Board, src, kernel string, warm bool) {
+	b.Run(name, func(b *testing.B) {
+		dir := b.TempDir()
+		cfg := build.Config{
+			Board:  board,
+			Source: src,
+			Kernel: kernel,
+			Output: filepath.Join(dir, "out.img"),
+			Epoch:  time.Unix(1700000000, 0),
+		}
+		cacheDir := func(i int) string { return filepath.Join(dir, "cache"+strconv.Itoa(i)) }
+		cfg.Sources = source.Options{Platform: build.Platform(board), CacheDir: cacheDir(0)}
+		if warm {
+			if _, err := build.Build(b.Context(), cfg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		resetPeakRSS()
+		for i := 0; b.Loop(); i++ {
+			if !warm {
+				b.StopTimer()
+				os.RemoveAll(cfg.Sources.CacheDir)
+				cfg.Sources.CacheDir = cacheDir(i + 1)
+				b.StartTimer()
+			}
+			if _, err := build.Build(b.Context(), cfg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+	})
 }
 
 // resetPeakRSS restarts VmHWM, so that peakRSS measures from here.

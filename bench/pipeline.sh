@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The image build a user would script without ocidisk, timed by bench/run:
 # the same disk as `ocidisk build --board qemu-virt-arm64 --kernel deb:DEB
-# oci:LAYOUT`, made from the image in a registry with the usual tools, as
-# root (tar -x and mke2fs -d need real ownership on the host).
+# oci:LAYOUT` (or --kernel dir:DIR), made from the image in a registry with
+# the usual tools, as root (tar -x and mke2fs -d need real ownership on the
+# host).
 #
-#   pipeline.sh CRANE IMAGE-REF KERNEL.deb BOOT-DIR SFDISK-LAYOUT WORK OUT.img
+#   pipeline.sh CRANE IMAGE-REF KERNEL.deb|KERNEL-DIR BOOT-DIR SFDISK-LAYOUT WORK OUT.img
 #
 # BOOT-DIR holds the boot partition's files (kernel Image, initramfs,
 # extlinux/extlinux.conf) and SFDISK-LAYOUT the partition table (sfdisk -d),
@@ -13,7 +14,7 @@
 # be an empty directory on the output's filesystem.
 set -euo pipefail
 
-crane=$1 ref=$2 deb=$3 bootdir=$4 layout=$5 work=$6 out=$7
+crane=$1 ref=$2 kernel=$3 bootdir=$4 layout=$5 work=$6 out=$7
 root=$work/root
 mkdir -p "$root" "$work/kernel"
 
@@ -33,11 +34,16 @@ if grep -v -e 'Cannot hard link' -e 'Exiting with failure status' "$work/tar.log
   exit 1
 fi
 
-# The kernel's modules, moved into the root, and their index.
-dpkg-deb -x "$deb" "$work/kernel"
+# The kernel's modules, into the root, and their index: unpacked from the
+# package and moved, or copied from a kernel directory, which stays as it is.
 mkdir -p "$root/lib/modules"
-for m in "$work/kernel"/lib/modules/*; do
-  mv "$m" "$root/lib/modules/"
+if [ -d "$kernel" ]; then
+  cp -a "$kernel"/lib/modules/* "$root/lib/modules/"
+else
+  dpkg-deb -x "$kernel" "$work/kernel"
+  mv "$work/kernel"/lib/modules/* "$root/lib/modules/"
+fi
+for m in "$root"/lib/modules/*; do
   depmod -b "$root" "$(basename "$m")"
 done
 

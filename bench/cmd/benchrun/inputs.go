@@ -22,10 +22,14 @@ type input struct {
 	dir    string // its scratch directory
 	layout string // the OCI layout ocidisk builds from
 	ref    string // the same image in the registry, for crane
-	kernel string // the kernel .deb
-	layers []string
+	// kernel is the kernel: the .deb, or with kind "dir" the directory
+	// it was extracted to beforehand (as a user who builds their own
+	// kernel has it, after make modules_install).
+	kernel, kind string
+	layers       []string
 	// data is the kernel package's data archive, taken out of the .deb for
-	// the floor.
+	// the floor; "-" for a kernel directory, which has nothing to
+	// decompress.
 	data string
 	// boot holds the boot partition's files and table the partition table
 	// (sfdisk -d), both from a reference image ocidisk built: the pipeline
@@ -33,9 +37,10 @@ type input struct {
 	boot, table string
 }
 
-// prepare makes (or finds in the test data cache) the input called name,
-// pushes it to the registry and builds the reference image.
-func prepare(ctx context.Context, c config, reg *registry, name string) (*input, error) {
+// prepare makes (or finds in the test data cache) the tree called name,
+// with the kernel as kind (deb or dir), pushes it to the registry and
+// builds the reference image.
+func prepare(ctx context.Context, c config, reg *registry, name, kind string) (*input, error) {
 	spec := debian.DefaultTree()
 	switch name {
 	case "small":
@@ -58,11 +63,12 @@ func prepare(ctx context.Context, c config, reg *registry, name string) (*input,
 		return nil, err
 	}
 	in := &input{
-		label:  fmt.Sprintf("%s (%d entries, %.0f MiB)", spec.Name, tree.Entries, float64(tree.Bytes)/(1<<20)),
-		dir:    filepath.Join(c.work, spec.Name),
+		label:  fmt.Sprintf("%s (%d entries, %.0f MiB), kernel %s", spec.Name, tree.Entries, float64(tree.Bytes)/(1<<20), kind),
+		dir:    filepath.Join(c.work, spec.Name+"-"+kind),
 		layout: tree.Layout,
 		ref:    reg.addr + "/bench/" + spec.Name + ":latest",
 		kernel: kernel,
+		kind:   kind,
 		layers: tree.Layers,
 	}
 	if err := os.MkdirAll(in.dir, 0o755); err != nil {
@@ -71,8 +77,18 @@ func prepare(ctx context.Context, c config, reg *registry, name string) (*input,
 	if _, err := output(ctx, c.crane, "push", in.layout, in.ref); err != nil {
 		return nil, err
 	}
-	if in.data, err = dataArchive(ctx, in.kernel, in.dir); err != nil {
-		return nil, err
+	switch kind {
+	case "deb":
+		if in.data, err = dataArchive(ctx, in.kernel, in.dir); err != nil {
+			return nil, err
+		}
+	case "dir":
+		in.kernel, in.data = filepath.Join(in.dir, "kernel"), "-"
+		if _, err := output(ctx, "dpkg-deb", "-x", kernel, in.kernel); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("unknown kernel kind %q (want deb or dir)", kind)
 	}
 	return in, reference(ctx, c, in)
 }
@@ -136,7 +152,7 @@ func firstPartition(lines []string) int {
 
 // ocidiskArgs is the build every ocidisk run does.
 func ocidiskArgs(in *input, out string) []string {
-	return []string{"build", "-q", "--board", "qemu-virt-arm64", "--kernel", "deb:" + in.kernel, "-o", out, "oci:" + in.layout}
+	return []string{"build", "-q", "--board", "qemu-virt-arm64", "--kernel", in.kind + ":" + in.kernel, "-o", out, "oci:" + in.layout}
 }
 
 // dataArchive copies the data member of a .deb (data.tar.xz, .zst, ...)

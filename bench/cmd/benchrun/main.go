@@ -3,7 +3,7 @@
 // otherwise script (bench/pipeline.sh) and the decompress-only floor
 // (bench/floor.sh), interleaved, and prints the table of medians.
 //
-//	benchrun --ocidisk BIN --crane BIN --scripts DIR [--runs N] [--inputs small,large] [--work DIR] [--out FILE]
+//	benchrun --ocidisk BIN --crane BIN --scripts DIR [--runs N] [--inputs small,large] [--kernels dir,deb] [--work DIR] [--out FILE]
 //
 // Every timed command runs as a child of this process, which measures it
 // with bench.Measure; everything else (registry, reference image, cleanup,
@@ -41,7 +41,7 @@ type config struct {
 	ocidisk, crane, scripts string
 	time                    string // GNU time
 	runs                    int
-	inputs                  []string
+	inputs, kernels         []string
 	work, out               string
 	log                     *slog.Logger
 	progress                io.Writer
@@ -56,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.time, "time", "/usr/bin/time", "GNU time, which measures each command's peak RSS")
 	fs.IntVar(&c.runs, "runs", 5, "rounds of interleaved runs per input")
 	fs.StringSliceVar(&c.inputs, "inputs", []string{"small", "large"}, "inputs: small (the Debian tree), large (the large Debian tree)")
+	fs.StringSliceVar(&c.kernels, "kernels", []string{"dir", "deb"}, "kernels: dir (extracted beforehand; the layers are the only compressed input), deb (Debian's package, data.tar.xz)")
 	fs.StringVar(&c.work, "work", filepath.Join(os.TempDir(), "ocidisk-bench"), "scratch directory (emptied first)")
 	fs.StringVar(&c.out, "out", "", "also write the report (Markdown) to this file")
 	verbose := fs.BoolP("verbose", "v", false, "log each step")
@@ -97,16 +98,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		loads   []float64
 	)
 	for _, name := range c.inputs {
-		in, err := prepare(ctx, c, reg, name)
-		if err != nil {
-			return fmt.Errorf("input %s: %w", name, err)
+		for _, kind := range c.kernels {
+			in, err := prepare(ctx, c, reg, name, kind)
+			if err != nil {
+				return fmt.Errorf("input %s, kernel %s: %w", name, kind, err)
+			}
+			rs, ls, err := measureInput(ctx, c, in)
+			if err != nil {
+				return fmt.Errorf("input %s, kernel %s: %w", name, kind, err)
+			}
+			results = append(results, rs...)
+			loads = append(loads, ls...)
 		}
-		rs, ls, err := measureInput(ctx, c, in)
-		if err != nil {
-			return fmt.Errorf("input %s: %w", name, err)
-		}
-		results = append(results, rs...)
-		loads = append(loads, ls...)
 	}
 
 	var report strings.Builder
