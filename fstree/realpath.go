@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strings"
 )
 
 // maxSymlinks bounds symlink resolution as the kernel's MAXSYMLINKS does.
@@ -55,13 +56,16 @@ func (t *Tree) Realpath(p string) (string, error) {
 		if links++; links > maxSymlinks {
 			return "", fmt.Errorf("realpath %s: %w", p, errors.New("too many levels of symbolic links"))
 		}
-		target := c.Target
+		// An absolute target starts again at the root; its elements,
+		// like a relative one's, are resolved in turn (lib -> usr/lib
+		// under /lib/systemd/systemd), ".." included.
+		target := path.Clean(c.Target)
 		if path.IsAbs(target) {
 			done, n = nil, t.Root
+			target = strings.TrimLeft(target, "/")
 		}
-		todo = append(Split(path.Clean(target)), todo...)
-		if len(todo) > 0 && todo[0] == "." {
-			todo = todo[1:]
+		if target != "" && target != "." {
+			todo = append(strings.Split(target, "/"), todo...)
 		}
 	}
 	return path.Join(done...), nil

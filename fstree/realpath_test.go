@@ -18,6 +18,11 @@ func TestRealpath(t *testing.T) {
 	mk("usr/lib/up", NewSymlink("../../.."))
 	mk("etc/file", NewFile(0o644, 0, nil))
 	mk("loop", NewSymlink("loop"))
+	mk("sbin/init", NewSymlink("/lib/systemd/systemd")) // through lib -> usr/lib
+	mk("usr/lib/systemd/systemd", NewFile(0o755, 0, nil))
+	mk("top", NewSymlink("/"))
+	mk("dot", NewSymlink("."))
+	mk("absup", NewSymlink("/usr/../lib/modules"))
 	for _, tc := range []struct {
 		in, want string
 		err      error
@@ -30,6 +35,12 @@ func TestRealpath(t *testing.T) {
 		{"etc/file", "etc/file", nil},
 		{"etc/file/x", "", ErrNotDir},
 		{"", "", nil},
+		{"sbin/init", "usr/lib/systemd/systemd", nil},
+		{"/sbin/init", "usr/lib/systemd/systemd", nil},
+		{"top", "", nil},
+		{"top/lib/modules", "usr/lib/modules", nil},
+		{"dot/lib", "usr/lib", nil},
+		{"absup/6.1", "usr/lib/modules/6.1", nil},
 	} {
 		got, err := tr.Realpath(tc.in)
 		if tc.err != nil {
