@@ -208,6 +208,10 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("boot partition: %w", err)
 	}
 	boot.Boot.ClampTimes(epoch)
+	if tried := missingInit(root.Tree, boot.Cmdline); tried != nil {
+		cfg.Log.Warn("the root has no init to run, so the image will stop after the initramfs; add one, or name it with --cmdline-append init=PATH",
+			"root", cfg.Source, "tried", strings.Join(tried, ", "))
+	}
 
 	fsFor := map[int]*fstree.Tree{rootIdx: root.Tree}
 	for i, t := range boot.Partitions { // each slot's boot, the select
