@@ -118,47 +118,13 @@ func sfdiskVerify(t testing.TB, img string) string {
 	return string(out)
 }
 
-// extract copies a partition into its own sparse file for fsck tools that
-// take no offset.
-func extract(t testing.TB, img string, off, size int64) string {
-	t.Helper()
-	in, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	path := filepath.Join(t.TempDir(), "part.img")
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	buf := make([]byte, 1<<20)
-	zero := make([]byte, len(buf))
-	for at := int64(0); at < size; at += int64(len(buf)) {
-		b := buf[:min(int64(len(buf)), size-at)]
-		if _, err := in.ReadAt(b, off+at); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(b, zero[:len(b)]) {
-			if _, err := out.WriteAt(b, at); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := out.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 var e2fsckLine = regexp.MustCompile(`^(e2fsck [0-9.]+ \(.*\)|Pass [1-5]: .*|\S+: \d+/\d+ files \(.*\), \d+/\d+ blocks|)$`)
 
 // e2fsck runs `e2fsck -fn` on the partition and fails on any complaint.
 func e2fsck(t testing.TB, img string, off, size int64) {
 	t.Helper()
 	bin := hosttool.Require(t, "e2fsck", "e2fsprogs")
-	part := extract(t, img, off, size)
+	part := hosttool.Partition(t, img, off, size)
 	out, err := exec.Command(bin, "-fn", part).CombinedOutput()
 	bad := err != nil
 	for _, l := range strings.Split(string(out), "\n") {

@@ -91,7 +91,7 @@ func TestWritePartition(t *testing.T) {
 	if pi.Size != root.Size || pi.Path != out || pi.SumPath != out+".sha256" {
 		t.Errorf("WritePartition = %+v; want the %d-byte root at %s", pi, root.Size, out)
 	}
-	if got := fileSHA(t, extract(t, img, root.Start, root.Size)); got != pi.SHA256 {
+	if got := fileSHA(t, hosttool.Partition(t, img, root.Start, root.Size)); got != pi.SHA256 {
 		t.Errorf("slot image digest %s, the disk's root partition has %s", pi.SHA256, got)
 	}
 	if got := fileSHA(t, out); got != pi.SHA256 {

@@ -105,7 +105,7 @@ func (im *sdImage) fsck(t *testing.T) {
 	dir := t.TempDir()
 	for i, p := range im.parts {
 		part := filepath.Join(dir, "p"+strconv.Itoa(i+1))
-		extractSparse(t, im.path, part, p.start, p.size)
+		hosttool.CopySparse(t, im.path, part, p.start, p.size)
 		cmd := exec.Command(hosttool.Require(t, "fsck.vfat", "dosfstools"), "-n", part)
 		if i == 1 {
 			cmd = exec.Command(hosttool.Require(t, "e2fsck", "e2fsprogs"), "-fn", part)
@@ -113,37 +113,6 @@ func (im *sdImage) fsck(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("partition %d: %s: %v\n%s", i+1, cmd, err, out)
 		}
-	}
-}
-
-// extractSparse copies n bytes at off of img to out, leaving holes where
-// the image has zeros: a 512 MiB boot partition is mostly empty.
-func extractSparse(t *testing.T, img, out string, off, n int64) {
-	t.Helper()
-	src, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	buf := make([]byte, 1<<20)
-	for at := int64(0); at < n; at += int64(len(buf)) {
-		b := buf[:min(int64(len(buf)), n-at)]
-		if _, err := src.ReadAt(b, off+at); err != nil {
-			t.Fatal(err)
-		}
-		if bytes.ContainsFunc(b, func(r rune) bool { return r != 0 }) {
-			if _, err := dst.WriteAt(b, at); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := dst.Truncate(n); err != nil {
-		t.Fatal(err)
 	}
 }
 

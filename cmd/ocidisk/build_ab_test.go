@@ -125,7 +125,7 @@ func sfdiskClean(t *testing.T, img string) {
 func e2fsckPart(t *testing.T, img string, start, size int64) int64 {
 	t.Helper()
 	part := filepath.Join(t.TempDir(), "part.img")
-	extractSparse(t, img, part, start, size)
+	hosttool.CopySparse(t, img, part, start, size)
 	if out, err := exec.Command(hosttool.Require(t, "e2fsck", "e2fsprogs"), "-fn", part).CombinedOutput(); err != nil {
 		t.Fatalf("e2fsck -fn (partition at %d): %v\n%s", start, err, out)
 	}
@@ -149,7 +149,7 @@ func e2fsckPart(t *testing.T, img string, start, size int64) int64 {
 func copyToDisk(t *testing.T, img string, size int64) string {
 	t.Helper()
 	card := filepath.Join(t.TempDir(), "card.img")
-	extractSparse(t, img, card, 0, fileSize(t, img))
+	hosttool.CopySparse(t, img, card, 0, fileSize(t, img))
 	if err := os.Truncate(card, size); err != nil {
 		t.Fatal(err)
 	}

@@ -77,8 +77,8 @@ func checkSquashfsRoot(t *testing.T, img string) {
 	}
 	dir := t.TempDir()
 	boot, rootPart := filepath.Join(dir, "boot"), filepath.Join(dir, "root")
-	cut(t, img, boot, atoi(t, parts[0][1])*512, atoi(t, parts[0][2])*512)
-	cut(t, img, rootPart, atoi(t, parts[1][1])*512, atoi(t, parts[1][2])*512)
+	hosttool.CopySparse(t, img, boot, atoi(t, parts[0][1])*512, atoi(t, parts[0][2])*512)
+	hosttool.CopySparse(t, img, rootPart, atoi(t, parts[1][1])*512, atoi(t, parts[1][2])*512)
 	if out, err := exec.Command(hosttool.Require(t, "fsck.vfat", "dosfstools"), "-n", boot).CombinedOutput(); err != nil {
 		t.Errorf("fsck.vfat -n: %v\n%s", err, out)
 	}

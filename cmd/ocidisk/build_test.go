@@ -78,7 +78,7 @@ func checkStatic(t *testing.T, img string) {
 	dir := t.TempDir()
 	for i, p := range starts {
 		part := filepath.Join(dir, "p"+p[1])
-		cut(t, img, part, atoi(t, p[1])*512, atoi(t, p[2])*512)
+		hosttool.CopySparse(t, img, part, atoi(t, p[1])*512, atoi(t, p[2])*512)
 		var cmd *exec.Cmd
 		if i == 0 {
 			cmd = exec.Command(hosttool.Require(t, "fsck.vfat", "dosfstools"), "-n", part)
@@ -197,23 +197,6 @@ func TestBuildWithoutKernel(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Fatalf("failed build left %s", out)
-	}
-}
-
-func cut(t *testing.T, img, out string, off, n int64) {
-	t.Helper()
-	src, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	if _, err := io.Copy(dst, io.NewSectionReader(src, off, n)); err != nil {
-		t.Fatal(err)
 	}
 }
 

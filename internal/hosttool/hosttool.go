@@ -1,5 +1,6 @@
 // Package hosttool finds the host programs that tests use as judges
-// (e2fsck, debugfs, fsck.vfat, sfdisk, qemu-system-aarch64, ...).
+// (e2fsck, debugfs, fsck.vfat, sfdisk, qemu-system-aarch64, ...), and
+// hands them a partition of an image as a file of its own.
 //
 // Locally a missing tool skips the test with a message naming the Debian
 // package to install; under CI (CI=true) it fails the test, because a judge

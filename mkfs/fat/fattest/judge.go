@@ -1,7 +1,6 @@
 package fattest
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -27,7 +26,7 @@ func Fsck(t testing.TB, image string, off, size int64) {
 	fsck := hosttool.Require(t, "fsck.vfat", "dosfstools")
 	path := image
 	if off != 0 || fileSize(t, image) != size {
-		path = extract(t, image, off, size)
+		path = hosttool.Partition(t, image, off, size)
 	}
 	out, err := exec.Command(fsck, "-n", path).CombinedOutput()
 	var extra []string
@@ -48,7 +47,7 @@ func FsckOutput(t testing.TB, image string, off, size int64) string {
 	fsck := hosttool.Require(t, "fsck.vfat", "dosfstools")
 	path := image
 	if off != 0 || fileSize(t, image) != size {
-		path = extract(t, image, off, size)
+		path = hosttool.Partition(t, image, off, size)
 	}
 	out, err := exec.Command(fsck, "-n", "-v", path).CombinedOutput()
 	if err != nil {
@@ -63,40 +62,6 @@ func fileSize(t testing.TB, path string) int64 {
 		t.Fatal(err)
 	}
 	return st.Size()
-}
-
-// extract copies size bytes at off of image into a sparse temporary file,
-// because fsck.vfat takes a whole device, not an offset.
-func extract(t testing.TB, image string, off, size int64) string {
-	t.Helper()
-	in, err := os.Open(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	path := filepath.Join(t.TempDir(), "part.img")
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	buf := make([]byte, 1<<20)
-	zero := make([]byte, len(buf))
-	for at := int64(0); at < size; at += int64(len(buf)) {
-		b := buf[:min(int64(len(buf)), size-at)]
-		if _, err := in.ReadAt(b, off+at); err != nil {
-			t.Fatalf("read %s at %d: %v", image, off+at, err)
-		}
-		if !bytes.Equal(b, zero[:len(b)]) {
-			if _, err := out.WriteAt(b, at); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := out.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // mtools returns a command running an mtools program with a clean
