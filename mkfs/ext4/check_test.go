@@ -40,26 +40,6 @@ func writeImage(t testing.TB, dir string, tr *fstree.Tree, opts Options) (string
 	return f.Name(), Write(f, 0, tr, opts)
 }
 
-// e2fsckLine matches the lines a clean e2fsck -fn run prints.
-var e2fsckLine = regexp.MustCompile(`^(e2fsck [0-9.]+ \(.*\)|Pass [1-5]: .*|\S+: \d+/\d+ files \(.*\), \d+/\d+ blocks|)$`)
-
-// requireClean runs e2fsck -fn on img and fails on a non-zero exit or any
-// message beyond the pass headers and the summary.
-func requireClean(t testing.TB, img string) {
-	t.Helper()
-	e2fsck := hosttool.Require(t, "e2fsck", "e2fsprogs")
-	out, err := exec.Command(e2fsck, "-fn", img).CombinedOutput()
-	bad := err != nil
-	for _, l := range strings.Split(string(out), "\n") {
-		if !e2fsckLine.MatchString(l) {
-			bad = true
-		}
-	}
-	if bad {
-		t.Fatalf("e2fsck -fn %s: %v\n%s", img, err, out)
-	}
-}
-
 // entry is what debugfs reports about one name.
 type entry struct {
 	ino                 uint32

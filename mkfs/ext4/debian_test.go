@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/internal/hosttool"
 	"github.com/ocidisk/ocidisk/testimages/debian"
 )
 
@@ -56,7 +57,7 @@ func TestDebianTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	requireClean(t, img)
+	hosttool.E2fsckClean(t, img)
 	if diffs := compareTree(t, img, tr, Options{Time: testTime}); len(diffs) > 0 {
 		if len(diffs) > 30 {
 			diffs = append(diffs[:30], "...")

@@ -71,7 +71,7 @@ func TestBigDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	requireClean(t, img)
+	hosttool.E2fsckClean(t, img)
 	out := debugfs(t, img, []string{"ls -p /big", "htree_dump /big"})
 	got := 0
 	for _, l := range strings.Split(strings.TrimSpace(out[0]), "\n") {
