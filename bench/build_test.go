@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -79,7 +78,7 @@ func benchBuild(b *testing.B, name string, board *boards.Board, src, kernel stri
 				b.Fatal(err)
 			}
 		}
-		resetPeakRSS()
+		ResetPeakRSS()
 		for i := 0; b.Loop(); i++ {
 			if !warm {
 				b.StopTimer()
@@ -91,24 +90,10 @@ func benchBuild(b *testing.B, name string, board *boards.Board, src, kernel stri
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
-	})
-}
-
-// resetPeakRSS restarts VmHWM, so that peakRSS measures from here.
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-// peakRSS returns VmHWM from /proc/self/status in bytes.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
+		peak, err := PeakRSS()
+		if err != nil {
+			b.Fatal(err)
 		}
-	}
-	return 0
+		b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/ocidisk/ocidisk/bench"
 	"github.com/ocidisk/ocidisk/source"
 )
 
@@ -45,7 +46,7 @@ func BenchmarkFlatten1GiB(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.SetBytes(total)
-	resetPeakRSS()
+	bench.ResetPeakRSS()
 	b.ResetTimer()
 	var entries int
 	for i := 0; b.Loop(); i++ {
@@ -60,7 +61,11 @@ func BenchmarkFlatten1GiB(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(entries), "entries")
-	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+	peak, err := bench.PeakRSS()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
 }
 
 // BenchmarkFlattenWarm1GiB is the same layer set with every layer already
@@ -78,7 +83,7 @@ func BenchmarkFlattenWarm1GiB(b *testing.B) {
 	}
 	im.Close()
 	b.SetBytes(total)
-	resetPeakRSS()
+	bench.ResetPeakRSS()
 	b.ResetTimer()
 	for b.Loop() {
 		im, err := Load(b.Context(), "oci:"+layout, opts)
@@ -87,7 +92,11 @@ func BenchmarkFlattenWarm1GiB(b *testing.B) {
 		}
 		im.Close()
 	}
-	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+	peak, err := bench.PeakRSS()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
 }
 
 // writeBenchLayout writes the layer set as an OCI layout, streaming: each
@@ -229,26 +238,6 @@ func writeBenchLayer(blobs string, i int) (v1.Descriptor, v1.Hash, int64, error)
 func btoi(b bool) int {
 	if b {
 		return 1
-	}
-	return 0
-}
-
-// resetPeakRSS restarts the kernel's peak-RSS count (VmHWM) so that it
-// measures the benchmark, not the setup; peakRSS falls back to the
-// process's whole life where that is not possible.
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-// peakRSS returns VmHWM from /proc/self/status in bytes.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
 	}
 	return 0
 }

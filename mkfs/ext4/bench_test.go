@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ocidisk/ocidisk/bench"
 	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
 	"github.com/ocidisk/ocidisk/testimages/randtree"
@@ -120,7 +121,10 @@ func benchChild(b *testing.B, env ...string) string {
 func TestBenchChild(t *testing.T) {
 	if run := os.Getenv("EXT4_BENCH_RUN"); run != "" {
 		args := strings.Split(run, "\x1f")
-		floor := vmHWM(t)
+		floor, err := bench.PeakRSS()
+		if err != nil {
+			t.Fatal(err)
+		}
 		cmd := exec.Command(args[0], args[1:]...)
 		t0 := time.Now()
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -128,7 +132,7 @@ func TestBenchChild(t *testing.T) {
 		}
 		d := time.Since(t0)
 		fmt.Printf("ran in %d ns, maxrss %d kB, launcher %d kB\n", d.Nanoseconds(),
-			cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, floor)
+			cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, floor>>10)
 		return
 	}
 	n, _ := strconv.Atoi(os.Getenv("EXT4_BENCH_CHILD"))
@@ -148,26 +152,11 @@ func TestBenchChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := time.Since(t0)
-	fmt.Printf("wrote in %d ns, VmHWM %d kB\n", d.Nanoseconds(), vmHWM(t))
-}
-
-// vmHWM is this process's peak resident set in kB.
-func vmHWM(t *testing.T) int64 {
-	b, err := os.ReadFile("/proc/self/status")
+	peak, err := bench.PeakRSS()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no VmHWM in /proc/self/status")
-	return 0
+	fmt.Printf("wrote in %d ns, VmHWM %d kB\n", d.Nanoseconds(), peak>>10)
 }
 
 // extract materializes tr under dir on the host, as root: owners, modes,

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocidisk/ocidisk/bench"
 	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
 	"github.com/ocidisk/ocidisk/rootfs"
@@ -175,26 +176,11 @@ func TestBenchChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := time.Since(t0)
-	fmt.Printf("wrote in %d ns, VmHWM %d kB\n", d.Nanoseconds(), vmHWM(t))
-}
-
-// vmHWM is this process's peak resident set in kB.
-func vmHWM(t *testing.T) int64 {
-	b, err := os.ReadFile("/proc/self/status")
+	peak, err := bench.PeakRSS()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no VmHWM in /proc/self/status")
-	return 0
+	fmt.Printf("wrote in %d ns, VmHWM %d kB\n", d.Nanoseconds(), peak>>10)
 }
 
 // BenchmarkPeakRSS shows that memory follows entries, not bytes: it
