@@ -3,11 +3,9 @@ package ext4
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -65,7 +63,7 @@ func BenchmarkVsMke2fs(b *testing.B) {
 			for b.Loop() {
 				img := filepath.Join(dir, "ours.ext4")
 				os.Remove(img)
-				out := benchChild(b, "EXT4_BENCH_CHILD="+strconv.Itoa(n), "EXT4_BENCH_OUT="+img)
+				out := bench.Child(b, "TestBenchChild", "EXT4_BENCH_CHILD="+strconv.Itoa(n), "EXT4_BENCH_OUT="+img)
 				var ns, hwm int64
 				if _, err := fmt.Sscanf(out, "wrote in %d ns, VmHWM %d kB", &ns, &hwm); err != nil {
 					b.Fatalf("child said %q", out)
@@ -77,7 +75,7 @@ func BenchmarkVsMke2fs(b *testing.B) {
 				os.Remove(theirImg)
 				args := []string{mke2fs, "-q", "-F", "-t", "ext4", "-d", src, "-N", inodes, "-E", "root_owner=0:0",
 					theirImg, strconv.FormatInt(size/1024, 10) + "k"}
-				out = benchChild(b, "EXT4_BENCH_RUN="+strings.Join(args, "\x1f"))
+				out = bench.Child(b, "TestBenchChild", "EXT4_BENCH_RUN="+strings.Join(args, "\x1f"))
 				var floor int64
 				if _, err := fmt.Sscanf(out, "ran in %d ns, maxrss %d kB, launcher %d kB", &ns, &hwm, &floor); err != nil {
 					b.Fatalf("launcher said %q", out)
@@ -97,24 +95,6 @@ func BenchmarkVsMke2fs(b *testing.B) {
 	}
 }
 
-// benchChild runs this test binary's TestBenchChild with env and returns
-// what it printed.
-//
-// Peak RSS needs care: a child started from this (large) process
-// inherits its high-water mark into ru_maxrss at exec, because Go starts
-// children with CLONE_VM. So our writer reports its own VmHWM (a fresh mm
-// after exec), and mke2fs runs under a small launcher process whose
-// rusage of it is clean but for the launcher's own small peak.
-func benchChild(b *testing.B, env ...string) string {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChild$")
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.Output()
-	if err != nil {
-		b.Fatalf("child %v: %v\n%s", env, err, out)
-	}
-	return string(out)
-}
-
 // TestBenchChild is the child process of BenchmarkVsMke2fs: it builds the
 // tree and writes it (EXT4_BENCH_CHILD), or runs a command
 // (EXT4_BENCH_RUN, fields separated by \\x1f), and prints the time and peak RSS.
@@ -125,14 +105,11 @@ func TestBenchChild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(args[0], args[1:]...)
-		t0 := time.Now()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", args[0], err, out)
+		d, maxrss, err := bench.Launch(args)
+		if err != nil {
+			t.Fatal(err)
 		}
-		d := time.Since(t0)
-		fmt.Printf("ran in %d ns, maxrss %d kB, launcher %d kB\n", d.Nanoseconds(),
-			cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, floor>>10)
+		fmt.Printf("ran in %d ns, maxrss %d kB, launcher %d kB\n", d.Nanoseconds(), maxrss, floor>>10)
 		return
 	}
 	n, _ := strconv.Atoi(os.Getenv("EXT4_BENCH_CHILD"))

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,7 +56,7 @@ func BenchmarkVsMksquashfs(b *testing.B) {
 		// The source directory comes from our own image, extracted by
 		// unsquashfs, so both writers see exactly the same tree.
 		seed := filepath.Join(dir, "seed.squashfs")
-		benchChild(b, "SQUASHFS_BENCH_TREE="+tc.spec, "SQUASHFS_BENCH_OUT="+seed, "SQUASHFS_BENCH_COMP=lz4")
+		bench.Child(b, "TestBenchChild", "SQUASHFS_BENCH_TREE="+tc.spec, "SQUASHFS_BENCH_OUT="+seed, "SQUASHFS_BENCH_COMP=lz4")
 		if out, err := exec.Command(unsquashfs(b), "-n", "-q", "-d", src, seed).CombinedOutput(); err != nil {
 			b.Fatalf("unsquashfs: %v\n%s", err, out)
 		}
@@ -68,7 +67,7 @@ func BenchmarkVsMksquashfs(b *testing.B) {
 				for b.Loop() {
 					img := filepath.Join(dir, "ours.squashfs")
 					os.Remove(img)
-					out := benchChild(b, "SQUASHFS_BENCH_TREE="+tc.spec, "SQUASHFS_BENCH_OUT="+img,
+					out := bench.Child(b, "TestBenchChild", "SQUASHFS_BENCH_TREE="+tc.spec, "SQUASHFS_BENCH_OUT="+img,
 						"SQUASHFS_BENCH_COMP="+c.name, "SQUASHFS_BENCH_LEVEL="+strconv.Itoa(c.level))
 					var ns, hwm int64
 					if _, err := fmt.Sscanf(out, "wrote in %d ns, VmHWM %d kB", &ns, &hwm); err != nil {
@@ -82,7 +81,7 @@ func BenchmarkVsMksquashfs(b *testing.B) {
 					os.Remove(theirImg)
 					args := append([]string{mksquashfs, src, theirImg, "-noappend", "-quiet", "-no-progress",
 						"-b", "131072", "-always-use-fragments", "-no-duplicates"}, c.args...)
-					out = benchChild(b, "SQUASHFS_BENCH_RUN="+strings.Join(args, "\x1f"))
+					out = bench.Child(b, "TestBenchChild", "SQUASHFS_BENCH_RUN="+strings.Join(args, "\x1f"))
 					if _, err := fmt.Sscanf(out, "ran in %d ns, maxrss %d kB", &ns, &hwm); err != nil {
 						b.Fatalf("launcher said %q", out)
 					}
@@ -112,21 +111,6 @@ func fileSize(b *testing.B, p string) int64 {
 	return fi.Size()
 }
 
-// benchChild runs this test binary's TestBenchChild with env and returns
-// what it printed. Peak RSS needs a fresh process: a child started from
-// this (large) one inherits its high-water mark into ru_maxrss, so our
-// writer reports its own VmHWM after exec, and mksquashfs runs under a
-// small launcher whose rusage of it is clean.
-func benchChild(b *testing.B, env ...string) string {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChild$")
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.Output()
-	if err != nil {
-		b.Fatalf("child %v: %v\n%s", env, err, out)
-	}
-	return string(out)
-}
-
 // TestBenchChild is the child process of BenchmarkVsMksquashfs: it loads
 // a tree and writes it (SQUASHFS_BENCH_TREE), or runs a command
 // (SQUASHFS_BENCH_RUN, fields separated by \x1f), and prints the time
@@ -134,13 +118,11 @@ func benchChild(b *testing.B, env ...string) string {
 func TestBenchChild(t *testing.T) {
 	if run := os.Getenv("SQUASHFS_BENCH_RUN"); run != "" {
 		args := strings.Split(run, "\x1f")
-		cmd := exec.Command(args[0], args[1:]...)
-		t0 := time.Now()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", args[0], err, out)
+		d, maxrss, err := bench.Launch(args)
+		if err != nil {
+			t.Fatal(err)
 		}
-		d := time.Since(t0)
-		fmt.Printf("ran in %d ns, maxrss %d kB\n", d.Nanoseconds(), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+		fmt.Printf("ran in %d ns, maxrss %d kB\n", d.Nanoseconds(), maxrss)
 		return
 	}
 	spec := os.Getenv("SQUASHFS_BENCH_TREE")
@@ -196,7 +178,7 @@ func BenchmarkPeakRSS(b *testing.B) {
 			st := tr.Stats()
 			var hwm int64
 			for b.Loop() {
-				out := benchChild(b, "SQUASHFS_BENCH_TREE="+spec, "SQUASHFS_BENCH_OUT=-", "SQUASHFS_BENCH_COMP=lz4")
+				out := bench.Child(b, "TestBenchChild", "SQUASHFS_BENCH_TREE="+spec, "SQUASHFS_BENCH_OUT=-", "SQUASHFS_BENCH_COMP=lz4")
 				var ns int64
 				if _, err := fmt.Sscanf(out, "wrote in %d ns, VmHWM %d kB", &ns, &hwm); err != nil {
 					b.Fatalf("child said %q", out)
