@@ -10,7 +10,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/ocidisk/ocidisk/source/internal/xz"
+	"github.com/ocidisk/ocidisk/internal/xz"
 )
 
 // Compression formats are told apart by their magic bytes, never by file

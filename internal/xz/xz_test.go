@@ -266,7 +266,7 @@ func TestDictSize(t *testing.T) {
 // BenchmarkKernel decodes the data archive of Debian's arm64 kernel
 // package (15 blocks, 343 MiB), against github.com/ulikunitz/xz:
 //
-//	go test -run '^$' -bench Kernel -benchtime 3x ./source/internal/xz/
+//	go test -run '^$' -bench Kernel -benchtime 3x ./internal/xz/
 func BenchmarkKernel(b *testing.B) {
 	deb := debian.KernelDeb(b)
 	data, err := exec.Command("sh", "-c", `ar p "$0" data.tar.xz`, deb).Output()

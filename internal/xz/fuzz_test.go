@@ -12,7 +12,7 @@ import (
 // FuzzDecode feeds arbitrary bytes, seeded with real xz files, to the
 // decoder: it must never panic or hang, and whatever it accepts must be
 // what ulikunitz/xz, the library it stands in for, decodes from the same
-// bytes. Run with: go test -run XXX -fuzz FuzzDecode ./source/internal/xz/
+// bytes. Run with: go test -run XXX -fuzz FuzzDecode ./internal/xz/
 func FuzzDecode(f *testing.F) {
 	for i, args := range [][]string{{"-0"}, {"-6", "--check=sha256"}, {"-1", "--check=none", "-T2", "--block-size=4096"}, {"--lzma2=preset=1,lc=0,lp=2,pb=0"}} {
 		f.Add(compress(f, content(uint64(i), 3000+i*2000), args...))
