@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/ocidisk/ocidisk/boards"
-	"github.com/ocidisk/ocidisk/build"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
+	"github.com/ocidisk/ocidisk/pipeline"
 	"github.com/ocidisk/ocidisk/source"
 	"github.com/ocidisk/ocidisk/testimages/debian"
 )
 
-// BenchmarkBuild runs build.Build as `ocidisk build --board
+// BenchmarkBuild runs pipeline.Build as `ocidisk build --board
 // qemu-virt-arm64 --kernel deb:KERNEL oci:LAYOUT` does, on the Debian tree
 // (and with OCIDISK_BENCH_LARGE=1 also the large one), with the kernel
 // package or the directory it unpacks to, cold (an empty cache each time)
@@ -64,7 +64,7 @@ func BenchmarkBuild(b *testing.B) {
 func benchBuild(b *testing.B, name string, board *boards.Board, src, kernel string, warm bool) {
 	b.Run(name, func(b *testing.B) {
 		dir := b.TempDir()
-		cfg := build.Config{
+		cfg := pipeline.Config{
 			Board:  board,
 			Source: src,
 			Kernel: kernel,
@@ -72,9 +72,9 @@ func benchBuild(b *testing.B, name string, board *boards.Board, src, kernel stri
 			Epoch:  time.Unix(1700000000, 0),
 		}
 		cacheDir := func(i int) string { return filepath.Join(dir, "cache"+strconv.Itoa(i)) }
-		cfg.Sources = source.Options{Platform: build.Platform(board), CacheDir: cacheDir(0)}
+		cfg.Sources = source.Options{Platform: pipeline.Platform(board), CacheDir: cacheDir(0)}
 		if warm {
-			if _, err := build.Build(b.Context(), cfg); err != nil {
+			if _, err := pipeline.Build(b.Context(), cfg); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -86,7 +86,7 @@ func benchBuild(b *testing.B, name string, board *boards.Board, src, kernel stri
 				cfg.Sources.CacheDir = cacheDir(i + 1)
 				b.StartTimer()
 			}
-			if _, err := build.Build(b.Context(), cfg); err != nil {
+			if _, err := pipeline.Build(b.Context(), cfg); err != nil {
 				b.Fatal(err)
 			}
 		}

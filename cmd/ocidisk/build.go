@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/ocidisk/ocidisk/boards"
-	"github.com/ocidisk/ocidisk/build"
+	"github.com/ocidisk/ocidisk/pipeline"
 	"github.com/ocidisk/ocidisk/source"
 )
 
@@ -68,7 +68,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := build.Config{
+	cfg := pipeline.Config{
 		Board:         b,
 		Source:        src,
 		Kernel:        *kernelSrc,
@@ -126,7 +126,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	}
 	cfg.Sources = source.Options{Platform: *platform, Log: e.log}
 	if cfg.Sources.Platform == "" {
-		cfg.Sources.Platform = build.Platform(b)
+		cfg.Sources.Platform = pipeline.Platform(b)
 	}
 	if e.tty && !e.quiet {
 		p := &stageProgress{w: e.stderr}
@@ -134,7 +134,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		cfg.Progress = p.update
 		defer p.done()
 	}
-	res, err := build.Build(ctx, cfg)
+	res, err := pipeline.Build(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, source.ErrUsage) {
 			return usageError{err}
@@ -174,7 +174,7 @@ func partSize(flag, s string) (int64, error) {
 	case "":
 		return 0, nil
 	case "auto":
-		return build.Auto, nil
+		return pipeline.Auto, nil
 	}
 	n, err := boards.ParseSize(s)
 	if err != nil || n <= 0 {
@@ -183,7 +183,7 @@ func partSize(flag, s string) (int64, error) {
 	return int64(n), nil
 }
 
-func printBuildResult(e *env, res *build.Result) {
+func printBuildResult(e *env, res *pipeline.Result) {
 	if s := res.SlotImage; s != nil {
 		fmt.Fprintf(e.stdout, "%s: root filesystem for a slot, %s, sha256 %s (%s)\n", s.Path, humanBytes(s.Size), s.SHA256, s.SumPath)
 	}

@@ -1,4 +1,4 @@
-// Package build is the pipeline behind `ocidisk build`: it flattens the root
+// Package pipeline is the pipeline behind `ocidisk build`: it flattens the root
 // image, finds the kernel, assembles the board's boot partition, lays out
 // the disk and has each filesystem writer fill its partition.
 //
@@ -6,7 +6,7 @@
 // filesystem UUIDs, FAT serial, hash seeds) derives from a hash of the
 // inputs, and every generated time from SOURCE_DATE_EPOCH or the inputs
 // themselves, so the same inputs give the same bytes.
-package build
+package pipeline
 
 import (
 	"context"
