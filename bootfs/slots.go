@@ -6,24 +6,8 @@ import (
 	"strings"
 
 	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/bootfs/initramfs/protocol"
 	"github.com/ocidisk/ocidisk/fstree"
-)
-
-// What the boot configs of a firmware-style layout tell the init: each
-// slot's command line names its root by PARTUUID, and these parameters
-// of ocidisk's init (bootfs/initramfs/init) say what else to set up.
-const (
-	// ArgSlot names the slot booted ("a", "b"), for the root's updater.
-	ArgSlot = "ocidisk.slot"
-	// ArgData names the data partition, which the init mounts on /data.
-	ArgData = "ocidisk.data"
-	// ArgGrow has the init grow the data partition and its filesystem to
-	// the end of the disk, once.
-	ArgGrow = "ocidisk.grow"
-	// ArgOverlay is where the overlay over a read-only root keeps its
-	// changes: "tmpfs" (lost at power-off), or PARTUUID= of a partition
-	// (the data partition: kept).
-	ArgOverlay = "ocidisk.overlay"
 )
 
 // slot is one root slot of the layout being assembled.
@@ -89,25 +73,25 @@ func initArgs(b *boards.Board, slotName string, partUUID func(int) string) ([]st
 		args = append(args, "ro")
 	}
 	if slotName != "" {
-		args = append(args, ArgSlot+"="+slotName)
+		args = append(args, protocol.ArgSlot+"="+slotName)
 	}
 	data := ""
 	if i := b.PartitionNumber(boards.RoleData) - 1; i >= 0 {
 		if data = partUUID(i); data == "" {
 			return nil, fmt.Errorf("bootfs: no PARTUUID for the data partition")
 		}
-		args = append(args, ArgData+"=PARTUUID="+data)
+		args = append(args, protocol.ArgData+"=PARTUUID="+data)
 		if b.Disk.Partitions[i].Grow {
-			args = append(args, ArgGrow)
+			args = append(args, protocol.ArgGrow)
 		}
 	}
 	if b.ReadOnlyRoot() {
 		// /etc and /var must be writable for most roots to come up: over
 		// the data partition the changes last, over tmpfs until power-off.
 		if data != "" {
-			args = append(args, ArgOverlay+"=PARTUUID="+data)
+			args = append(args, protocol.ArgOverlay+"=PARTUUID="+data)
 		} else {
-			args = append(args, ArgOverlay+"=tmpfs")
+			args = append(args, protocol.ArgOverlay+"="+protocol.OverlayTmpfs)
 		}
 	}
 	return args, nil

@@ -1,9 +1,6 @@
 package pipeline
 
 import (
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/ocidisk/ocidisk/fstree"
@@ -40,21 +37,5 @@ func TestMissingInit(t *testing.T) {
 				t.Errorf("missingInit = %q, want missing %v", got, tc.missing)
 			}
 		})
-	}
-}
-
-// The initramfs's init is its own program; its list must stay rootInits.
-func TestRootInitsMatchTheInit(t *testing.T) {
-	src, err := os.ReadFile("../bootfs/initramfs/init/switchroot.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var quoted []string
-	for _, p := range rootInits {
-		quoted = append(quoted, strconv.Quote(p))
-	}
-	want := "inits := []string{" + strings.Join(quoted, ", ") + "}"
-	if !strings.Contains(string(src), want) {
-		t.Errorf("switchroot.go has no %s: update rootInits with the init's list", want)
 	}
 }

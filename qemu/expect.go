@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"regexp"
 	"strings"
+
+	"github.com/ocidisk/ocidisk/bootfs/initramfs/protocol"
 )
 
 // failPatterns end a test at once: the boot cannot reach its
 // expectations any more.
 var failPatterns = []*regexp.Regexp{
 	regexp.MustCompile(`Kernel panic - not syncing.*`),
-	regexp.MustCompile(`ocidisk-init: error: .*`), // bootfs/initramfs/init's failure line
+	regexp.MustCompile(regexp.QuoteMeta(protocol.FailPrefix) + `.*`),
 }
 
 // matcher follows a serial console stream: expectations must match in

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ocidisk/ocidisk/bootfs/initramfs/protocol"
 )
 
 // config is what the kernel command line asks of the init.
@@ -33,7 +35,7 @@ type config struct {
 }
 
 func defaultConfig() *config {
-	return &config{timeout: 30 * time.Second, onFail: "halt", overlayDirs: []string{"etc", "var"}}
+	return &config{timeout: 30 * time.Second, onFail: protocol.OnFailHalt, overlayDirs: []string{"etc", "var"}}
 }
 
 // parseCmdline reads the parameters the init uses; others are ignored.
@@ -78,24 +80,24 @@ func parseCmdline(s string) (*config, error) {
 				return c, err
 			}
 			c.rootDelay = d
-		case "ocidisk.roottimeout":
+		case protocol.ArgRootTimeout:
 			d, err := seconds(f, v)
 			if err != nil {
 				return c, err
 			}
 			c.timeout, timeoutSet = d, true
-		case "ocidisk.slot":
+		case protocol.ArgSlot:
 			c.slot = v
-		case "ocidisk.data":
+		case protocol.ArgData:
 			c.data = v
-		case "ocidisk.grow":
+		case protocol.ArgGrow:
 			c.grow = !hasValue || v == "1" || v == "yes"
-		case "ocidisk.overlay":
+		case protocol.ArgOverlay:
 			c.overlay = v
-			if v == "none" {
+			if v == protocol.OverlayNone {
 				c.overlay = ""
 			}
-		case "ocidisk.overlaydirs":
+		case protocol.ArgOverlayDirs:
 			c.overlayDirs = nil
 			for _, d := range strings.Split(v, ",") {
 				d = strings.Trim(d, "/")
@@ -104,9 +106,9 @@ func parseCmdline(s string) (*config, error) {
 				}
 				c.overlayDirs = append(c.overlayDirs, d)
 			}
-		case "ocidisk.onfail":
+		case protocol.ArgOnFail:
 			switch v {
-			case "halt", "poweroff", "reboot", "panic":
+			case protocol.OnFailHalt, protocol.OnFailPoweroff, protocol.OnFailReboot, protocol.OnFailPanic:
 				c.onFail = v
 			default:
 				return c, fmt.Errorf("%s: want halt, poweroff, reboot or panic", f)

@@ -8,15 +8,13 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ocidisk/ocidisk/bootfs/initramfs/protocol"
 )
 
 // ext4IocResizeFS is EXT4_IOC_RESIZE_FS, _IOW('f', 16, __u64): grow a
 // mounted ext4 to a number of blocks.
 const ext4IocResizeFS = 0x40086610
-
-// growMarker, on the data partition, says growth has been done: a card
-// is grown once, on first boot, and never again behind the user's back.
-const growMarker = ".ocidisk/grown"
 
 // growData grows the data partition dev, mounted at mnt, and its ext4 to
 // the end of its disk, once: the partition in the table on the disk (MBR
@@ -25,7 +23,7 @@ const growMarker = ".ocidisk/grown"
 // are in use), then the filesystem online. It says what it did on the
 // console.
 func growData(cfg *config, dev, mnt string) error {
-	marker := filepath.Join(mnt, growMarker)
+	marker := filepath.Join(mnt, protocol.GrowMarker)
 	if _, err := os.Stat(marker); err == nil {
 		return nil
 	}

@@ -31,13 +31,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ocidisk/ocidisk/bootfs/initramfs/protocol"
 )
 
 // prefix starts every line the init prints.
 const prefix = "ocidisk-init: "
 
 // failPrefix starts the line printed on failure; ocidisk test matches it.
-const failPrefix = prefix + "error: "
+const failPrefix = protocol.FailPrefix
 
 func main() {
 	if err := mountEarly(); err != nil {
@@ -123,11 +125,11 @@ func fail(cfg *config, err error) {
 	fmt.Fprintf(os.Stdout, "\n%s%v\n", failPrefix, err)
 	var cmd uint32
 	switch cfg.onFail {
-	case "poweroff":
+	case protocol.OnFailPoweroff:
 		cmd = unix.LINUX_REBOOT_CMD_POWER_OFF
-	case "reboot":
+	case protocol.OnFailReboot:
 		cmd = unix.LINUX_REBOOT_CMD_RESTART
-	case "panic":
+	case protocol.OnFailPanic:
 		os.Exit(1) // the kernel panics when init exits
 	default:
 		cmd = unix.LINUX_REBOOT_CMD_HALT

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ocidisk/ocidisk/bootfs/initramfs/protocol"
 )
 
 // switchRoot moves the kernel filesystems into newRoot, frees the
@@ -41,7 +43,7 @@ func switchRoot(cfg *config, newRoot string) error {
 	if err := unix.Chdir("/"); err != nil {
 		return err
 	}
-	inits := []string{"/sbin/init", "/etc/init", "/bin/init", "/bin/sh"}
+	inits := protocol.RootInits
 	if cfg.init != "" {
 		inits = []string{cfg.init}
 	}

@@ -1,0 +1,63 @@
+// Package protocol is what ocidisk's build and its initramfs init agree on:
+// the kernel command line parameters the init reads, the programs it hands
+// the root to and the paths it keeps its state in. The build writes these
+// (bootfs renders them into the boot configs) and the init reads them
+// (bootfs/initramfs/init); both import this package, so that a name can
+// only change on both sides at once.
+//
+// It is imported by the init, a small static program: it holds constants
+// only.
+package protocol
+
+// Kernel command line parameters of ocidisk's init, beside the kernel's own
+// root=, rootfstype=, rootflags=, ro, rw, rootwait, rootdelay= and init=.
+const (
+	// ArgRootTimeout is how long, in seconds, the init waits for the root
+	// device (default 30).
+	ArgRootTimeout = "ocidisk.roottimeout"
+	// ArgOnFail is what the init does after a failure: halt (the default),
+	// poweroff, reboot or panic.
+	ArgOnFail = "ocidisk.onfail"
+	// ArgSlot names the A/B slot booted ("a", "b"), for the root's updater.
+	ArgSlot = "ocidisk.slot"
+	// ArgData names the data partition (spelled as root= is), which the
+	// init mounts on the root's /data.
+	ArgData = "ocidisk.data"
+	// ArgGrow has the init grow the data partition and its filesystem to
+	// the end of the disk, once.
+	ArgGrow = "ocidisk.grow"
+	// ArgOverlay is where the overlay over a read-only root keeps its
+	// changes: "tmpfs" (lost at power-off), "none", or a partition spelled
+	// as root= is (PARTUUID=..., /dev/NAME: kept in overlay/ there).
+	ArgOverlay = "ocidisk.overlay"
+	// ArgOverlayDirs lists the root's directories the overlay covers,
+	// comma-separated (default etc,var).
+	ArgOverlayDirs = "ocidisk.overlaydirs"
+)
+
+// Values of ArgOverlay that are not a device.
+const (
+	OverlayTmpfs = "tmpfs"
+	OverlayNone  = "none"
+)
+
+// Values of ArgOnFail.
+const (
+	OnFailHalt     = "halt"
+	OnFailPoweroff = "poweroff"
+	OnFailReboot   = "reboot"
+	OnFailPanic    = "panic"
+)
+
+// RootInits are the programs the init hands the root to when the command
+// line names none with init=: the first that exists.
+var RootInits = []string{"/sbin/init", "/etc/init", "/bin/init", "/bin/sh"}
+
+// FailPrefix starts the one line the init prints when it fails; ocidisk
+// test watches the console for it.
+const FailPrefix = "ocidisk-init: error: "
+
+// GrowMarker, relative to the mount point of a partition the init grew,
+// records that it did: growth happens once, on first boot, and never
+// again behind the user's back.
+const GrowMarker = ".ocidisk/grown"
