@@ -71,35 +71,23 @@ type Disk struct {
 	FirstPartitionOffset Size        `yaml:"first-partition-offset"`
 	Alignment            Size        `yaml:"alignment"`
 	Partitions           []Partition `yaml:"partitions"`
-	// AB asks for two root slots by default (--ab); Data for a data
-	// partition, a size or "grow" (--data). Layout applies both.
+	// AB asks for two root slots by default; Data for a data partition,
+	// a size or "grow". Layout applies both.
 	AB   bool   `yaml:"ab"`
 	Data string `yaml:"data"`
 }
 
-// Partition roles: the boot partition gets the kernel and configs, the
-// root partition the root tree.
-const (
-	RoleBoot = "boot"
-	RoleRoot = "root"
-)
-
-// Partition is one partition of the layout, in disk order.
+// Partition is one partition of the pack's disk, in disk order. Layout
+// lays them out for a build.
 type Partition struct {
 	Name     string `yaml:"name"`
-	Role     string `yaml:"role"` // boot or root
-	FS       string `yaml:"fs"`   // fat or ext4
+	Role     Role   `yaml:"role"` // boot or root
+	FS       FS     `yaml:"fs"`   // fat or ext4
 	Size     Size   `yaml:"size"` // 0 means auto: sized to the content
 	Bootable bool   `yaml:"bootable"`
 	// Type overrides the partition type (an MBR byte such as "0c", or a
 	// GPT type GUID); empty picks the usual type for FS.
 	Type string `yaml:"type"`
-
-	// Slot is the root slot ("a" or "b") a partition of an A/B layout
-	// belongs to, and Grow marks a data partition that grows to the end
-	// of the disk on first boot; Layout sets both.
-	Slot string `yaml:"-"`
-	Grow bool   `yaml:"-"`
 }
 
 // Blob is a file written raw at an offset of the disk.
@@ -261,27 +249,6 @@ type UBootBIOS struct {
 	FlashSize Size `yaml:"flash-size"`
 }
 
-// Partition returns the first partition with role, or nil.
-func (b *Board) Partition(role string) *Partition {
-	for i := range b.Disk.Partitions {
-		if b.Disk.Partitions[i].Role == role {
-			return &b.Disk.Partitions[i]
-		}
-	}
-	return nil
-}
-
-// PartitionNumber returns the 1-based number of the first partition with
-// role, or 0.
-func (b *Board) PartitionNumber(role string) int {
-	for i := range b.Disk.Partitions {
-		if b.Disk.Partitions[i].Role == role {
-			return i + 1
-		}
-	}
-	return 0
-}
-
 // Names lists the embedded board packs, sorted.
 func Names() []string {
 	ents, _ := fs.ReadDir(packs, "packs")
@@ -314,19 +281,29 @@ var ErrUnknown = errors.New("unknown board")
 // path (it contains a slash or ends in .yaml or .yml), the board in that
 // file.
 func Load(ref string) (*Board, error) {
+	data, err := Pack(ref)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(ref, data)
+}
+
+// Pack returns the board file ref names as written: an embedded pack's
+// YAML, comments and all, ready to copy and edit, or a user's file.
+func Pack(ref string) ([]byte, error) {
 	if strings.Contains(ref, "/") || strings.HasSuffix(ref, ".yaml") || strings.HasSuffix(ref, ".yml") {
 		data, err := os.ReadFile(ref)
 		if err != nil {
 			return nil, fmt.Errorf("board %s: %w", ref, err)
 		}
-		return Parse(ref, data)
+		return data, nil
 	}
 	data, err := packs.ReadFile(path.Join("packs", ref+".yaml"))
 	if err != nil {
 		return nil, fmt.Errorf("board %q: %w (known boards: %s; or give a path to a board file)",
 			ref, ErrUnknown, strings.Join(Names(), ", "))
 	}
-	return Parse(ref, data)
+	return data, nil
 }
 
 var yamlFieldRE = regexp.MustCompile(`field (\S+) not found in type \S+`)

@@ -15,7 +15,7 @@ func TestCatalogLoads(t *testing.T) {
 		t.Fatal("no embedded boards")
 	}
 	for _, b := range bs {
-		if b.Partition(RoleBoot) == nil || b.Partition(RoleRoot) == nil {
+		if l, err := b.Layout(LayoutOptions{}); err != nil || l.Partition(RoleBoot) == nil || l.Root() == nil {
 			t.Errorf("%s: missing boot or root partition", b.Name)
 		}
 	}
@@ -23,7 +23,7 @@ func TestCatalogLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.PartitionNumber(RoleRoot) != 2 || b.Disk.FirstPartitionOffset != 0 /* diskimage.DefaultFirstOffset, 4 MiB */ || b.QEMU.Firmware.EnvSize != 0x40000 {
+	if l, _ := b.Layout(LayoutOptions{}); l.Root().Number != 2 || b.Disk.FirstPartitionOffset != 0 /* diskimage.DefaultFirstOffset, 4 MiB */ || b.QEMU.Firmware.EnvSize != 0x40000 {
 		t.Errorf("qemu-virt-arm64 = %+v", b)
 	}
 }
@@ -121,22 +121,6 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error %q does not name the file", err)
 			}
 		})
-	}
-}
-
-func TestParseSize(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want Size
-		ok   bool
-	}{
-		{"512", 512, true}, {"8KiB", 8 << 10, true}, {"128MiB", 128 << 20, true}, {"1G", 1 << 30, true},
-		{"0x2000", 0x2000, true}, {"auto", 0, true}, {"-1", 0, false}, {"MiB", 0, false}, {"1TiB", 0, false},
-	} {
-		got, err := ParseSize(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("ParseSize(%q) = %d, %v", tc.in, got, err)
-		}
 	}
 }
 

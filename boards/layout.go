@@ -3,6 +3,8 @@ package boards
 import (
 	"fmt"
 	"strings"
+
+	"github.com/ocidisk/ocidisk/internal/bytesize"
 )
 
 // Firmware-style layouts: two root slots (A/B) that the boot firmware
@@ -11,15 +13,6 @@ import (
 // picks a slot (AB); the disk section and the command line say whether a
 // build uses slots and a data partition (Disk.AB, Disk.Data); Layout
 // expands the pack's partitions accordingly.
-
-// Roles of the partitions a layout adds.
-const (
-	// RoleData is the ext4 data partition, last on the disk.
-	RoleData = "data"
-	// RoleSelect is the small FAT partition in front of a per-slot layout
-	// that holds the config choosing the slot (autoboot.txt).
-	RoleSelect = "select"
-)
 
 // Slot names, in slot order.
 const (
@@ -83,8 +76,11 @@ type SlotData struct {
 	Cmdline string
 }
 
-// LayoutOptions are the layout choices of one build, from the command
-// line; zero values keep the board's.
+// Auto, as a size in LayoutOptions, sizes a partition to its content.
+const Auto = -1
+
+// LayoutOptions are the layout choices of one build; zero values keep the
+// board's.
 type LayoutOptions struct {
 	// AB asks for two root slots.
 	AB bool
@@ -92,87 +88,157 @@ type LayoutOptions struct {
 	// disk.data.
 	Data string
 	// RootFS replaces the root partitions' filesystem.
-	RootFS string
+	RootFS FS
 	// Table replaces the partition table.
 	Table string
+	// BootSize and RootSize replace the boot and root partitions' sizes
+	// (bytes, or Auto).
+	BootSize, RootSize int64
 }
 
-// Layout returns a copy of the board with its partitions laid out for o:
-// with slots, the root partition becomes root-a and root-b (and, for a
-// per-slot board, the boot partition boot-a and boot-b behind a select
-// partition); with a data partition, an ext4 "data" partition comes last.
-// The copy's Disk.AB and Disk.Data say what was chosen.
-func (b *Board) Layout(o LayoutOptions) (*Board, error) {
-	nb := *b
-	nb.Disk.Partitions = append([]Partition(nil), b.Disk.Partitions...)
+// Layout is a board's disk laid out for one build: the pack's partitions
+// with the build's slots, data partition, sizes and filesystems applied,
+// in disk order. The board itself is never changed.
+type Layout struct {
+	Board *Board
+	// Table is TableMBR or TableGPT.
+	Table string
+	// FirstOffset is where the first partition starts and Alignment what
+	// partitions are aligned to; 0 means diskimage's defaults.
+	FirstOffset, Alignment Size
+	// AB is set when the root has two slots.
+	AB         bool
+	Partitions []LaidPartition
+}
+
+// LaidPartition is one partition of a Layout.
+type LaidPartition struct {
+	Name string
+	Role Role
+	// Slot is the root slot (SlotA, SlotB) the partition belongs to, ""
+	// when it serves every slot.
+	Slot string
+	FS   FS
+	// Size is the partition's size; 0 sizes it to its content, or, with
+	// SameSizeAs, to the named earlier partition's size.
+	Size       Size
+	SameSizeAs string
+	Bootable   bool
+	// Type overrides the partition type (an MBR byte in hex, or a GPT
+	// type GUID).
+	Type string
+	// Grow marks a partition that the init grows to the end of the disk
+	// on first boot.
+	Grow bool
+	// Number is the partition's number in the table, from 1.
+	Number int
+}
+
+// Layout lays the board's disk out for o: with slots, the root partition
+// becomes root-a and root-b (and, for a per-slot board, the boot partition
+// boot-a and boot-b behind a select partition); with a data partition, an
+// ext4 "data" partition comes last. Every check of o is made here.
+func (b *Board) Layout(o LayoutOptions) (*Layout, error) {
+	l := &Layout{
+		Board:       b,
+		Table:       b.Disk.Table,
+		FirstOffset: b.Disk.FirstPartitionOffset,
+		Alignment:   b.Disk.Alignment,
+		AB:          b.Disk.AB || o.AB,
+	}
 	if o.RootFS != "" {
-		for i := range nb.Disk.Partitions {
-			if nb.Disk.Partitions[i].Role == RoleRoot {
-				nb.Disk.Partitions[i].FS = o.RootFS
-			}
+		if _, err := ParseRootFS(string(o.RootFS)); err != nil {
+			return nil, err
 		}
 	}
-	nb.Disk.AB = b.Disk.AB || o.AB
+	data := b.Disk.Data
 	if o.Data != "" {
-		nb.Disk.Data = o.Data
+		data = o.Data
 	}
-	if nb.Disk.Data == DataNone {
-		nb.Disk.Data = ""
+	grow, dataSize, err := ParseData(data)
+	if err != nil {
+		return nil, err
 	}
-	if nb.Disk.AB {
+	for _, p := range b.Disk.Partitions {
+		lp := LaidPartition{Name: p.Name, Role: p.Role, FS: p.FS, Size: p.Size, Bootable: p.Bootable, Type: p.Type}
+		switch {
+		case p.Role == RoleBoot && o.BootSize != 0:
+			lp.Size = Size(max(o.BootSize, 0))
+		case p.Role == RoleRoot && o.RootSize != 0:
+			lp.Size = Size(max(o.RootSize, 0))
+		}
+		if p.Role == RoleRoot && o.RootFS != "" {
+			lp.FS = o.RootFS
+		}
+		l.Partitions = append(l.Partitions, lp)
+	}
+	if l.AB {
 		if b.AB == nil {
 			return nil, fmt.Errorf("board %s cannot boot A/B slots (its pack has no ab section)", b.Name)
 		}
 		if b.AB.Table != "" {
-			nb.Disk.Table = b.AB.Table
+			l.Table = b.AB.Table
 		}
-		nb.Disk.Partitions = slotPartitions(nb.Disk.Partitions, b.AB)
+		l.Partitions = slotPartitions(l.Partitions, b.AB)
 	}
 	if o.Table != "" {
-		nb.Disk.Table = o.Table
-	}
-	if nb.Disk.Data != "" {
-		p := Partition{Name: "data", Role: RoleData, FS: "ext4"}
-		if nb.Disk.Data == DataGrow {
-			p.Grow = true
-		} else {
-			size, err := ParseSize(nb.Disk.Data)
-			if err != nil || size <= 0 || size%512 != 0 {
-				return nil, fmt.Errorf("data partition size %q: want a size such as 256MiB, or %s", nb.Disk.Data, DataGrow)
-			}
-			p.Size = size
+		if l.Table, err = ParseTable(o.Table); err != nil {
+			return nil, err
 		}
-		nb.Disk.Partitions = append(nb.Disk.Partitions, p)
 	}
-	if nb.Disk.Table == "mbr" && len(nb.Disk.Partitions) > 4 {
+	if grow || dataSize > 0 {
+		l.Partitions = append(l.Partitions, LaidPartition{Name: "data", Role: RoleData, FS: Ext4, Size: dataSize, Grow: grow})
+	}
+	if l.Table == TableMBR && len(l.Partitions) > 4 {
 		var names []string
-		for _, p := range nb.Disk.Partitions {
+		for _, p := range l.Partitions {
 			names = append(names, p.Name)
 		}
 		return nil, fmt.Errorf("board %s: %d partitions (%s) do not fit in an MBR, which holds 4: use a GPT",
 			b.Name, len(names), strings.Join(names, ", "))
 	}
-	return &nb, nil
+	for i := range l.Partitions {
+		l.Partitions[i].Number = i + 1
+	}
+	return l, nil
+}
+
+// ParseData parses a data partition setting: DataGrow, a size (a multiple
+// of 512 bytes), or DataNone or "" for none.
+func ParseData(s string) (grow bool, size Size, err error) {
+	switch s {
+	case "", DataNone:
+		return false, 0, nil
+	case DataGrow:
+		return true, 0, nil
+	}
+	n, err := bytesize.Parse(s)
+	if err != nil || n <= 0 || n%512 != 0 {
+		return false, 0, fmt.Errorf("data partition size %q: want a size such as 256MiB, %s or %s", s, DataGrow, DataNone)
+	}
+	return false, n, nil
 }
 
 // slotPartitions doubles the root partition (and, per slot, the boot
 // partition) of parts in the layout ab describes.
-func slotPartitions(parts []Partition, ab *AB) []Partition {
-	var boot, root []Partition
-	var rest []Partition
+func slotPartitions(parts []LaidPartition, ab *AB) []LaidPartition {
+	var boot, root, rest []LaidPartition
 	for _, p := range parts {
 		switch {
 		case p.Role == RoleRoot:
-			root = append(root, slotted(p, SlotA), slotted(p, SlotB))
+			b := slotted(p, SlotB)
+			// Slot B starts empty, as large as slot A, for an update.
+			b.Size, b.SameSizeAs = 0, p.Name+"-"+SlotA
+			root = append(root, slotted(p, SlotA), b)
 		case p.Role == RoleBoot && ab.Boot == ABPerSlot:
 			boot = append(boot, slotted(p, SlotA), slotted(p, SlotB))
 		default:
 			rest = append(rest, p)
 		}
 	}
-	var out []Partition
+	var out []LaidPartition
 	if ab.Boot == ABPerSlot {
-		out = append(out, Partition{Name: "select", Role: RoleSelect, FS: "fat", Size: ab.Select.Size})
+		out = append(out, LaidPartition{Name: "select", Role: RoleSelect, FS: FAT, Size: ab.Select.Size})
 		out = append(out, boot...)
 	}
 	// Other partitions keep their place before the roots: a shared boot
@@ -181,7 +247,7 @@ func slotPartitions(parts []Partition, ab *AB) []Partition {
 	return append(out, root...)
 }
 
-func slotted(p Partition, slot string) Partition {
+func slotted(p LaidPartition, slot string) LaidPartition {
 	p.Name += "-" + slot
 	p.Slot = slot
 	if slot != SlotA {
@@ -194,35 +260,38 @@ func slotted(p Partition, slot string) Partition {
 
 // Slots returns the slot names of the layout: a and b with slots, else
 // one unnamed slot.
-func (b *Board) Slots() []string {
-	if b.Disk.AB {
+func (l *Layout) Slots() []string {
+	if l.AB {
 		return []string{SlotA, SlotB}
 	}
 	return []string{""}
 }
 
-// SlotPartition returns the 0-based index of the partition with role that
-// belongs to slot (or to every slot), or -1.
-func (b *Board) SlotPartition(role, slot string) int {
-	for i, p := range b.Disk.Partitions {
-		if p.Role == role && (p.Slot == slot || p.Slot == "") {
-			return i
+// Partition returns the first partition with role, or nil.
+func (l *Layout) Partition(role Role) *LaidPartition {
+	return l.SlotPartition(role, "")
+}
+
+// SlotPartition returns the partition with role that belongs to slot (or
+// to every slot), or nil. Slot "" takes the first partition with role.
+func (l *Layout) SlotPartition(role Role, slot string) *LaidPartition {
+	for i := range l.Partitions {
+		p := &l.Partitions[i]
+		if p.Role == role && (slot == "" || p.Slot == slot || p.Slot == "") {
+			return p
 		}
 	}
-	return -1
+	return nil
 }
+
+// Root is the root partition (slot A's with slots).
+func (l *Layout) Root() *LaidPartition { return l.Partition(RoleRoot) }
 
 // ReadOnlyRoot reports whether the root is mounted read-only: a slot's
 // root is never written in place (the other slot is, by an update), and
-// squashfs and erofs are read-only filesystems.
-func (b *Board) ReadOnlyRoot() bool {
-	if b.Disk.AB {
-		return true
-	}
-	if r := b.Partition(RoleRoot); r != nil {
-		return r.FS == "squashfs" || r.FS == "erofs"
-	}
-	return false
+// some filesystems are read-only.
+func (l *Layout) ReadOnlyRoot() bool {
+	return l.AB || l.Root().FS.ReadOnly()
 }
 
 func (ab *AB) validate() error {
@@ -230,7 +299,7 @@ func (ab *AB) validate() error {
 		return err
 	}
 	if ab.Table != "" {
-		if err := oneOf("ab.table", ab.Table, "mbr", "gpt"); err != nil {
+		if err := oneOf("ab.table", ab.Table, Tables()...); err != nil {
 			return err
 		}
 	}
@@ -265,11 +334,7 @@ func (ab *AB) validate() error {
 
 // validateData checks disk.data.
 func (d *Disk) validateData() error {
-	switch d.Data {
-	case "", DataGrow, DataNone:
-		return nil
-	}
-	if s, err := ParseSize(d.Data); err != nil || s <= 0 || s%512 != 0 {
+	if _, _, err := ParseData(d.Data); err != nil {
 		return bad("disk.data", "%q: want a size such as 256MiB, %s or %s", d.Data, DataGrow, DataNone)
 	}
 	return nil

@@ -53,7 +53,7 @@ func TestLayout(t *testing.T) {
 				t.Fatal(err)
 			}
 			var parts []string
-			for _, p := range got.Disk.Partitions {
+			for _, p := range got.Partitions {
 				s := fmt.Sprintf("%s:%s:%s:%s", p.Name, p.Role, p.FS, p.Slot)
 				switch {
 				case p.Grow:
@@ -63,8 +63,8 @@ func TestLayout(t *testing.T) {
 				}
 				parts = append(parts, s)
 			}
-			if strings.Join(parts, " ") != tc.parts || got.Disk.Table != tc.table {
-				t.Errorf("layout %s %q, want %s %q", got.Disk.Table, parts, tc.table, tc.parts)
+			if strings.Join(parts, " ") != tc.parts || got.Table != tc.table {
+				t.Errorf("layout %s %q, want %s %q", got.Table, parts, tc.table, tc.parts)
 			}
 			if got.ReadOnlyRoot() != tc.ro {
 				t.Errorf("ReadOnlyRoot = %v, want %v", got.ReadOnlyRoot(), tc.ro)
@@ -72,11 +72,11 @@ func TestLayout(t *testing.T) {
 			if tc.opts.AB {
 				for i, slot := range got.Slots() {
 					r := got.SlotPartition(RoleRoot, slot)
-					if r < 0 || got.Disk.Partitions[r].Slot != slot {
-						t.Errorf("slot %d (%s): root partition %d", i, slot, r)
+					if r == nil || r.Slot != slot {
+						t.Errorf("slot %d (%s): root partition %+v", i, slot, r)
 					}
-					if bt := got.SlotPartition(RoleBoot, slot); bt < 0 || got.Disk.Partitions[bt].Slot != slot && got.AB.Boot == ABPerSlot {
-						t.Errorf("slot %s: boot partition %d", slot, bt)
+					if bt := got.SlotPartition(RoleBoot, slot); bt == nil || bt.Slot != slot && got.Board.AB.Boot == ABPerSlot {
+						t.Errorf("slot %s: boot partition %+v", slot, bt)
 					}
 				}
 			}
@@ -97,7 +97,7 @@ func TestLayoutBootable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var flags []string
-	for _, p := range got.Disk.Partitions {
+	for _, p := range got.Partitions {
 		flags = append(flags, fmt.Sprintf("%s=%v", p.Name, p.Bootable))
 	}
 	if want := "select=false boot-a=true boot-b=false root-a=false root-b=false"; strings.Join(flags, " ") != want {

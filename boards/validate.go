@@ -26,16 +26,18 @@ func bad(field, format string, a ...any) error {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
-func oneOf(field, v string, allowed ...string) error {
-	for _, a := range allowed {
+func oneOf[T ~string](field string, v T, allowed ...T) error {
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
 		if v == a {
 			return nil
 		}
+		names[i] = string(a)
 	}
 	if v == "" {
-		return bad(field, "missing (want one of %s)", strings.Join(allowed, ", "))
+		return bad(field, "missing (want one of %s)", strings.Join(names, ", "))
 	}
-	return bad(field, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	return bad(field, "%q is not one of %s", v, strings.Join(names, ", "))
 }
 
 // relPath checks a path on the boot partition or in a source tree.
@@ -202,7 +204,7 @@ type discard struct{}
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func (d *Disk) validate() error {
-	if err := oneOf("disk.table", d.Table, "mbr", "gpt"); err != nil {
+	if err := oneOf("disk.table", d.Table, Tables()...); err != nil {
 		return err
 	}
 	if d.Alignment < 0 || d.Alignment%512 != 0 {
@@ -214,7 +216,7 @@ func (d *Disk) validate() error {
 	if len(d.Partitions) == 0 {
 		return bad("disk.partitions", "missing")
 	}
-	roles := map[string]bool{}
+	roles := map[Role]bool{}
 	for i, p := range d.Partitions {
 		f := fmt.Sprintf("disk.partitions[%d]", i)
 		if p.Name == "" {
@@ -227,7 +229,7 @@ func (d *Disk) validate() error {
 			return bad(f+".role", "a second %s partition", p.Role)
 		}
 		roles[p.Role] = true
-		if err := oneOf(f+".fs", p.FS, "fat", "ext4"); err != nil {
+		if err := oneOf(f+".fs", p.FS, packFilesystems()...); err != nil {
 			return err
 		}
 		if p.Size < 0 || p.Size%512 != 0 {
@@ -239,7 +241,7 @@ func (d *Disk) validate() error {
 			}
 		}
 	}
-	for _, r := range []string{RoleBoot, RoleRoot} {
+	for _, r := range []Role{RoleBoot, RoleRoot} {
 		if !roles[r] {
 			return bad("disk.partitions", "no partition with role %s", r)
 		}

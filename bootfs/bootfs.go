@@ -25,14 +25,11 @@ import (
 
 // Options are the per-image inputs of Assemble.
 type Options struct {
-	// RootPartUUID is the root partition's PARTUUID as Linux spells it:
-	// "1a2b3c4d-02" (MBR disk signature and partition number) or the GPT
-	// partition's GUID. Required unless PartUUID is set.
-	RootPartUUID string
-	// PartUUID returns the PARTUUID of the board's partition i (from 0):
-	// a layout with slots or a data partition (boards.Board.Layout) names
-	// each slot's root and the data partition on the command lines.
-	PartUUID func(i int) string
+	// PartUUID returns the PARTUUID, as Linux spells it, of the layout's
+	// partition called name: "1a2b3c4d-02" (MBR disk signature and
+	// partition number) or the GPT partition's GUID. The command lines
+	// name each slot's root and the data partition by it.
+	PartUUID func(name string) string
 	// CmdlineAppend are extra kernel arguments, after the board's.
 	CmdlineAppend []string
 	// BootOverlay, when set, is merged over the boot partition last (it is
@@ -59,10 +56,10 @@ type Options struct {
 type Result struct {
 	// Boot is the boot partition (slot A's when each slot has its own).
 	Boot *fstree.Tree
-	// Partitions are the trees of every partition bootfs fills, by index
-	// in the board's layout: the boot partition, or each slot's and the
-	// select partition.
-	Partitions map[int]*fstree.Tree
+	// Partitions are the trees of every partition bootfs fills, by
+	// partition name: the boot partition, or each slot's and the select
+	// partition.
+	Partitions map[string]*fstree.Tree
 	// Cmdline is the kernel command line written into the configs (slot
 	// A's), and Cmdlines each slot's, in slot order.
 	Cmdline  string
@@ -71,23 +68,16 @@ type Result struct {
 	Modules []*kernel.Module
 }
 
-// linuxFS names a board's filesystem as Linux's rootfstype= does.
-func linuxFS(fs string) string {
-	if fs == "fat" {
-		return "vfat"
-	}
-	return fs
-}
-
-// Assemble builds the boot partition for board b from kernel k.
-func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) {
+// Assemble builds the boot partitions of layout l from kernel k.
+func Assemble(l *boards.Layout, k *kernel.Kernel, opts Options) (*Result, error) {
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if opts.RootPartUUID == "" && opts.PartUUID == nil {
-		return nil, errors.New("bootfs: no root PARTUUID")
+	if opts.PartUUID == nil {
+		return nil, errors.New("bootfs: no PARTUUIDs")
 	}
+	b := l.Board
 	a := &assembly{t: fstree.New(), when: opts.Time}
 	a.t.Root.Mtime = opts.Time
 
@@ -118,7 +108,7 @@ func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) 
 		}
 	}
 
-	mods, err := initramfsModules(b, k)
+	mods, err := initramfsModules(l, k)
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +124,8 @@ func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) 
 	}
 	log.Debug("initramfs", "modules", len(mods), "bytes", len(rd))
 
-	rootFS := linuxFS(b.Partition(boards.RoleRoot).FS)
-	ss, err := slots(b, opts, rootFS)
+	rootFS := l.Root().FS.Linux()
+	ss, err := slots(l, opts, rootFS)
 	if err != nil {
 		return nil, err
 	}
@@ -143,12 +133,12 @@ func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) 
 		Board: b.Name, Console: b.Console, RootPartUUID: ss[0].RootPartUUID,
 		RootFS: rootFS, Kernel: b.Kernel.File, Initramfs: b.Initramfs.File, Cmdline: ss[0].Cmdline,
 	}
-	res := &Result{Boot: a.t, Partitions: map[int]*fstree.Tree{}, Cmdline: ss[0].Cmdline, Modules: mods}
+	res := &Result{Boot: a.t, Partitions: map[string]*fstree.Tree{}, Cmdline: ss[0].Cmdline, Modules: mods}
 	for _, s := range ss {
 		data.Slots = append(data.Slots, s.SlotData)
 		res.Cmdlines = append(res.Cmdlines, s.Cmdline)
 	}
-	if b.Disk.AB && b.AB.Boot == boards.ABPerSlot {
+	if l.AB && b.AB.Boot == boards.ABPerSlot {
 		// Each slot boots its own partition: the same files, configs
 		// naming its own root. The select partition chooses one.
 		trees, overlays := []*fstree.Tree{a.t}, []*fstree.Tree{opts.BootOverlay}
@@ -169,19 +159,19 @@ func Assemble(b *boards.Board, k *kernel.Kernel, opts Options) (*Result, error) 
 			if err := sa.configs(b, d, opts, overlay); err != nil {
 				return nil, err
 			}
-			res.Partitions[s.bootIdx] = sa.t
+			res.Partitions[s.boot] = sa.t
 		}
 		sel, err := a.selectTree(b, data)
 		if err != nil {
 			return nil, err
 		}
-		res.Partitions[b.PartitionNumber(boards.RoleSelect)-1] = sel
+		res.Partitions[l.Partition(boards.RoleSelect).Name] = sel
 		return res, nil
 	}
 	if err := a.configs(b, data, opts, opts.BootOverlay); err != nil {
 		return nil, err
 	}
-	res.Partitions[ss[0].bootIdx] = a.t
+	res.Partitions[ss[0].boot] = a.t
 	return res, nil
 }
 
@@ -221,9 +211,10 @@ func (a *assembly) configs(b *boards.Board, data boards.TemplateData, opts Optio
 // initramfsModules resolves the modules the board's initramfs loads, with
 // their dependencies; optional ones are left out when the kernel lacks
 // them.
-func initramfsModules(b *boards.Board, k *kernel.Kernel) ([]*kernel.Module, error) {
+func initramfsModules(l *boards.Layout, k *kernel.Kernel) ([]*kernel.Module, error) {
+	b := l.Board
 	names := b.Initramfs.Modules
-	for _, n := range layoutModules(b) {
+	for _, n := range layoutModules(l) {
 		if !slices.Contains(names, n) {
 			names = append(slices.Clip(names), n)
 		}

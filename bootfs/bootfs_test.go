@@ -65,8 +65,8 @@ func TestAssembleQEMUVirt(t *testing.T) {
 	overlay := fstree.New()
 	overlay.Put("extra/hello.txt", fstree.NewFile(0o644, 2, fstree.Bytes("hi")), fstree.NewDir(0o755))
 	when := time.Unix(1_700_000_000, 0)
-	res, err := Assemble(b, fakeKernel(t, ""), Options{
-		RootPartUUID: "1a2b3c4d-02", CmdlineAppend: []string{"ocidisk.onfail=poweroff", "quiet"},
+	res, err := Assemble(laid(t, b), fakeKernel(t, ""), Options{
+		PartUUID: rootPartUUID("1a2b3c4d-02"), CmdlineAppend: []string{"ocidisk.onfail=poweroff", "quiet"},
 		BootOverlay: overlay, Time: when,
 	})
 	if err != nil {
@@ -103,29 +103,29 @@ func TestAssembleQEMUVirt(t *testing.T) {
 
 func TestAssembleErrors(t *testing.T) {
 	b, _ := boards.Load("qemu-virt-arm64")
-	if _, err := Assemble(b, fakeKernel(t, "jbd2"), Options{RootPartUUID: "1a2b3c4d-02"}); err == nil ||
+	if _, err := Assemble(laid(t, b), fakeKernel(t, "jbd2"), Options{PartUUID: rootPartUUID("1a2b3c4d-02")}); err == nil ||
 		!strings.Contains(err.Error(), "module jbd2 (needed by ext4) not found") {
 		t.Errorf("missing module: %v", err)
 	}
-	if _, err := Assemble(b, fakeKernel(t, ""), Options{}); err == nil {
+	if _, err := Assemble(laid(t, b), fakeKernel(t, ""), Options{}); err == nil {
 		t.Error("no PARTUUID accepted")
 	}
 	// A 32-bit zImage (or anything else) is refused for an arm64 board.
 	k := fakeKernel(t, "")
 	zimg := make([]byte, 4096)
 	k.Tree.Put(k.ImagePath, fstree.NewFile(0o644, int64(len(zimg)), fstree.Bytes(zimg)), nil)
-	if _, err := Assemble(b, k, Options{RootPartUUID: "x-02"}); err == nil || !strings.Contains(err.Error(), "not an arm64 Image") {
+	if _, err := Assemble(laid(t, b), k, Options{PartUUID: rootPartUUID("x-02")}); err == nil || !strings.Contains(err.Error(), "not an arm64 Image") {
 		t.Errorf("non-arm64 kernel: %v", err)
 	}
 	// A device tree the board requires must exist in the kernel source.
 	pi := *b
 	pi.DTBs = []boards.Copy{{Glob: "broadcom/bcm2712-rpi-5-b.dtb"}}
-	if _, err := Assemble(&pi, fakeKernel(t, ""), Options{RootPartUUID: "x-02"}); err == nil ||
+	if _, err := Assemble(laid(t, &pi), fakeKernel(t, ""), Options{PartUUID: rootPartUUID("x-02")}); err == nil ||
 		!strings.Contains(err.Error(), "bcm2712-rpi-5-b.dtb") {
 		t.Errorf("missing dtb: %v", err)
 	}
 	pi.DTBs = []boards.Copy{{Glob: "broadcom/*.dtb", To: "dtbs"}}
-	res, err := Assemble(&pi, fakeKernel(t, ""), Options{RootPartUUID: "x-02"})
+	res, err := Assemble(laid(t, &pi), fakeKernel(t, ""), Options{PartUUID: rootPartUUID("x-02")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestAssembleDeterministic(t *testing.T) {
 	b, _ := boards.Load("qemu-virt-arm64")
 	var lines [2][]string
 	for i := range lines {
-		res, err := Assemble(b, fakeKernel(t, ""), Options{RootPartUUID: "1a2b3c4d-02", Time: time.Unix(1_700_000_000, 0)})
+		res, err := Assemble(laid(t, b), fakeKernel(t, ""), Options{PartUUID: rootPartUUID("1a2b3c4d-02"), Time: time.Unix(1_700_000_000, 0)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -138,8 +138,8 @@ func TestAssemblePi(t *testing.T) {
 	} {
 		t.Run(tc.board, func(t *testing.T) {
 			b := loadBoard(t, tc.board)
-			res, err := Assemble(b, piKernel(t), Options{
-				RootPartUUID: "1a2b3c4d-02", Firmware: piFirmware(t, tc.fwDir, ""), Time: time.Unix(1_700_000_000, 0),
+			res, err := Assemble(laid(t, b), piKernel(t), Options{
+				PartUUID: rootPartUUID("1a2b3c4d-02"), Firmware: piFirmware(t, tc.fwDir, ""), Time: time.Unix(1_700_000_000, 0),
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -183,7 +183,7 @@ func TestAssemblePi(t *testing.T) {
 
 func TestAssemblePiErrors(t *testing.T) {
 	opts := func(fw *fstree.Tree) Options {
-		return Options{RootPartUUID: "1a2b3c4d-02", Firmware: fw, FirmwareSource: "deb:raspi-firmware.deb"}
+		return Options{PartUUID: rootPartUUID("1a2b3c4d-02"), Firmware: fw, FirmwareSource: "deb:raspi-firmware.deb"}
 	}
 	for _, tc := range []struct {
 		name, board string
@@ -201,10 +201,10 @@ func TestAssemblePiErrors(t *testing.T) {
 		{"Pi 5 without its device tree", "rpi5", piKernel(t), opts(nil), []string{"board rpi5", "lacks device tree broadcom/bcm2712-rpi-5-b.dtb"}},
 		{"Pi 5 without its SD driver", "rpi5", piKernel(t, "broadcom/bcm2712-rpi-5-b.dtb"), opts(nil), []string{"module sdhci_brcmstb not found"}},
 		{"config.txt text for a board without one", "qemu-virt-arm64", fakeKernel(t, ""),
-			Options{RootPartUUID: "1a2b3c4d-02", ConfigAppend: "x=1"}, []string{"no config.txt", "--config-txt-append"}},
+			Options{PartUUID: rootPartUUID("1a2b3c4d-02"), ConfigAppend: "x=1"}, []string{"no config.txt", "--config-txt-append"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Assemble(loadBoard(t, tc.board), tc.k, tc.opts)
+			_, err := Assemble(laid(t, loadBoard(t, tc.board)), tc.k, tc.opts)
 			if err == nil {
 				t.Fatal("Assemble succeeded")
 			}
@@ -242,8 +242,8 @@ func TestAssembleConfigTxtAppend(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts
-			o.RootPartUUID, o.Firmware = "1a2b3c4d-02", piFirmware(t, "usr/lib/raspi-firmware", "")
-			res, err := Assemble(loadBoard(t, "rpi3"), tc.k, o)
+			o.PartUUID, o.Firmware = rootPartUUID("1a2b3c4d-02"), piFirmware(t, "usr/lib/raspi-firmware", "")
+			res, err := Assemble(laid(t, loadBoard(t, "rpi3")), tc.k, o)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want %q", err, tc.err)

@@ -13,28 +13,20 @@ import (
 // slot is one root slot of the layout being assembled.
 type slot struct {
 	boards.SlotData
-	bootIdx int // the partition index of its boot partition
+	boot string // the name of its boot partition
 }
 
 // slots resolves every slot's partitions and kernel command line.
-func slots(b *boards.Board, opts Options, rootFS string) ([]slot, error) {
-	partUUID := func(i int) string {
-		if opts.PartUUID != nil {
-			return opts.PartUUID(i)
-		}
-		if i == b.PartitionNumber(boards.RoleRoot)-1 {
-			return opts.RootPartUUID
-		}
-		return ""
-	}
+func slots(l *boards.Layout, opts Options, rootFS string) ([]slot, error) {
+	b := l.Board
 	var out []slot
-	for _, name := range b.Slots() {
-		ri, bi := b.SlotPartition(boards.RoleRoot, name), b.SlotPartition(boards.RoleBoot, name)
-		if ri < 0 || bi < 0 {
+	for _, name := range l.Slots() {
+		rp, bp := l.SlotPartition(boards.RoleRoot, name), l.SlotPartition(boards.RoleBoot, name)
+		if rp == nil || bp == nil {
 			return nil, fmt.Errorf("board %s: slot %q has no boot or root partition", b.Name, name)
 		}
-		s := slot{bootIdx: bi}
-		s.Name, s.BootPartition, s.RootPartUUID = name, bi+1, partUUID(ri)
+		s := slot{boot: bp.Name}
+		s.Name, s.BootPartition, s.RootPartUUID = name, bp.Number, opts.PartUUID(rp.Name)
 		s.Label = "ocidisk"
 		if name != "" {
 			s.Label = "slot-" + name
@@ -50,7 +42,7 @@ func slots(b *boards.Board, opts Options, rootFS string) ([]slot, error) {
 			return nil, fmt.Errorf("board %s: %w", b.Name, err)
 		}
 		args := strings.Fields(base)
-		extra, err := initArgs(b, name, partUUID)
+		extra, err := initArgs(l, name, opts.PartUUID)
 		if err != nil {
 			return nil, err
 		}
@@ -67,25 +59,25 @@ func slots(b *boards.Board, opts Options, rootFS string) ([]slot, error) {
 
 // initArgs are the init's parameters for the layout: a read-only root
 // ("ro"), the slot, the data partition, growth and the overlay.
-func initArgs(b *boards.Board, slotName string, partUUID func(int) string) ([]string, error) {
+func initArgs(l *boards.Layout, slotName string, partUUID func(string) string) ([]string, error) {
 	var args []string
-	if b.ReadOnlyRoot() {
+	if l.ReadOnlyRoot() {
 		args = append(args, "ro")
 	}
 	if slotName != "" {
 		args = append(args, protocol.ArgSlot+"="+slotName)
 	}
 	data := ""
-	if i := b.PartitionNumber(boards.RoleData) - 1; i >= 0 {
-		if data = partUUID(i); data == "" {
+	if p := l.Partition(boards.RoleData); p != nil {
+		if data = partUUID(p.Name); data == "" {
 			return nil, fmt.Errorf("bootfs: no PARTUUID for the data partition")
 		}
 		args = append(args, protocol.ArgData+"=PARTUUID="+data)
-		if b.Disk.Partitions[i].Grow {
+		if p.Grow {
 			args = append(args, protocol.ArgGrow)
 		}
 	}
-	if b.ReadOnlyRoot() {
+	if l.ReadOnlyRoot() {
 		// /etc and /var must be writable for most roots to come up: over
 		// the data partition the changes last, over tmpfs until power-off.
 		if data != "" {
@@ -100,16 +92,16 @@ func initArgs(b *boards.Board, slotName string, partUUID func(int) string) ([]st
 // layoutModules are the modules the layout needs beyond the board's: the
 // root's filesystem when it is a read-only one, overlayfs for the overlay
 // over it, ext4 for the data partition. Debian builds them as modules.
-func layoutModules(b *boards.Board) []string {
+func layoutModules(l *boards.Layout) []string {
 	var mods []string
-	if r := b.Partition(boards.RoleRoot); r != nil && (r.FS == "squashfs" || r.FS == "erofs") {
-		mods = append(mods, r.FS)
+	if r := l.Root(); r.FS.ReadOnly() {
+		mods = append(mods, r.FS.Linux())
 	}
-	if b.ReadOnlyRoot() {
+	if l.ReadOnlyRoot() {
 		mods = append(mods, "overlay")
 	}
-	if b.Partition(boards.RoleData) != nil {
-		mods = append(mods, "ext4")
+	if p := l.Partition(boards.RoleData); p != nil {
+		mods = append(mods, p.FS.Linux())
 	}
 	return mods
 }

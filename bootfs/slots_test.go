@@ -12,8 +12,39 @@ import (
 	"github.com/ocidisk/ocidisk/kernel/kerneltest"
 )
 
-// partUUIDs stands in for diskimage's identifiers: "disk-NN" by index.
-func partUUIDs(i int) string { return fmt.Sprintf("1a2b3c4d-%02x", i+1) }
+// partUUIDs stands in for diskimage's identifiers: "disk-NN" by the
+// partition's number in l.
+func partUUIDs(l *boards.Layout) func(string) string {
+	return func(name string) string {
+		for _, p := range l.Partitions {
+			if p.Name == name {
+				return fmt.Sprintf("1a2b3c4d-%02x", p.Number)
+			}
+		}
+		return ""
+	}
+}
+
+// rootPartUUID gives the root partition (or slot A's) uuid, and no
+// other partition any.
+func rootPartUUID(uuid string) func(string) string {
+	return func(name string) string {
+		if name == "root" || name == "root-a" {
+			return uuid
+		}
+		return ""
+	}
+}
+
+// laid lays b out as it stands.
+func laid(t *testing.T, b *boards.Board) *boards.Layout {
+	t.Helper()
+	l, err := b.Layout(boards.LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
 
 // withModules adds modules (name, then .modinfo lines) to a kernel.
 func withModules(t *testing.T, k *kernel.Kernel, mods ...string) *kernel.Kernel {
@@ -32,16 +63,17 @@ func withModules(t *testing.T, k *kernel.Kernel, mods ...string) *kernel.Kernel 
 	return k2
 }
 
-func layout(t *testing.T, name string, o boards.LayoutOptions) *boards.Board {
+func layout(t *testing.T, name string, o boards.LayoutOptions) *boards.Layout {
 	t.Helper()
 	b, err := boards.Load(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, err = b.Layout(o); err != nil {
+	l, err := b.Layout(o)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return l
 }
 
 // TestAssembleSlotsShared: one boot partition whose extlinux.conf has a
@@ -69,11 +101,11 @@ func TestAssembleSlotsShared(t *testing.T) {
 		t.Run(fmt.Sprintf("%+v", tc.opts), func(t *testing.T) {
 			b := layout(t, "qemu-virt-arm64", tc.opts)
 			k := withModules(t, fakeKernel(t, ""), "overlay", "squashfs")
-			res, err := Assemble(b, k, Options{PartUUID: partUUIDs, CmdlineAppend: []string{"quiet"}, Time: time.Unix(1_700_000_000, 0)})
+			res, err := Assemble(b, k, Options{PartUUID: partUUIDs(b), CmdlineAppend: []string{"quiet"}, Time: time.Unix(1_700_000_000, 0)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(res.Partitions) != 1 || res.Partitions[0] != res.Boot {
+			if len(res.Partitions) != 1 || res.Partitions["boot"] != res.Boot {
 				t.Fatalf("partitions %v: want the boot partition alone", res.Partitions)
 			}
 			conf := read(t, res.Boot, "extlinux/extlinux.conf")
@@ -85,7 +117,7 @@ func TestAssembleSlotsShared(t *testing.T) {
 			}
 			rootFS := "ext4"
 			if tc.opts.RootFS != "" {
-				rootFS = tc.opts.RootFS
+				rootFS = string(tc.opts.RootFS)
 			}
 			for i, label := range tc.labels {
 				cl := res.Cmdlines[i]
@@ -127,23 +159,23 @@ func TestAssembleSlotsPerSlot(t *testing.T) {
 	k := withModules(t, piKernel(t), "overlay")
 	overlay := fstree.New()
 	overlay.Put("extra.txt", fstree.NewFile(0o644, 2, fstree.Bytes("hi")), nil)
-	res, err := Assemble(b, k, Options{PartUUID: partUUIDs, Firmware: piFirmware(t, "usr/lib/raspi-firmware", ""),
+	res, err := Assemble(b, k, Options{PartUUID: partUUIDs(b), Firmware: piFirmware(t, "usr/lib/raspi-firmware", ""),
 		BootOverlay: overlay, ConfigAppend: "dtparam=audio=on", Time: time.Unix(1_700_000_000, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Partitions) != 3 || res.Partitions[1] != res.Boot {
-		t.Fatalf("partitions %v: want select (0), boot-a (1), boot-b (2)", res.Partitions)
+	if len(res.Partitions) != 3 || res.Partitions["boot-a"] != res.Boot || res.Partitions["select"] == nil {
+		t.Fatalf("partitions %v: want select, boot-a, boot-b", res.Partitions)
 	}
 	want := "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n"
-	if got := read(t, res.Partitions[0], "autoboot.txt"); got != want {
+	if got := read(t, res.Partitions["select"], "autoboot.txt"); got != want {
 		t.Errorf("autoboot.txt =\n%s\nwant\n%s", got, want)
 	}
-	if es := res.Partitions[0].Root.Entries(); len(es) != 1 {
+	if es := res.Partitions["select"].Root.Entries(); len(es) != 1 {
 		t.Errorf("select partition holds %d files, want autoboot.txt alone", len(es))
 	}
 	for i, slot := range []string{"a", "b"} {
-		boot := res.Partitions[1+i]
+		boot := res.Partitions["boot-"+slot]
 		cl := read(t, boot, "cmdline.txt")
 		root := fmt.Sprintf("root=PARTUUID=1a2b3c4d-%02d ", 4+i)
 		if !strings.Contains(cl, root) || !strings.Contains(cl, " ocidisk.slot="+slot+" ") ||
@@ -164,8 +196,8 @@ func TestAssembleSlotsPerSlot(t *testing.T) {
 	}
 	// The slots' trees share no node: a FAT writer must see two copies.
 	seen := map[*fstree.Node]bool{}
-	res.Partitions[1].Walk(func(_ string, n *fstree.Node) error { seen[n] = true; return nil })
-	res.Partitions[2].Walk(func(p string, n *fstree.Node) error {
+	res.Partitions["boot-a"].Walk(func(_ string, n *fstree.Node) error { seen[n] = true; return nil })
+	res.Partitions["boot-b"].Walk(func(p string, n *fstree.Node) error {
 		if seen[n] {
 			t.Errorf("%s is the same node in both boot partitions", p)
 		}
@@ -177,11 +209,11 @@ func TestAssembleSlotsPerSlot(t *testing.T) {
 // read-only root needs overlayfs from the kernel.
 func TestAssembleSlotsErrors(t *testing.T) {
 	b := layout(t, "qemu-virt-arm64", boards.LayoutOptions{AB: true})
-	if _, err := Assemble(b, withModules(t, fakeKernel(t, ""), "overlay"), Options{RootPartUUID: "1a2b3c4d-02"}); err == nil ||
+	if _, err := Assemble(b, withModules(t, fakeKernel(t, ""), "overlay"), Options{PartUUID: rootPartUUID("1a2b3c4d-02")}); err == nil ||
 		!strings.Contains(err.Error(), `no PARTUUID for the root partition of slot "b"`) {
 		t.Errorf("no PartUUID: %v", err)
 	}
-	if _, err := Assemble(b, fakeKernel(t, ""), Options{PartUUID: partUUIDs}); err == nil ||
+	if _, err := Assemble(b, fakeKernel(t, ""), Options{PartUUID: partUUIDs(b)}); err == nil ||
 		!strings.Contains(err.Error(), "module overlay not found") {
 		t.Errorf("no overlay module: %v", err)
 	}

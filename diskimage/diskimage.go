@@ -129,12 +129,12 @@ type Partition struct {
 	// attribute (which U-Boot's distro boot looks for).
 	Bootable bool
 	// Size in bytes: 0 means FS.MinSize rounded up to Layout.Align (or
-	// the size of partition SizeOf), Fill the rest of the disk.
+	// the size of partition SameSizeAs), Fill the rest of the disk.
 	Size int64
-	// SizeOf, with Size 0, is the number (from 1) of an earlier partition
-	// whose size this one takes: the second root slot of an A/B pair,
-	// left empty for an update to fill, is as large as the first.
-	SizeOf int
+	// SameSizeAs, with Size 0, names an earlier partition whose size
+	// this one takes: the second root slot of an A/B pair, left empty for
+	// an update to fill, is as large as the first.
+	SameSizeAs string
 	// Offset is the partition's start; 0 means after the previous one,
 	// aligned.
 	Offset int64

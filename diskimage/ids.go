@@ -131,3 +131,14 @@ func guidBytes(g [16]byte) [16]byte {
 	copy(b[8:], g[8:])
 	return b
 }
+
+// Index returns the index in l.Partitions of the partition called name,
+// or -1.
+func (l *Layout) Index(name string) int {
+	for i, p := range l.Partitions {
+		if p.Name == name {
+			return i
+		}
+	}
+	return -1
+}

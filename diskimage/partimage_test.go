@@ -22,15 +22,15 @@ func abLayout(table diskimage.Table, seed uint64) *diskimage.Layout {
 	im := newImage(table, seed)
 	l := im.layout
 	l.Partitions = append(l.Partitions,
-		diskimage.Partition{Name: "root-b", Kind: diskimage.KindLinux, SizeOf: 2},
+		diskimage.Partition{Name: "root-b", Kind: diskimage.KindLinux, SameSizeAs: "root"},
 		diskimage.Partition{Name: "data", Kind: diskimage.KindLinux, Size: 8 << 20})
 	return l
 }
 
-// TestSizeOf: the second slot takes the first's size, which comes from
+// TestSameSizeAs: the second slot takes the first's size, which comes from
 // its content, and is left unwritten; sfdisk reads the table as we meant
 // it.
-func TestSizeOf(t *testing.T) {
+func TestSameSizeAs(t *testing.T) {
 	for _, table := range []diskimage.Table{diskimage.MBR, diskimage.GPT} {
 		t.Run(string(table), func(t *testing.T) {
 			l := abLayout(table, 7)
@@ -65,12 +65,12 @@ func TestSizeOf(t *testing.T) {
 			}
 		})
 	}
-	for _, n := range []int{3, -1} {
+	for _, n := range []string{"root-b", "nosuch"} {
 		l := abLayout(diskimage.MBR, 7)
-		l.Partitions[2].SizeOf = n
+		l.Partitions[2].SameSizeAs = n
 		_, err := diskimage.Write(context.Background(), filepath.Join(t.TempDir(), "x.img"), l, diskimage.WriteOptions{})
-		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("partition 3 (root-b): size of partition %d: want an earlier partition (1-2)", n)) {
-			t.Errorf("SizeOf %d: err = %v", n, err)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("partition 3 (root-b): size of partition %s: want an earlier partition (boot, root)", n)) {
+			t.Errorf("SameSizeAs %s: err = %v", n, err)
 		}
 	}
 }

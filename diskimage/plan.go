@@ -2,6 +2,7 @@ package diskimage
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -167,11 +168,16 @@ func (l *Layout) placePartition(i int, cur, align, tableEnd int64, before []plac
 		if i != len(l.Partitions)-1 {
 			return pp, fmt.Errorf("%s: only the last partition can fill the disk", pp.name)
 		}
-	case p.Size == 0 && p.SizeOf != 0:
-		if p.SizeOf < 1 || p.SizeOf > len(before) {
-			return pp, fmt.Errorf("%s: size of partition %d: want an earlier partition (1-%d)", pp.name, p.SizeOf, len(before))
+	case p.Size == 0 && p.SameSizeAs != "":
+		j := slices.IndexFunc(l.Partitions[:len(before)], func(q Partition) bool { return q.Name == p.SameSizeAs })
+		if j < 0 {
+			var names []string
+			for _, q := range l.Partitions[:len(before)] {
+				names = append(names, q.Name)
+			}
+			return pp, fmt.Errorf("%s: size of partition %s: want an earlier partition (%s)", pp.name, p.SameSizeAs, strings.Join(names, ", "))
 		}
-		pp.size = before[p.SizeOf-1].size
+		pp.size = before[j].size
 	case p.Size == 0:
 		if p.FS == nil {
 			return pp, fmt.Errorf("%s: no size and no content to size it by", pp.name)

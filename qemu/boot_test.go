@@ -56,16 +56,20 @@ func bootImageTable(t testing.TB, table diskimage.Table, cmdlineAppend ...string
 	if table == diskimage.GPT {
 		l.ID = ""
 	}
-	for _, p := range b.Disk.Partitions {
+	laid, err := b.Layout(boards.LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range laid.Partitions {
 		kind := diskimage.KindLinux
-		if p.FS == "fat" {
+		if p.FS == boards.FAT {
 			kind = diskimage.KindFAT
 		}
 		l.Partitions = append(l.Partitions, diskimage.Partition{Name: p.Name, Kind: kind, Bootable: p.Bootable, Size: int64(p.Size)})
 	}
-	rootIdx, bootIdx := b.PartitionNumber(boards.RoleRoot)-1, b.PartitionNumber(boards.RoleBoot)-1
-	res, err := bootfs.Assemble(b, k, bootfs.Options{
-		RootPartUUID: l.PartUUID(rootIdx), CmdlineAppend: cmdlineAppend, Time: when,
+	rootIdx, bootIdx := l.Index(laid.Root().Name), l.Index(laid.Partition(boards.RoleBoot).Name)
+	res, err := bootfs.Assemble(laid, k, bootfs.Options{
+		PartUUID: func(name string) string { return l.PartUUID(l.Index(name)) }, CmdlineAppend: cmdlineAppend, Time: when,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -196,3 +196,18 @@ func Open(ctx context.Context, spec string, opts Options) (*Image, error) {
 	}
 	return im, nil
 }
+
+// localTransports are the spellings whose reference is a host path.
+var localTransports = []string{"oci:", "oci-archive:", "docker-archive:", "tar:", "deb:", "dir:"}
+
+// ResolvePath rewrites the host path of a local spec with rel (e.g. to make
+// it relative to a build file's directory); registry references are left
+// as they are.
+func ResolvePath(spec string, rel func(string) string) string {
+	for _, t := range localTransports {
+		if p, ok := strings.CutPrefix(spec, t); ok {
+			return t + rel(p)
+		}
+	}
+	return spec
+}

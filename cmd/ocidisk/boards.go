@@ -1,30 +1,25 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"text/tabwriter"
+
+	"github.com/spf13/cobra"
 
 	"github.com/ocidisk/ocidisk/boards"
 )
 
-func boardsCommand() command {
-	return command{
-		name:    "boards",
-		args:    "",
-		summary: "list the boards ocidisk knows (use one with --board NAME, or --board FILE.yaml for your own)",
-		run:     runBoards,
+func boardsCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "boards [flags]",
+		Short: "list the boards ocidisk knows (use one with --board NAME, or --board FILE.yaml for your own)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE:  func(*cobra.Command, []string) error { return runBoards(e) },
 	}
+	return c
 }
 
-func runBoards(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "boards")
-	if err := parseFlags(e, fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("boards takes no arguments")
-	}
+func runBoards(e *env) error {
 	bs, err := boards.Catalog()
 	if err != nil {
 		return err

@@ -1,150 +1,188 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/internal/bytesize"
 	"github.com/ocidisk/ocidisk/pipeline"
 	"github.com/ocidisk/ocidisk/source"
 )
 
-func buildCommand() command {
-	return command{
-		name: "build",
-		args: "[--board B] [--platform P] [--kernel SRC] [--firmware SRC] [--overlay DIR]... [--boot-overlay DIR]...\n" +
-			"                [--table mbr|gpt] [--boot-size S] [--root-size S|auto] [--root-fs ext4|squashfs]\n" +
-			"                [--cmdline-append STR] [--config-txt-append TEXT|@FILE] [--dtoverlay NAME[,params]]...\n" +
-			"                [--ab] [--data SIZE|grow] [--data-overlay DIR] [--slot-image OUT.root]\n" +
-			"                [-o OUT.img] [--bmap] [--compress none|gz|xz|zstd] [-f ocidisk.yaml] [SOURCE]",
-		summary: "build a bootable disk image for a board from an OCI image",
-		run:     runBuild,
+// buildArgs are ocidisk build's options, as parsed.
+type buildArgs struct {
+	cfg      pipeline.Config
+	board    string
+	platform string
+	// configTxt are --config-txt-append values: text, or @FILE.
+	configTxt []string
+	file      string
+}
+
+// compressions are the --compress formats (and the words that name them
+// too), in the order help lists them.
+var (
+	compressions       = []string{"none", "gz", "xz", "zstd"}
+	compressionAliases = map[string]string{"": "none", "gzip": "gz", "zst": "zstd"}
+)
+
+// buildOptions declares every option of ocidisk build once: flag, build
+// file key, synopsis, help, default, parsing, and the pipeline.Config
+// field it sets.
+func buildOptions(a *buildArgs) []option {
+	c := &a.cfg
+	rootFS := make([]string, 0, 4)
+	for _, f := range boards.RootFilesystems() {
+		rootFS = append(rootFS, string(f))
+	}
+	auto := map[string]int64{"auto": boards.Auto}
+	return []option{
+		{flag: "board", key: "board", arg: "B|FILE", field: "Board", path: boardRef,
+			usage: "board name (see ocidisk boards) or board file", value: newString(&a.board, defaultBoard, nil)},
+		{flag: "platform", key: "platform", arg: "P",
+			usage: "platform to pick from an image index (default: the board's, linux/arm64 or linux/arm/v7)", value: newString(&a.platform, "", nil)},
+		{flag: "kernel", key: "kernel", arg: "SRC", field: "Kernel", path: specPath,
+			usage: "kernel source (deb:linux-image-...deb, an OCI image, dir:DIR); default: the root image's /boot", value: newString(&c.Kernel, "", nil)},
+		{flag: "firmware", key: "firmware", arg: "SRC", field: "Firmware", path: specPath,
+			usage: "boot firmware source for boards that need it; default: the root image's", value: newString(&c.Firmware, "", nil)},
+		{flag: "overlay", key: "overlays", arg: "DIR", field: "Overlays", path: filePath,
+			usage: "directory merged over the root filesystem, files owned by root (repeatable)", value: newList(&c.Overlays, nil)},
+		{flag: "boot-overlay", key: "boot-overlays", arg: "DIR", field: "BootOverlays", path: filePath,
+			usage: "directory merged over the boot partition (repeatable)", value: newList(&c.BootOverlays, nil)},
+		{flag: "table", key: "table", arg: "mbr|gpt", field: "Layout.Table",
+			usage: "partition table: mbr or gpt (default: the board's)", value: newChoice(&c.Layout.Table, "", boards.Tables(), nil)},
+		{flag: "boot-size", key: "partitions.boot.size", arg: "S|auto", field: "Layout.BootSize",
+			usage: "boot partition size, e.g. 256MiB, or auto (default: the board's)", value: newSize(&c.Layout.BootSize, 0, "a size such as 256MiB", auto)},
+		{flag: "root-size", key: "partitions.root.size", arg: "S|auto", field: "Layout.RootSize",
+			usage: "root partition size, e.g. 2GiB, or auto (default: the board's)", value: newSize(&c.Layout.RootSize, 0, "a size such as 512MiB or 2GiB", auto)},
+		{flag: "root-fs", key: "partitions.root.fs", arg: strings.Join(rootFS, "|"), field: "Layout.RootFS",
+			usage: "root filesystem: ext4, or squashfs for a compressed read-only root (default: the board's)", value: newChoice((*string)(&c.Layout.RootFS), "", rootFS, nil)},
+		{flag: "cmdline-append", key: "cmdline-append", arg: "STR", field: "CmdlineAppend",
+			usage: "kernel arguments appended to the board's command line (repeatable)", value: newList(&c.CmdlineAppend, pipeline.CheckCmdlineArg)},
+		{flag: "config-txt-append", key: "config-txt-append", arg: "TEXT|@FILE", field: "ConfigTxtAppend", path: filePath,
+			usage: "lines added to config.txt under [all]: TEXT, or @FILE to read them from FILE (repeatable)", value: newList(&a.configTxt, nil)},
+		{flag: "dtoverlay", key: "dtoverlays", arg: "NAME[,params]", field: "DTOverlays",
+			usage: "add dtoverlay=NAME[,params] to config.txt; overlays/NAME.dtbo must be on the boot partition (repeatable)", value: newList(&c.DTOverlays, nil)},
+		{flag: "ab", key: "partitions.ab", field: "Layout.AB",
+			usage: "two root slots of equal size (A/B), mounted read-only with /etc and /var overlaid; the board's firmware picks one", value: newBool(&c.Layout.AB, false)},
+		{flag: "data", key: "partitions.data.size", arg: "SIZE|grow", field: "Layout.Data",
+			usage: "an ext4 data partition, last on the disk, mounted on /data: SIZE, or grow to fill the card on first boot (none: no data partition)",
+			value: newString(&c.Layout.Data, "", func(s string) error { _, _, err := boards.ParseData(s); return err })},
+		{flag: "data-overlay", key: "partitions.data.overlay", arg: "DIR", field: "DataOverlay", path: filePath,
+			usage: "directory copied onto the data partition, files owned by root", value: newString(&c.DataOverlay, "", nil)},
+		{flag: "slot-image", key: "output.slot-image", arg: "OUT.root", field: "SlotImage", path: filePath,
+			usage: "write the root filesystem alone to OUT.root (and its SHA-256 to OUT.root.sha256), an update for the other slot; no disk image unless -o is given",
+			value: newString(&c.SlotImage, "", nil)},
+		{flag: "output", short: "o", key: "output.path", arg: "OUT.img", field: "Output", path: filePath,
+			usage: "output image (default: BOARD.img)", value: newString(&c.Output, "", nil)},
+		{flag: "bmap", key: "output.bmap", field: "Bmap",
+			usage: "also write OUT.bmap, the block map bmaptool and ocidisk flash use", value: newBool(&c.Bmap, false)},
+		{flag: "compress", key: "output.compress", arg: strings.Join(compressions, "|"), field: "Compress",
+			usage: "also compress the image: none, gz, xz or zstd (writes OUT.gz|.xz|.zst beside OUT)", value: newChoice(&c.Compress, "none", compressions, compressionAliases)},
+		{flag: "keep-raw", key: "output.keep-raw", field: "KeepRaw",
+			usage: "with --compress, keep the uncompressed OUT too; --keep-raw=false writes only the compressed file", value: newBool(&c.KeepRaw, true)},
+		{flag: "file", short: "f", arg: "ocidisk.yaml",
+			usage: "build file (default: ocidisk.yaml in the current directory, if there is one); flags override it", value: newString(&a.file, "", nil)},
 	}
 }
 
-func runBuild(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "build")
-	board := fs.String("board", defaultBoard, "board name (see ocidisk boards) or board file")
-	platform := fs.String("platform", "", "platform to pick from an image index (default: the board's, linux/arm64 or linux/arm/v7)")
-	kernelSrc := fs.String("kernel", "", "kernel source (deb:linux-image-...deb, an OCI image, dir:DIR); default: the root image's /boot")
-	firmware := fs.String("firmware", "", "boot firmware source for boards that need it; default: the root image's")
-	overlays := fs.StringArray("overlay", nil, "directory merged over the root filesystem, files owned by root (repeatable)")
-	bootOverlays := fs.StringArray("boot-overlay", nil, "directory merged over the boot partition (repeatable)")
-	table := fs.String("table", "", "partition table: mbr or gpt (default: the board's)")
-	bootSize := fs.String("boot-size", "", "boot partition size, e.g. 256MiB, or auto (default: the board's)")
-	rootSize := fs.String("root-size", "", "root partition size, e.g. 2GiB, or auto (default: the board's)")
-	rootFS := fs.String("root-fs", "", "root filesystem: ext4, or squashfs for a compressed read-only root (default: the board's)")
-	cmdline := fs.StringArray("cmdline-append", nil, "kernel arguments appended to the board's command line (repeatable)")
-	out := fs.StringP("output", "o", "", "output image (default: BOARD.img)")
-	bmap := fs.Bool("bmap", false, "also write OUT.bmap, the block map bmaptool and ocidisk flash use")
-	compress := fs.String("compress", "none", "also compress the image: none, gz, xz or zstd (writes OUT.gz|.xz|.zst beside OUT)")
-	keepRaw := fs.Bool("keep-raw", true, "with --compress, keep the uncompressed OUT too; --keep-raw=false writes only the compressed file")
-	// Raspberry Pi boards: additions to the generated config.txt.
-	configTxt := fs.StringArray("config-txt-append", nil, "lines added to config.txt under [all]: TEXT, or @FILE to read them from FILE (repeatable)")
-	dtoverlays := fs.StringArray("dtoverlay", nil, "add dtoverlay=NAME[,params] to config.txt; overlays/NAME.dtbo must be on the boot partition (repeatable)")
-	// Firmware-style layouts: slots, a data partition, update payloads.
-	ab := fs.Bool("ab", false, "two root slots of equal size (A/B), mounted read-only with /etc and /var overlaid; the board's firmware picks one")
-	data := fs.String("data", "", "an ext4 data partition, last on the disk, mounted on /data: SIZE, or grow to fill the card on first boot (none: no data partition)")
-	dataOverlay := fs.String("data-overlay", "", "directory copied onto the data partition, files owned by root")
-	slotImage := fs.String("slot-image", "", "write the root filesystem alone to OUT.root (and its SHA-256 to OUT.root.sha256), an update for the other slot; no disk image unless -o is given")
-	file := fs.StringP("file", "f", "", "build file (default: ocidisk.yaml in the current directory, if there is one); flags override it")
-	if err := parseFlags(e, fs, args); err != nil {
-		return err
+func buildCommand(e *env) *cobra.Command {
+	var a buildArgs
+	opts := buildOptions(&a)
+	c := &cobra.Command{
+		Use:   "build [flags] [SOURCE]",
+		Short: "build a bootable disk image for a board from an OCI image",
+		Args:  cobra.MaximumNArgs(1),
+		RunE:  func(c *cobra.Command, args []string) error { return runBuild(c, e, &a, opts, args) },
 	}
-	src, err := applyBuildFile(e, fs, *file)
+	declare(c.Flags(), opts)
+	return withSynopsis(c, opts, "[SOURCE]")
+}
+
+func runBuild(c *cobra.Command, e *env, a *buildArgs, opts []option, args []string) error {
+	bf, err := readBuildFile(a.file, opts, os.LookupEnv)
 	if err != nil {
 		return err
 	}
-	if fs.NArg() == 1 {
-		src = fs.Arg(0)
+	src := ""
+	if bf != nil {
+		e.log.Info("using build file", "file", bf.name)
+		if err := bf.apply(c.Flags()); err != nil {
+			return err
+		}
+		src = bf.source
 	}
-	if fs.NArg() > 1 || src == "" {
-		return usagef("want one SOURCE, got %d arguments", fs.NArg())
+	if len(args) == 1 {
+		src = args[0]
 	}
-	b, err := boards.Load(*board)
+	if src == "" {
+		return usageError{errNoSource}
+	}
+	cfg := &a.cfg
+	cfg.Source = src
+	b, err := boards.Load(a.board)
+	if errors.Is(err, boards.ErrUnknown) {
+		return usageError{err}
+	}
 	if err != nil {
 		return err
 	}
-	cfg := pipeline.Config{
-		Board:         b,
-		Source:        src,
-		Kernel:        *kernelSrc,
-		Firmware:      *firmware,
-		Overlays:      *overlays,
-		BootOverlays:  *bootOverlays,
-		Table:         *table,
-		RootFS:        *rootFS,
-		AB:            *ab,
-		Data:          *data,
-		DataOverlay:   *dataOverlay,
-		SlotImage:     *slotImage,
-		CmdlineAppend: *cmdline,
-		Output:        *out,
-		Bmap:          *bmap,
-		Compress:      *compress,
-		KeepRaw:       *keepRaw,
-		Log:           e.log,
-	}
+	cfg.Board = b
 	if cfg.Output == "" && cfg.SlotImage == "" {
 		cfg.Output = b.Name + ".img"
 	}
-	if d := cfg.Data; d != "" && d != boards.DataGrow && d != boards.DataNone {
-		if n, err := boards.ParseSize(d); err != nil || n <= 0 {
-			return usagef("--data %q: want a size such as 256MiB, grow or none", cfg.Data)
-		}
-	}
-	switch cfg.Table {
-	case "", "mbr", "gpt":
-	default:
-		return usagef("--table %q: want mbr or gpt", cfg.Table)
-	}
-	switch cfg.RootFS {
-	case "", "ext4", "squashfs":
-	default:
-		return usagef("--root-fs %q: want ext4 or squashfs", cfg.RootFS)
-	}
-	switch cfg.Compress {
-	case "none", "", "gz", "xz", "zstd":
-	default:
-		return usagef("--compress %q: want none, gz, xz or zstd", cfg.Compress)
-	}
-	if cfg.BootSize, err = partSize("--boot-size", *bootSize); err != nil {
+	if cfg.ConfigTxtAppend, err = readConfigTxtAppend(a.configTxt); err != nil {
 		return err
 	}
-	if cfg.RootSize, err = partSize("--root-size", *rootSize); err != nil {
-		return err
-	}
-	if cfg.ConfigTxtAppend, err = readConfigTxtAppend(*configTxt); err != nil {
-		return err
-	}
-	cfg.DTOverlays = *dtoverlays
 	if cfg.Epoch, err = sourceDateEpoch(); err != nil {
 		return usagef("%v", err)
 	}
-	cfg.Sources = source.Options{Platform: *platform, Log: e.log}
+	cfg.Log = e.log
+	cfg.Sources = source.Options{Platform: a.platform, Log: e.log}
 	if cfg.Sources.Platform == "" {
 		cfg.Sources.Platform = pipeline.Platform(b)
 	}
-	if e.tty && !e.quiet {
-		p := &stageProgress{w: e.stderr}
+	if p := e.progress(); p != nil {
 		cfg.Sources.Progress = func(done, total int64) { p.update("reading layers", done, total) }
 		cfg.Progress = p.update
-		defer p.done()
 	}
-	res, err := pipeline.Build(ctx, cfg)
+	res, err := pipeline.Build(c.Context(), *cfg)
+	if p := e.progress(); p != nil {
+		p.done()
+	}
 	if err != nil {
-		if errors.Is(err, source.ErrUsage) {
-			return usageError{err}
-		}
-		return err
+		return optionError(err, opts, bf)
 	}
 	if !e.quiet {
 		printBuildResult(e, res)
 	}
 	return nil
+}
+
+// optionError names the option behind a library error about a
+// pipeline.Config field: the flag, or the build file's line that set it.
+// Errors in how a source is named are usage errors.
+func optionError(err error, opts []option, bf *buildFile) error {
+	if errors.Is(err, source.ErrUsage) {
+		return usageError{err}
+	}
+	field, ok := pipeline.IsConfigError(err)
+	if !ok {
+		return err
+	}
+	o := byField(opts, field)
+	if o == nil {
+		return err
+	}
+	if w := bf.where(o); w != "" {
+		return fmt.Errorf("%s: %w", w, err)
+	}
+	return fmt.Errorf("--%s: %w", o.flag, err)
 }
 
 // readConfigTxtAppend joins --config-txt-append values, reading those
@@ -167,25 +205,9 @@ func readConfigTxtAppend(vals []string) (string, error) {
 	return b.String(), nil
 }
 
-// partSize parses a partition size flag: "" keeps the board's, "auto"
-// sizes to the content.
-func partSize(flag, s string) (int64, error) {
-	switch strings.ToLower(s) {
-	case "":
-		return 0, nil
-	case "auto":
-		return pipeline.Auto, nil
-	}
-	n, err := boards.ParseSize(s)
-	if err != nil || n <= 0 {
-		return 0, usagef("%s %q: want a size such as 512MiB or 2GiB, or auto", flag, s)
-	}
-	return int64(n), nil
-}
-
 func printBuildResult(e *env, res *pipeline.Result) {
 	if s := res.SlotImage; s != nil {
-		fmt.Fprintf(e.stdout, "%s: root filesystem for a slot, %s, sha256 %s (%s)\n", s.Path, humanBytes(s.Size), s.SHA256, s.SumPath)
+		fmt.Fprintf(e.stdout, "%s: root filesystem for a slot, %s, sha256 %s (%s)\n", s.Path, bytesize.Human(s.Size), s.SHA256, s.SumPath)
 	}
 	if res.Result == nil {
 		return
@@ -194,27 +216,11 @@ func printBuildResult(e *env, res *pipeline.Result) {
 	if res.Compressed != "" {
 		out = res.Compressed
 	}
-	fmt.Fprintf(e.stdout, "%s: %s image, %s, kernel %s\n", out, res.Table, humanBytes(res.Size), res.KernelVersion)
+	fmt.Fprintf(e.stdout, "%s: %s image, %s, kernel %s\n", out, res.Table, bytesize.Human(res.Size), res.KernelVersion)
 	for _, p := range res.Partitions {
-		fmt.Fprintf(e.stdout, "  %d %-6s %9s at %9s  PARTUUID=%s\n", p.Number, p.Name, humanBytes(p.Size), humanBytes(p.Start), p.PartUUID)
+		fmt.Fprintf(e.stdout, "  %d %-6s %9s at %9s  PARTUUID=%s\n", p.Number, p.Name, bytesize.Human(p.Size), bytesize.Human(p.Start), p.PartUUID)
 	}
 	if res.Bmap != "" {
-		fmt.Fprintf(e.stdout, "  block map %s (%s mapped)\n", res.Bmap, humanBytes(res.Mapped))
+		fmt.Fprintf(e.stdout, "  block map %s (%s mapped)\n", res.Bmap, bytesize.Human(res.Mapped))
 	}
-}
-
-// humanBytes renders n in binary units, the way sizes are given on the
-// command line.
-func humanBytes(n int64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	f := float64(n)
-	i := 0
-	for f >= 1024 && i < len(units)-1 {
-		f /= 1024
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%d B", n)
-	}
-	return fmt.Sprintf("%.1f %s", f, units[i])
 }

@@ -75,7 +75,11 @@ func bootWritable(t *testing.T, board, img string, tryboot bool, expect ...strin
 	for _, e := range expect {
 		res = append(res, regexp.MustCompile(e))
 	}
-	r, err := qemu.Test(t.Context(), qemu.Config{Profile: b.QEMU, Image: img, BootPartition: b.PartitionNumber(boards.RoleBoot),
+	l, err := b.Layout(boards.LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := qemu.Test(t.Context(), qemu.Config{Profile: b.QEMU, Image: img, BootPartition: l.Partition(boards.RoleBoot).Number,
 		Writable: true, Tryboot: tryboot}, qemu.TestOptions{Expect: res, Timeout: 180 * time.Second, WaitExit: true})
 	if err != nil {
 		t.Fatal(err)

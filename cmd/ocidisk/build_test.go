@@ -173,7 +173,7 @@ func TestBuildUsageAndInputErrors(t *testing.T) {
 		{[]string{"build", "-o", out, "--compress", "rar", "oci:x"}, exitUsage, "--compress"},
 		{[]string{"build", "-o", out, "--root-size", "lots", "oci:x"}, exitUsage, "--root-size"},
 		{[]string{"build", "-o", out, "--root-fs", "btrfs", "oci:x"}, exitUsage, "--root-fs"},
-		{[]string{"build", "-o", out, "--board", "no-such-board", "oci:x"}, exitFailure, "no-such-board"},
+		{[]string{"build", "-o", out, "--board", "no-such-board", "oci:x"}, exitUsage, "no-such-board"},
 		{[]string{"build", "-o", out, "nope:/x"}, exitUsage, "unknown transport"},
 		{[]string{"build", "-o", out, "oci:" + filepath.Join(dir, "missing")}, exitFailure, "missing"},
 	} {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/inspect"
@@ -26,22 +29,32 @@ func TestParseBuildFile(t *testing.T) {
 	}{
 		{"good", "board: rpi4\nsource: oci:${ROOT}\nkernel: deb:${DEB}\noutput: {path: x.img, bmap: true}\n", ""},
 		{"unknown key", "board: rpi4\n\ncolour: blue\n", "build file f.yaml: line 3: unknown key colour"},
-		{"unknown nested key", "board: rpi4\noutput:\n  path: x.img\n  compresion: zstd\n", "line 4: unknown key compresion"},
-		{"unset variable", "board: rpi4\nsource: oci:${NOPE}\n", "build file f.yaml: line 2: ${NOPE} is not set in the environment"},
-		{"wrong type", "board: rpi4\noverlays: {a: b}\n", "line 2: cannot unmarshal"},
-		{"bad bool", "output:\n  bmap: perhaps\n", "line 2: cannot unmarshal"},
+		{"unknown nested key", "board: rpi4\noutput:\n  path: x.img\n  compresion: zstd\n", "line 4: unknown key output.compresion (did you mean output.compress?)"},
+		{"unset variable", "board: rpi4\nsource: oci:${NOPE}\n", "build file f.yaml: line 2: source: ${NOPE} is not set in the environment"},
+		{"wrong type", "board: rpi4\noverlays: {a: b}\n", "line 2: overlays: want a list of values, got a mapping"},
+		{"bad bool", "output:\n  bmap: perhaps\n", `line 2: output.bmap: "perhaps": want true or false`},
+		{"bad size", "partitions:\n  root: {size: lots}\n", `line 2: partitions.root.size: "lots": want a size such as 512MiB or 2GiB or auto`},
+		{"nested not a mapping", "partitions: 4\n", "line 1: partitions: want a mapping of keys, got a value"},
 		{"empty", "", "empty"},
 		{"not yaml", "board: [\n", "build file f.yaml"},
 	} {
-		bf, err := parseBuildFile("f.yaml", []byte(tc.yaml), env)
+		var a buildArgs
+		opts := buildOptions(&a)
+		fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
+		declare(fs, opts)
+		bf, err := parseBuildFile("f.yaml", []byte(tc.yaml), opts, env)
+		if err == nil {
+			err = bf.apply(fs)
+		}
 		if tc.want == "" {
-			if err != nil || bf.Source != "oci:/srv/root" || bf.Kernel != "deb:k.deb" || bf.Output.Bmap == nil || !*bf.Output.Bmap {
-				t.Errorf("%s: %+v, %v", tc.name, bf, err)
+			if err != nil || bf.source != "oci:/srv/root" || a.cfg.Kernel != "deb:k.deb" || !a.cfg.Bmap {
+				t.Errorf("%s: %+v %+v, %v", tc.name, bf, a.cfg, err)
 			}
 			continue
 		}
-		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
-			t.Errorf("%s: %v; want one line mentioning %q", tc.name, err, tc.want)
+		var u usageError
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") || !errors.As(err, &u) {
+			t.Errorf("%s: %v; want one line mentioning %q, a usage error", tc.name, err, tc.want)
 		}
 	}
 }
@@ -85,7 +98,7 @@ output: {path: out/x.img, bmap: true, compress: zstd, keep-raw: true}
 		{[]string{"build", "-f", dir}, exitFailure, filepath.Join(dir, "root-layout")},
 		// SOURCE and flags on the command line win.
 		{[]string{"build", "-f", file, "oci:/nowhere/else"}, exitFailure, "/nowhere/else"},
-		{[]string{"build", "-f", file, "--board", "no-such-board"}, exitFailure, "no-such-board"},
+		{[]string{"build", "-f", file, "--board", "no-such-board"}, exitUsage, "no-such-board"},
 		{[]string{"build", "-f", file, "--table", "apm"}, exitUsage, "--table"},
 		{[]string{"build", "-f", filepath.Join(dir, "missing.yaml")}, exitFailure, "missing.yaml"},
 	} {
@@ -102,7 +115,7 @@ output: {path: out/x.img, bmap: true, compress: zstd, keep-raw: true}
 	if err := os.WriteFile(file, []byte("board: qemu-virt-arm64\nsource: oci:x\nmystery: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr := runCLI(t, "build"); code != exitFailure || !strings.Contains(stderr, "line 3: unknown key mystery") {
+	if code, _, stderr := runCLI(t, "build"); code != exitUsage || !strings.Contains(stderr, "line 3: unknown key mystery") {
 		t.Errorf("unknown key: exit %d, %q", code, stderr)
 	}
 }
@@ -153,11 +166,18 @@ func TestExamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			bf, err := parseBuildFile(file, data, os.LookupEnv)
+			var ex buildArgs
+			opts := buildOptions(&ex)
+			fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
+			declare(fs, opts)
+			bf, err := parseBuildFile(file, data, opts, os.LookupEnv)
+			if err == nil {
+				err = bf.apply(fs)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := boards.Load(bf.Board)
+			b, err := boards.Load(ex.board)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -180,11 +200,11 @@ func TestExamples(t *testing.T) {
 				t.Fatalf("ocidisk %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
 			}
 			image := out
-			if c := bf.Output.Compress; c != "" && c != "none" {
+			if c := ex.cfg.Compress; c != "" && c != "none" {
 				image += map[string]string{"zstd": ".zst", "xz": ".xz", "gz": ".gz"}[c]
 			}
 			r := inspectExample(t, image)
-			checkExample(t, r, b, bf)
+			checkExample(t, r, b, &ex)
 			checkSfdisk(t, sfdisk, out, r)
 			if b.Name == "qemu-virt-arm64" {
 				code, log := bootTest(t, out, "--expect", regexp.QuoteMeta(debian.Marker), "--timeout", "120s")
@@ -211,11 +231,11 @@ func inspectExample(t *testing.T, image string) *inspect.Report {
 
 // checkExample compares what inspect found with the board's pack and the
 // example's settings.
-func checkExample(t *testing.T, r *inspect.Report, b *boards.Board, bf *buildFile) {
+func checkExample(t *testing.T, r *inspect.Report, b *boards.Board, ex *buildArgs) {
 	t.Helper()
 	table := b.Disk.Table
-	if bf.Table != "" {
-		table = bf.Table
+	if ex.cfg.Layout.Table != "" {
+		table = ex.cfg.Layout.Table
 	}
 	if r.Board != b.Name || r.Table != table || len(r.Partitions) != len(b.Disk.Partitions) || r.Boot == nil {
 		t.Fatalf("board %q table %q, %d partitions, boot %v; want %s, %s, %d", r.Board, r.Table, len(r.Partitions), r.Boot != nil,
@@ -228,7 +248,7 @@ func checkExample(t *testing.T, r *inspect.Report, b *boards.Board, bf *buildFil
 		if pp.FS == "fat" {
 			label = strings.ToUpper(label)
 		}
-		if p.Role != pp.Role || p.Filesystem.Label != label || p.Filesystem.Error != "" ||
+		if p.Role != string(pp.Role) || p.Filesystem.Label != label || p.Filesystem.Error != "" ||
 			(pp.FS == "fat") != strings.HasPrefix(p.Filesystem.Type, "FAT") {
 			t.Errorf("partition %d: %+v %+v; the pack says %+v", p.Number, p, p.Filesystem, pp)
 		}
@@ -250,7 +270,7 @@ func checkExample(t *testing.T, r *inspect.Report, b *boards.Board, bf *buildFil
 		}
 	}
 	args := strings.Fields(r.Boot.Cmdline)
-	for _, a := range append([]string{"root=PARTUUID=" + rootUUID}, bf.Cmdline...) {
+	for _, a := range append([]string{"root=PARTUUID=" + rootUUID}, ex.cfg.CmdlineAppend...) {
 		if !slices.Contains(args, a) {
 			t.Errorf("command line %q (from %s) lacks %q", r.Boot.Cmdline, r.Boot.CmdlineFrom, a)
 		}

@@ -11,51 +11,52 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ocidisk/ocidisk/boards"
+	"github.com/spf13/cobra"
+
 	"github.com/ocidisk/ocidisk/flash"
 	"github.com/ocidisk/ocidisk/inspect"
+	"github.com/ocidisk/ocidisk/internal/bytesize"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
-func flashCommand() command {
-	return command{
-		name:    "flash",
-		args:    "[--yes] [--force] [--max-size S] [--bmap FILE | --no-bmap] [--allow-file] IMAGE[.zst|.xz|.gz] DEVICE",
-		summary: "write an image to an SD card or USB disk: only its data, then read back and verified",
-		run:     runFlash,
-	}
+// flashArgs are ocidisk flash's options, as parsed.
+type flashArgs struct {
+	yes, force, noBmap, allowFile bool
+	maxSize                       int64
+	bmap                          string
 }
 
-func runFlash(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "flash")
-	yes := fs.BoolP("yes", "y", false, "do not ask for confirmation (for scripts)")
-	force := fs.Bool("force", false, "write a disk that is not removable or is larger than --max-size")
-	maxSize := fs.String("max-size", "256GiB", "largest disk written without --force")
-	bmap := fs.String("bmap", "", "block map to use (default: IMAGE.bmap beside the image, also without its .zst/.xz/.gz)")
-	noBmap := fs.Bool("no-bmap", false, "ignore any .bmap: copy a raw image's data by its holes, a compressed one whole")
-	allowFile := fs.Bool("allow-file", false, "let DEVICE be a regular file (created if missing)")
-	if err := parseFlags(e, fs, args); err != nil {
-		return err
+func flashCommand(e *env) *cobra.Command {
+	var a flashArgs
+	opts := []option{
+		{flag: "yes", short: "y", usage: "do not ask for confirmation (for scripts)", value: newBool(&a.yes, false)},
+		{flag: "force", usage: "write a disk that is not removable or is larger than --max-size", value: newBool(&a.force, false)},
+		{flag: "max-size", arg: "S", usage: "largest disk written without --force", value: newSize(&a.maxSize, 256<<30, "a size such as 64GiB", nil)},
+		{flag: "bmap", arg: "FILE", usage: "block map to use (default: IMAGE.bmap beside the image, also without its .zst/.xz/.gz)", value: newString(&a.bmap, "", nil)},
+		{flag: "no-bmap", usage: "ignore any .bmap: copy a raw image's data by its holes, a compressed one whole", value: newBool(&a.noBmap, false)},
+		{flag: "allow-file", usage: "let DEVICE be a regular file (created if missing)", value: newBool(&a.allowFile, false)},
 	}
-	if fs.NArg() != 2 {
-		return usagef("want IMAGE and DEVICE, got %d arguments", fs.NArg())
+	c := &cobra.Command{
+		Use:   "flash [flags] IMAGE[.zst|.xz|.gz] DEVICE",
+		Short: "write an image to an SD card or USB disk: only its data, then read back and verified",
+		Args:  exactArgs(2, "IMAGE and DEVICE"),
+		RunE:  func(c *cobra.Command, args []string) error { return runFlash(c.Context(), e, &a, args[0], args[1]) },
 	}
-	if *bmap != "" && *noBmap {
+	declare(c.Flags(), opts)
+	return withSynopsis(c, opts, "IMAGE[.zst|.xz|.gz] DEVICE")
+}
+
+func runFlash(ctx context.Context, e *env, a *flashArgs, image, device string) error {
+	if a.bmap != "" && a.noBmap {
 		return usagef("--bmap and --no-bmap exclude each other")
 	}
-	limit, err := parseDiskSize(*maxSize)
-	if err != nil || limit <= 0 {
-		return usagef("--max-size %q: want a size such as 64GiB", *maxSize)
-	}
-	image, device := fs.Arg(0), fs.Arg(1)
-
-	im, err := flash.Open(image, flash.OpenOptions{Bmap: *bmap, NoBmap: *noBmap})
+	im, err := flash.Open(image, flash.OpenOptions{Bmap: a.bmap, NoBmap: a.noBmap})
 	if err != nil {
 		return err
 	}
 	defer im.Close()
-	if *allowFile {
+	if a.allowFile {
 		if err := createIfMissing(device); err != nil {
 			return err
 		}
@@ -64,12 +65,12 @@ func runFlash(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("refusing to write %s: it is the image itself", device)
 	}
 	tg, err := flash.Check(flash.Host{}, device, flash.Policy{
-		MaxSize: limit, Force: *force, AllowFile: *allowFile, ImageSize: im.Map.ImageSize,
+		MaxSize: a.maxSize, Force: a.force, AllowFile: a.allowFile, ImageSize: im.Map.ImageSize,
 	})
 	if err != nil {
 		return err
 	}
-	if tg.Disk != nil && !*yes {
+	if tg.Disk != nil && !a.yes {
 		if err := confirm(e, im, tg); err != nil {
 			return err
 		}
@@ -81,9 +82,8 @@ func runFlash(ctx context.Context, e *env, args []string) error {
 	defer dev.Close()
 
 	opts := flash.WriteOptions{Log: e.log}
-	var p *rateProgress
-	if e.tty && !e.quiet {
-		p = &rateProgress{w: e.stderr}
+	p := e.progress()
+	if p != nil {
 		opts.Progress = p.update
 	}
 	start := time.Now()
@@ -100,23 +100,10 @@ func runFlash(ctx context.Context, e *env, args []string) error {
 	if !e.quiet {
 		took := time.Since(start)
 		fmt.Fprintf(e.stdout, "%s -> %s: wrote %s of %s (map: %s) in %.1fs, %s/s, read back and verified\n",
-			image, device, humanBytes(res.Written), humanBytes(res.ImageSize), im.Map.Source,
-			took.Seconds(), humanBytes(int64(float64(res.Written)/max(took.Seconds(), 1e-3))))
+			image, device, bytesize.Human(res.Written), bytesize.Human(res.ImageSize), im.Map.Source,
+			took.Seconds(), bytesize.Human(int64(float64(res.Written)/max(took.Seconds(), 1e-3))))
 	}
 	return nil
-}
-
-// parseDiskSize parses a size as board files write them, and also in TiB,
-// which disks are measured in.
-func parseDiskSize(s string) (int64, error) {
-	for _, suf := range []string{"TiB", "T"} {
-		if n, ok := strings.CutSuffix(s, suf); ok {
-			g, err := boards.ParseSize(n + "GiB")
-			return int64(g) * 1024, err
-		}
-	}
-	n, err := boards.ParseSize(s)
-	return int64(n), err
 }
 
 // createIfMissing creates an empty target file for --allow-file.
@@ -196,10 +183,10 @@ func describeTarget(w io.Writer, im *flash.Image, tg *flash.Target) {
 	}
 	size := "size known after decompressing"
 	if im.Map.ImageSize >= 0 {
-		size = fmt.Sprintf("%s, %s of data", humanBytes(im.Map.ImageSize), humanBytes(im.Map.Mapped()))
+		size = fmt.Sprintf("%s, %s of data", bytesize.Human(im.Map.ImageSize), bytesize.Human(im.Map.Mapped()))
 	}
 	fmt.Fprintf(w, "Image:  %s (%s)\n", im.Path, size)
-	fmt.Fprintf(w, "Target: %s: %s, %s, %s\n", tg.Path, model, humanBytes(d.Size), kind)
+	fmt.Fprintf(w, "Target: %s: %s, %s, %s\n", tg.Path, model, bytesize.Human(d.Size), kind)
 	// What is on the disk now, read with inspect's readers when they know
 	// it, else the kernel's list of partitions.
 	if cur, err := inspect.Open(tg.Path); err == nil {
@@ -209,7 +196,7 @@ func describeTarget(w io.Writer, im *flash.Image, tg *flash.Target) {
 			if p.FS != nil && p.FS.Label() != "" {
 				label = fmt.Sprintf("%q", p.FS.Label())
 			}
-			fmt.Fprintf(w, "        partition %d %10s  %-8s %s\n", p.Number, humanBytes(p.Size), p.Kind, label)
+			fmt.Fprintf(w, "        partition %d %10s  %-8s %s\n", p.Number, bytesize.Human(p.Size), p.Kind, label)
 		}
 		return
 	}
@@ -217,40 +204,6 @@ func describeTarget(w io.Writer, im *flash.Image, tg *flash.Target) {
 		fmt.Fprintln(w, "        no partitions")
 	}
 	for _, p := range d.Partitions {
-		fmt.Fprintf(w, "        %-12s %10s\n", p.Name, humanBytes(p.Size))
-	}
-}
-
-// rateProgress draws "write: 45% 120.0/266.3 MiB 21.3 MiB/s ETA 0:07" on a
-// terminal, at most ten times a second.
-type rateProgress struct {
-	w           io.Writer
-	stage       string
-	start, last time.Time
-	shown       bool
-}
-
-func (p *rateProgress) update(stage string, done, total int64) {
-	now := time.Now()
-	if stage != p.stage {
-		p.stage, p.start = stage, now
-	}
-	if now.Sub(p.last) < 100*time.Millisecond && done != total {
-		return
-	}
-	p.last, p.shown = now, true
-	rate := float64(done) / max(now.Sub(p.start).Seconds(), 1e-3)
-	if total <= 0 {
-		fmt.Fprintf(p.w, "\r%s: %s %s/s\x1b[K", stage, mib(done), mib(int64(rate)))
-		return
-	}
-	eta := time.Duration(float64(total-done) / max(rate, 1) * float64(time.Second)).Round(time.Second)
-	fmt.Fprintf(p.w, "\r%s: %3d%% %s/%s %s/s ETA %d:%02d\x1b[K", stage, done*100/total, mib(done), mib(total),
-		mib(int64(rate)), int(eta.Minutes()), int(eta.Seconds())%60)
-}
-
-func (p *rateProgress) done() {
-	if p.shown {
-		fmt.Fprint(p.w, "\r\x1b[K")
+		fmt.Fprintf(w, "        %-12s %10s\n", p.Name, bytesize.Human(p.Size))
 	}
 }

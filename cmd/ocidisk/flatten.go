@@ -4,39 +4,63 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/ocidisk/ocidisk/boards"
+	"github.com/spf13/cobra"
+
 	"github.com/ocidisk/ocidisk/internal/outfile"
 	"github.com/ocidisk/ocidisk/mkfs/ext4"
 	"github.com/ocidisk/ocidisk/mkfs/tar"
 	"github.com/ocidisk/ocidisk/rootfs"
 	"github.com/ocidisk/ocidisk/source"
-	"github.com/spf13/pflag"
 )
 
-func flattenCommand() command {
-	return command{
-		name:    "flatten",
-		args:    "[--platform P] [--format tar|ext4] [--size S|auto] [--label L] -o OUT SOURCE",
-		summary: "flatten an image's layers into one tree and write it out as a tar or a bare ext4 filesystem",
-		run:     runFlatten,
+// flattenArgs are ocidisk flatten's options, as parsed.
+type flattenArgs struct {
+	platform, format, out string
+	// ext4's own: the size (0: auto) and the volume label.
+	size  int64
+	label string
+}
+
+func flattenCommand(e *env) *cobra.Command {
+	var a flattenArgs
+	formats := flattenFormats(&a)
+	var names []string
+	for _, f := range formats {
+		names = append(names, f.name)
 	}
+	opts := []option{
+		{flag: "platform", arg: "P", usage: "platform to pick from an image index (linux/arm64, linux/arm/v7, linux/arm/v6)", value: newString(&a.platform, source.DefaultPlatform, nil)},
+		{flag: "format", arg: strings.Join(names, "|"), usage: "output format: " + strings.Join(names, ", "), value: newChoice(&a.format, "tar", names, nil)},
+	}
+	for _, f := range formats {
+		opts = append(opts, f.options...)
+	}
+	opts = append(opts, option{flag: "output", short: "o", arg: "OUT", usage: "output file (required)", value: newString(&a.out, "", nil)})
+	c := &cobra.Command{
+		Use:   "flatten [flags] -o OUT SOURCE",
+		Short: "flatten an image's layers into one tree and write it out as a tar or a bare ext4 filesystem",
+		Args:  exactArgs(1, "one SOURCE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			i := slices.IndexFunc(formats, func(f flattenFormat) bool { return f.name == a.format })
+			return runFlatten(c.Context(), e, &a, formats[i], args[0])
+		},
+	}
+	declare(c.Flags(), opts)
+	return withSynopsis(c, opts, "SOURCE")
 }
 
 // flattenFormat is one --format of flatten: a writer of the flattened
-// tree. A format with flags of its own (ext4: --size, --label) registers
-// them in flags, which runs before parsing, into variables that its write,
-// which runs after, reads: declare them in flattenFormats.
+// tree, and the options of its own (ext4: --size, --label).
 type flattenFormat struct {
-	name  string
-	flags func(fs *pflag.FlagSet)
-	write func(o flattenOutput) error
+	name    string
+	options []option
+	write   func(o flattenOutput) error
 }
 
 // flattenOutput is what a format's writer gets.
@@ -46,18 +70,22 @@ type flattenOutput struct {
 	Epoch time.Time     // SOURCE_DATE_EPOCH, zero when unset
 }
 
-func flattenFormats() []flattenFormat {
-	var size sizeFlag
-	var label labelFlag
+func flattenFormats(a *flattenArgs) []flattenFormat {
 	return []flattenFormat{
 		{name: "tar", write: func(o flattenOutput) error { return tar.Write(o.File, o.Image.Tree) }},
 		{
 			name: "ext4",
-			flags: func(fs *pflag.FlagSet) {
-				fs.Var(&size, "size", "ext4: filesystem size, e.g. 2GiB, or auto: the tree plus 20% and at least 64 MiB free")
-				fs.Var(&label, "label", "ext4: volume label (up to 16 bytes)")
+			options: []option{
+				{flag: "size", arg: "S|auto", usage: "ext4: filesystem size, e.g. 2GiB, or auto: the tree plus 20% and at least 64 MiB free",
+					value: newSize(&a.size, 0, "a size such as 512MiB or 2GiB", map[string]int64{"auto": 0})},
+				{flag: "label", arg: "L", usage: "ext4: volume label (up to 16 bytes)", value: newString(&a.label, "", func(v string) error {
+					if len(v) > 16 {
+						return fmt.Errorf("ext4 labels hold at most 16 bytes")
+					}
+					return nil
+				})},
 			},
-			write: func(o flattenOutput) error { return writeExt4(o, int64(size), string(label)) },
+			write: func(o flattenOutput) error { return writeExt4(o, a.size, a.label) },
 		},
 	}
 }
@@ -78,84 +106,23 @@ func writeExt4(o flattenOutput, size int64, label string) error {
 	return ext4.Write(o.File, 0, o.Image.Tree, opts)
 }
 
-// sizeFlag is a size flag: "512MiB", "2GiB", or "auto" (0).
-type sizeFlag int64
-
-func (s *sizeFlag) Set(v string) error {
-	if strings.EqualFold(v, "auto") {
-		*s = 0
-		return nil
-	}
-	n, err := boards.ParseSize(v)
-	if err != nil || n <= 0 {
-		return fmt.Errorf("want a size such as 512MiB or 2GiB, or auto")
-	}
-	*s = sizeFlag(n)
-	return nil
-}
-
-func (s *sizeFlag) String() string {
-	if *s == 0 {
-		return "auto"
-	}
-	return strconv.FormatInt(int64(*s), 10)
-}
-
-func (s *sizeFlag) Type() string { return "size" }
-
-// labelFlag is an ext4 volume label, checked for length when parsed.
-type labelFlag string
-
-func (l *labelFlag) Set(v string) error {
-	if len(v) > 16 {
-		return fmt.Errorf("ext4 labels hold at most 16 bytes")
-	}
-	*l = labelFlag(v)
-	return nil
-}
-
-func (l *labelFlag) String() string { return string(*l) }
-func (l *labelFlag) Type() string   { return "label" }
-
-func runFlatten(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "flatten")
-	formats := flattenFormats()
-	var names []string
-	for _, f := range formats {
-		names = append(names, f.name)
-	}
-	platform := fs.String("platform", source.DefaultPlatform, "platform to pick from an image index (linux/arm64, linux/arm/v7, linux/arm/v6)")
-	format := fs.String("format", "tar", "output format: "+strings.Join(names, ", "))
-	out := fs.StringP("output", "o", "", "output file (required)")
-	for _, f := range formats {
-		if f.flags != nil {
-			f.flags(fs)
-		}
-	}
-	if err := parseFlags(e, fs, args); err != nil {
-		return err
-	}
-	i := slices.IndexFunc(formats, func(f flattenFormat) bool { return f.name == *format })
-	switch {
-	case fs.NArg() != 1:
-		return usagef("want one SOURCE, got %d arguments", fs.NArg())
-	case *out == "":
+func runFlatten(ctx context.Context, e *env, a *flattenArgs, format flattenFormat, spec string) error {
+	if a.out == "" {
 		return usagef("-o OUT is required")
-	case i < 0:
-		return usagef("--format %q: want one of %s", *format, strings.Join(names, ", "))
 	}
 	limit, err := sourceDateEpoch()
 	if err != nil {
 		return usagef("%v", err)
 	}
-	spec := fs.Arg(0)
-	opts := source.Options{Platform: *platform, Log: e.log}
-	p := &progressLine{w: e.stderr, what: "reading layers"}
-	if e.tty && !e.quiet {
-		opts.Progress = p.update
+	opts := source.Options{Platform: a.platform, Log: e.log}
+	p := e.progress()
+	if p != nil {
+		opts.Progress = func(done, total int64) { p.update("reading layers", done, total) }
 	}
 	img, err := rootfs.Load(ctx, spec, opts)
-	p.done()
+	if p != nil {
+		p.done()
+	}
 	if err != nil {
 		if errors.Is(err, source.ErrUsage) {
 			return usageError{err}
@@ -166,18 +133,18 @@ func runFlatten(ctx context.Context, e *env, args []string) error {
 	if !limit.IsZero() {
 		img.Tree.ClampTimes(limit)
 	}
-	f, err := outfile.Create(*out)
+	f, err := outfile.Create(a.out)
 	if err != nil {
 		return err
 	}
 	defer f.Abort()
-	if err := formats[i].write(flattenOutput{File: f, Image: img, Epoch: limit}); err != nil {
-		return fmt.Errorf("%s: %w", *out, err)
+	if err := format.write(flattenOutput{File: f, Image: img, Epoch: limit}); err != nil {
+		return fmt.Errorf("%s: %w", a.out, err)
 	}
 	if err := f.Commit(); err != nil {
 		return err
 	}
-	e.log.Info("wrote", "output", *out, "format", *format, "id", img.ID)
+	e.log.Info("wrote", "output", a.out, "format", format.name, "id", img.ID)
 	return nil
 }
 
@@ -193,32 +160,4 @@ func sourceDateEpoch() (time.Time, error) {
 		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: not a number of seconds", s)
 	}
 	return time.Unix(n, 0), nil
-}
-
-// progressLine draws "what: 12.3/45.6 MiB" on a terminal, redrawing only
-// when the text changes.
-type progressLine struct {
-	w     io.Writer
-	what  string
-	shown string
-}
-
-func (p *progressLine) update(done, total int64) {
-	unit, div := "MiB", float64(1<<20)
-	if total < 10<<20 {
-		unit, div = "KiB", 1<<10
-	}
-	s := fmt.Sprintf("%s: %.1f/%.1f %s", p.what, float64(done)/div, float64(total)/div, unit)
-	if s != p.shown {
-		p.shown = s
-		fmt.Fprintf(p.w, "\r%s\x1b[K", s)
-	}
-}
-
-// done clears the line, if one was drawn.
-func (p *progressLine) done() {
-	if p.shown != "" {
-		fmt.Fprint(p.w, "\r\x1b[K")
-		p.shown = ""
-	}
 }

@@ -1,7 +1,8 @@
 package main
 
 import (
-	"context"
+	"github.com/ocidisk/ocidisk/internal/bytesize"
+
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,41 +10,47 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/inspect"
 )
 
-func inspectCommand() command {
-	return command{
-		name:    "inspect",
-		args:    "[--json] [--board B] IMAGE[.zst|.xz|.gz] [PATH]",
-		summary: "show an image's partitions, filesystems, boot files and kernel command line, or list PATH (boot:/, root:/etc, /etc)",
-		run:     runInspect,
+func inspectCommand(e *env) *cobra.Command {
+	var asJSON bool
+	var board string
+	opts := []option{
+		{flag: "json", usage: "print JSON for scripts", value: newBool(&asJSON, false)},
+		{flag: "board", arg: "B", usage: "also recognise this board (a name or a board file) besides the catalog's", value: newString(&board, "", nil)},
 	}
+	c := &cobra.Command{
+		Use:   "inspect [flags] IMAGE[.zst|.xz|.gz] [PATH]",
+		Short: "show an image's partitions, filesystems, boot files and kernel command line, or list PATH (boot:/, root:/etc, /etc)",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) < 1 || len(args) > 2 {
+				return usagef("want IMAGE and an optional PATH, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error { return runInspect(e, asJSON, board, args) },
+	}
+	declare(c.Flags(), opts)
+	return withSynopsis(c, opts, "IMAGE[.zst|.xz|.gz] [PATH]")
 }
 
-func runInspect(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "inspect")
-	asJSON := fs.Bool("json", false, "print JSON for scripts")
-	board := fs.String("board", "", "also recognise this board (a name or a board file) besides the catalog's")
-	if err := parseFlags(e, fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
-		return usagef("want IMAGE and an optional PATH, got %d arguments", fs.NArg())
-	}
-	im, err := inspect.Open(fs.Arg(0))
+func runInspect(e *env, asJSON bool, board string, args []string) error {
+	im, err := inspect.Open(args[0])
 	if err != nil {
 		return err
 	}
 	defer im.Close()
 
-	if fs.NArg() == 2 {
-		l, err := im.List(fs.Arg(1))
+	if len(args) == 2 {
+		l, err := im.List(args[1])
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(e.stdout, l)
 		}
 		printListing(e.stdout, l)
@@ -54,15 +61,15 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *board != "" {
-		b, err := boards.Load(*board)
+	if board != "" {
+		b, err := boards.Load(board)
 		if err != nil {
 			return err
 		}
 		catalog = append([]*boards.Board{b}, catalog...)
 	}
 	r := im.Report(catalog)
-	if *asJSON {
+	if asJSON {
 		if err := writeJSON(e.stdout, r); err != nil {
 			return err
 		}
@@ -84,7 +91,7 @@ func printReport(w io.Writer, r *inspect.Report) {
 	if r.Table == "none" {
 		table = "no partition table (a bare filesystem)"
 	}
-	fmt.Fprintf(w, "%s: %s, %s", r.Image, humanBytes(r.Size), table)
+	fmt.Fprintf(w, "%s: %s, %s", r.Image, bytesize.Human(r.Size), table)
 	if r.DiskID != "" {
 		fmt.Fprintf(w, ", disk ID %s", r.DiskID)
 	}
@@ -109,12 +116,12 @@ func printReport(w io.Writer, r *inspect.Report) {
 		f := p.Filesystem
 		used := ""
 		if f.Size > 0 {
-			used = fmt.Sprintf("%s of %s (%d%%)", humanBytes(f.Used), humanBytes(f.Size), f.Used*100/f.Size)
+			used = fmt.Sprintf("%s of %s (%d%%)", bytesize.Human(f.Used), bytesize.Human(f.Size), f.Used*100/f.Size)
 		}
 		if f.Error != "" {
 			used = "ERROR: " + f.Error
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Number, boot, humanBytes(p.Start), humanBytes(p.Size),
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Number, boot, bytesize.Human(p.Start), bytesize.Human(p.Size),
 			dash(typ), dash(p.PartUUID), dash(p.Role), f.Type, dash(f.Label), dash(f.UUID), used)
 	}
 	tw.Flush()
@@ -126,7 +133,7 @@ func printReport(w io.Writer, r *inspect.Report) {
 		if !bl.Present {
 			state = "MISSING (zeros)"
 		}
-		fmt.Fprintf(w, "blob at %s: %s, %s\n", humanBytes(bl.Offset), bl.File, state)
+		fmt.Fprintf(w, "blob at %s: %s, %s\n", bytesize.Human(bl.Offset), bl.File, state)
 	}
 	if r.Boot == nil {
 		return
@@ -145,10 +152,10 @@ func printReport(w io.Writer, r *inspect.Report) {
 			overlayBytes += f.Size
 			continue
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", f.Kind, f.Path, humanBytes(f.Size))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", f.Kind, f.Path, bytesize.Human(f.Size))
 	}
 	if overlays > 0 {
-		fmt.Fprintf(tw, "  overlay\t%d device tree overlays\t%s\n", overlays, humanBytes(overlayBytes))
+		fmt.Fprintf(tw, "  overlay\t%d device tree overlays\t%s\n", overlays, bytesize.Human(overlayBytes))
 	}
 	tw.Flush()
 	if r.Boot.Cmdline != "" {

@@ -16,37 +16,18 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 )
 
-// Exit statuses: the command-line contract.
+// Exit statuses: the command-line contract. 2 means the command line or a
+// build file is malformed; 1 everything found wrong while working.
 const (
 	exitOK      = 0
 	exitFailure = 1
 	exitUsage   = 2
 )
-
-// command is one subcommand.
-type command struct {
-	name    string
-	args    string // synopsis after the name, for usage
-	summary string
-	run     func(ctx context.Context, e *env, args []string) error
-}
-
-func commands() []command {
-	return []command{
-		// Each subcommand adds its line here once it works end to end.
-		buildCommand(),
-		testCommand(),
-		runCommand(),
-		flattenCommand(),
-		boardsCommand(),
-		flashCommand(),
-		inspectCommand(),
-	}
-}
 
 // env is what a subcommand gets from the process: its streams, a logger and
 // whether stderr is a terminal (progress is drawn only then).
@@ -56,6 +37,18 @@ type env struct {
 	log            *slog.Logger
 	tty            bool
 	quiet, verbose bool
+	// status is the terminal's progress line, which log lines are written
+	// above; nil when stderr is not a terminal.
+	status *progress
+}
+
+// progress returns the progress line to draw on, or nil when none is
+// drawn (no terminal, or -q).
+func (e *env) progress() *progress {
+	if e.quiet {
+		return nil
+	}
+	return e.status
 }
 
 // usageError marks an error in how ocidisk was called: exit status 2.
@@ -78,45 +71,32 @@ func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 // run executes one ocidisk invocation and returns its exit status. Tests
 // call it directly.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, tty bool) int {
-	cmds := commands()
-	if len(args) == 0 {
-		printUsage(stderr, cmds)
-		return exitUsage
-	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		// Help that was asked for goes to stdout, so that it pages and greps;
-		// "help COMMAND" is "COMMAND --help".
-		if args[0] != "help" || len(args) == 1 {
-			printUsage(stdout, cmds)
-			return exitOK
-		}
-		args = []string{args[1], "--help"}
-	}
-	var cmd *command
-	for i := range cmds {
-		if cmds[i].name == args[0] {
-			cmd = &cmds[i]
-		}
-	}
-	if cmd == nil {
-		fmt.Fprintf(stderr, "ocidisk: unknown command %q (see ocidisk --help)\n", args[0])
-		return exitUsage
-	}
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, tty: tty}
-	e.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	err := cmd.run(ctx, e, args[1:])
-	if errors.Is(err, pflag.ErrHelp) {
+	if tty {
+		e.status = newProgress(stderr)
+		defer e.status.done()
+	}
+	e.log = newLogger(e)
+	root := rootCommand(e)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
 		return exitOK
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ocidisk: %s: %s\n", cmd.name, oneLine(err.Error()))
-		var u usageError
-		if errors.As(err, &u) {
-			return exitUsage
-		}
-		return exitFailure
+	name := strings.TrimPrefix(cmd.CommandPath(), "ocidisk ")
+	if cmd == root {
+		fmt.Fprintf(stderr, "ocidisk: %s\n", oneLine(err.Error()))
+	} else {
+		fmt.Fprintf(stderr, "ocidisk: %s: %s\n", name, oneLine(err.Error()))
 	}
-	return exitOK
+	var u usageError
+	if errors.As(err, &u) {
+		return exitUsage
+	}
+	return exitFailure
 }
 
 // oneLine keeps an error on one line so that scripts can grep it.
@@ -124,49 +104,97 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
 }
 
-func printUsage(w io.Writer, cmds []command) {
-	fmt.Fprintln(w, "ocidisk turns OCI container images into bootable disk images for ARM boards.")
-	fmt.Fprintln(w, "\nUsage:")
-	for _, c := range cmds {
-		fmt.Fprintf(w, "  ocidisk %s %s\n      %s\n", c.name, c.args, c.summary)
-	}
-	fmt.Fprintln(w, "\nRun 'ocidisk COMMAND --help' for a command's flags. Exit status: 0 success, 1 failure, 2 usage error.")
-}
-
-// newFlags returns a flag set for a subcommand with the flags every command
-// shares (--quiet, --verbose); parse it with parseFlags.
-func newFlags(e *env, name string) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	// With ContinueOnError pflag prints only the help that -h asks for.
-	fs.SetOutput(e.stdout)
-	fs.SortFlags = false
-	fs.BoolVarP(&e.quiet, "quiet", "q", false, "print only errors")
-	fs.BoolVarP(&e.verbose, "verbose", "v", false, "log each step")
-	fs.Usage = func() {
-		w := fs.Output()
-		for _, c := range commands() {
-			if c.name == name {
-				fmt.Fprintf(w, "Usage: ocidisk %s %s\n\n%s.\n", c.name, c.args, c.summary)
-				if strings.Contains(c.args, "SOURCE") {
-					fmt.Fprint(w, "\nSOURCE: REF, docker://REF, oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG],\n"+
-						"docker-archive:FILE[:REF], tar:FILE (plain, gz, zst, xz), deb:FILE, dir:DIR\n")
-				}
+// rootCommand is ocidisk and its subcommands.
+func rootCommand(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ocidisk",
+		Short: "ocidisk turns OCI container images into bootable disk images for ARM boards.",
+		// Without a subcommand: usage on stderr and exit 2; an unknown
+		// one gets suggestions.
+		Args: cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				printUsage(e.stderr, c)
+				return usageError{errors.New("no command given")}
 			}
-		}
-		fmt.Fprintf(w, "\nFlags:\n%s", fs.FlagUsages())
+			return unknownCommand(c, args[0])
+		},
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		Version:           version().String(),
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
 	}
-	return fs
+	root.SetVersionTemplate("{{.Version}}\n")
+	var help bool
+	declare(root.PersistentFlags(), []option{
+		{flag: "quiet", short: "q", usage: "print only errors", value: newBool(&e.quiet, false)},
+		{flag: "verbose", short: "v", usage: "log each step", value: newBool(&e.verbose, false)},
+		{flag: "help", short: "h", usage: "show this help", value: newBool(&help, false)},
+	})
+	root.PersistentPreRun = func(*cobra.Command, []string) { e.log = newLogger(e) }
+	root.SetFlagErrorFunc(flagError)
+	root.SetHelpFunc(func(c *cobra.Command, _ []string) { printHelp(c.OutOrStdout(), c) })
+	root.SetHelpCommand(helpCommand(e))
+	root.SuggestionsMinimumDistance = 2
+	root.AddCommand(
+		buildCommand(e),
+		testCommand(e),
+		runCommand(e),
+		flattenCommand(e),
+		boardsCommand(e),
+		flashCommand(e),
+		inspectCommand(e),
+		versionCommand(e),
+	)
+	return root
 }
 
-// parseFlags parses args and applies --quiet/--verbose to the logger. Flag
-// errors are usage errors.
-func parseFlags(e *env, fs *pflag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+// flagError is the usage error for a flag the command line got wrong:
+// `--table "apm": want mbr or gpt`.
+func flagError(_ *cobra.Command, err error) error {
+	var iv *pflag.InvalidValueError
+	if errors.As(err, &iv) {
+		return usagef("--%s %q: %v", iv.GetFlag().Name, iv.GetValue(), iv.Unwrap())
 	}
+	return usageError{err}
+}
+
+// unknownCommand is the usage error for a command ocidisk does not have,
+// with the closest ones it does.
+func unknownCommand(root *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q (see ocidisk --help)", name)
+	if s := root.SuggestionsFor(name); len(s) > 0 {
+		msg += "; did you mean " + orList(s) + "?"
+	}
+	return usageError{errors.New(msg)}
+}
+
+// helpCommand is "ocidisk help [COMMAND]": help to stdout, and an unknown
+// COMMAND a usage error.
+func helpCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "show help for ocidisk or one of its commands",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			root := c.Root()
+			if len(args) == 0 {
+				printHelp(e.stdout, root)
+				return nil
+			}
+			sub, rest, err := root.Find(args)
+			if err != nil || sub == root || len(rest) > 0 {
+				return unknownCommand(root, strings.Join(args, " "))
+			}
+			printHelp(e.stdout, sub)
+			return nil
+		},
+	}
+}
+
+// newLogger logs to stderr at the level -q and -v ask for; without a
+// terminal, and without -v, only warnings and errors.
+func newLogger(e *env) *slog.Logger {
 	level := slog.LevelInfo
 	if e.quiet {
 		level = slog.LevelError
@@ -177,6 +205,105 @@ func parseFlags(e *env, fs *pflag.FlagSet, args []string) error {
 	if !e.tty && !e.verbose {
 		level = max(level, slog.LevelWarn)
 	}
-	e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-	return nil
+	var w io.Writer = e.stderr
+	if e.status != nil {
+		w = e.status
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// sourceHelp lists the SOURCE spellings, for the help of commands that
+// take one.
+const sourceHelp = "SOURCE: REF, docker://REF, oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG],\n" +
+	"docker-archive:FILE[:REF], tar:FILE (plain, gz, zst, xz), deb:FILE, dir:DIR\n"
+
+// printUsage prints the list of commands.
+func printUsage(w io.Writer, root *cobra.Command) {
+	fmt.Fprintln(w, root.Short)
+	fmt.Fprintln(w, "\nUsage:")
+	for _, c := range root.Commands() {
+		if c.Hidden || c.Name() == "help" || c.Name() == "completion" {
+			continue
+		}
+		fmt.Fprintf(w, "  ocidisk %s %s\n      %s\n", c.Name(), synopsisOf(c), c.Short)
+	}
+	fmt.Fprintln(w, "\nAlso: ocidisk help COMMAND, ocidisk completion bash|zsh|fish, ocidisk --version.")
+	fmt.Fprintln(w, "Run 'ocidisk COMMAND --help' for a command's flags. Exit status: 0 success, 1 failure, 2 usage error.")
+}
+
+// printHelp prints a command's help: its synopsis, what it does and its
+// flags; the root's is the list of commands.
+func printHelp(w io.Writer, c *cobra.Command) {
+	if !c.HasParent() {
+		printUsage(w, c)
+		return
+	}
+	fmt.Fprintf(w, "Usage: %s %s\n\n%s.\n", c.CommandPath(), synopsisOf(c), c.Short)
+	if c.Long != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.Long))
+	}
+	if strings.Contains(c.Use, "SOURCE") {
+		fmt.Fprint(w, "\n"+sourceHelp)
+	}
+	if fl := c.LocalFlags().FlagUsagesWrapped(120); fl != "" {
+		fmt.Fprintf(w, "\nFlags:\n%s", fl)
+	}
+	if fl := c.InheritedFlags().FlagUsagesWrapped(120); fl != "" {
+		fmt.Fprintf(w, "\nGlobal flags:\n%s", fl)
+	}
+}
+
+// synopsisOf is a command's usage line after its name: the synopsis of
+// its options (from their declaration) and its arguments.
+func synopsisOf(c *cobra.Command) string {
+	if s, ok := c.Annotations["synopsis"]; ok {
+		return s
+	}
+	_, args, _ := strings.Cut(c.Use, " ")
+	return args
+}
+
+// withSynopsis records a command's synopsis, built from its options.
+func withSynopsis(c *cobra.Command, opts []option, args string) *cobra.Command {
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	parts := synopsis(opts)
+	if args != "" {
+		parts = append(parts, args)
+	}
+	c.Annotations["synopsis"] = wrap(parts, len("Usage: ocidisk ")+len(c.Name())+1)
+	return c
+}
+
+// wrap joins the parts of a synopsis into lines of at most 110 columns,
+// continued lines indented by indent.
+func wrap(parts []string, indent int) string {
+	var b strings.Builder
+	col := indent
+	for i, w := range parts {
+		if i > 0 {
+			if col+1+len(w) > 110 {
+				b.WriteString("\n" + strings.Repeat(" ", indent))
+				col = indent
+			} else {
+				b.WriteByte(' ')
+				col++
+			}
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	return b.String()
+}
+
+// exactArgs checks the number of arguments: a usage error naming what was
+// wanted.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("want %s, got %d arguments", what, len(args))
+		}
+		return nil
+	}
 }

@@ -53,9 +53,9 @@ func TestTestCommandUsage(t *testing.T) {
 		{[]string{"test", "--expect", "x"}, exitUsage, "one IMAGE"},
 		{[]string{"test", "--expect", "(", img}, exitUsage, "--expect"},
 		{[]string{"test", "--expect", "x", "--timeout", "0s", img}, exitUsage, "--timeout"},
-		{[]string{"test", "--expect", "x", "--board", "no-such-board", img}, exitFailure, "unknown board"},
+		{[]string{"test", "--expect", "x", "--board", "no-such-board", img}, exitUsage, "unknown board"},
 		{[]string{"test", "--expect", "x", "--board", "./missing.yaml", img}, exitFailure, "missing.yaml"},
-		{[]string{"run", "--board", "no-such-board", img}, exitFailure, "unknown board"},
+		{[]string{"run", "--board", "no-such-board", img}, exitUsage, "unknown board"},
 		{[]string{"run"}, exitUsage, "one IMAGE"},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)

@@ -7,62 +7,62 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/ocidisk/ocidisk/internal/outfile"
 	"github.com/ocidisk/ocidisk/qemu"
 )
 
-func testCommand() command {
-	return command{
-		name:    "test",
-		args:    "[--board B] [--expect REGEX]... [--timeout DUR] [--junit FILE] [--bios FILE] [--writable] [--tryboot] IMAGE",
-		summary: "boot an image under QEMU and check that the expected lines appear on its console",
-		run:     runTest,
-	}
+// testArgs are ocidisk test's options, as parsed.
+type testArgs struct {
+	qemuArgs
+	expects []string
+	timeout time.Duration
+	junit   string
+	console bool
 }
 
-func runTest(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "test")
-	var q qemuFlags
-	q.add(fs)
-	expects := fs.StringArray("expect", nil, "regular expression that must appear on the serial console, in the order given (repeatable)")
-	timeout := fs.Duration("timeout", 60*time.Second, "time allowed for the whole boot")
-	junit := fs.String("junit", "", "write a JUnit XML report to FILE")
-	console := fs.Bool("console", false, "copy the serial console to stdout as it arrives")
-	if err := parseFlags(e, fs, args); err != nil {
-		return err
+func testCommand(e *env) *cobra.Command {
+	var a testArgs
+	opts := append(a.qemuArgs.options(),
+		option{flag: "expect", arg: "REGEX", usage: "regular expression that must appear on the serial console, in the order given (repeatable)",
+			value: newList(&a.expects, func(s string) error { _, err := regexp.Compile(s); return err })},
+		option{flag: "timeout", arg: "DUR", usage: "time allowed for the whole boot", value: newDuration(&a.timeout, 60*time.Second)},
+		option{flag: "junit", arg: "FILE", usage: "write a JUnit XML report to FILE", value: newString(&a.junit, "", nil)},
+		option{flag: "console", usage: "copy the serial console to stdout as it arrives", value: newBool(&a.console, false)},
+	)
+	c := &cobra.Command{
+		Use:   "test [flags] IMAGE",
+		Short: "boot an image under QEMU and check that the expected lines appear on its console",
+		Args:  exactArgs(1, "one IMAGE"),
+		RunE:  func(c *cobra.Command, args []string) error { return runTest(c.Context(), e, &a, args[0]) },
 	}
-	if fs.NArg() != 1 {
-		return usagef("want one IMAGE, got %d arguments", fs.NArg())
-	}
-	if len(*expects) == 0 {
+	declare(c.Flags(), opts)
+	return withSynopsis(c, opts, "IMAGE")
+}
+
+func runTest(ctx context.Context, e *env, a *testArgs, image string) error {
+	if len(a.expects) == 0 {
 		return usagef("give at least one --expect REGEX")
 	}
-	if *timeout <= 0 {
-		return usagef("--timeout %s: must be positive", *timeout)
-	}
 	var res []*regexp.Regexp
-	for _, x := range *expects {
-		re, err := regexp.Compile(x)
-		if err != nil {
-			return usagef("--expect %q: %v", x, err)
-		}
-		res = append(res, re)
+	for _, x := range a.expects {
+		res = append(res, regexp.MustCompile(x)) // checked when parsed
 	}
-	image := fs.Arg(0)
-	b, cfg, err := q.config(image)
+	b, cfg, err := a.config(image)
 	if err != nil {
 		return err
 	}
 	cfg.Log = e.log
 	// A writable boot must end with the guest's own power-off, so that the
 	// image holds what it wrote with its filesystems unmounted.
-	opts := qemu.TestOptions{Expect: res, Timeout: *timeout, WaitExit: q.writable}
-	if *console || e.verbose {
+	opts := qemu.TestOptions{Expect: res, Timeout: a.timeout, WaitExit: a.writable}
+	if a.console || e.verbose {
 		opts.Log = e.stdout
 	}
 	r, testErr := qemu.Test(ctx, cfg, opts)
-	if r != nil && *junit != "" {
-		if err := writeJUnit(*junit, "ocidisk."+b.Name, filepath.Base(image), r); err != nil {
+	if r != nil && a.junit != "" {
+		if err := writeJUnit(a.junit, "ocidisk."+b.Name, filepath.Base(image), r); err != nil {
 			return err
 		}
 	}

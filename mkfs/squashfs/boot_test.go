@@ -68,7 +68,13 @@ func TestBootCompressions(t *testing.T) {
 			when := time.Unix(1_700_000_000, 0)
 			l := &diskimage.Layout{Table: diskimage.MBR, Seed: []byte("squashfs boot test"),
 				FirstOffset: int64(b.Disk.FirstPartitionOffset), Align: int64(b.Disk.Alignment)}
-			boot, err := bootfs.Assemble(b, k, bootfs.Options{RootPartUUID: l.PartUUID(1), Time: when,
+			laid, err := b.Layout(boards.LayoutOptions{RootFS: boards.Squashfs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The disk below has the board's partitions: boot, root.
+			partUUID := func(name string) string { return l.PartUUID(map[string]int{"boot": 0, "root": 1}[name]) }
+			boot, err := bootfs.Assemble(laid, k, bootfs.Options{PartUUID: partUUID, Time: when,
 				CmdlineAppend: []string{"rootfstype=squashfs", "ro", "ocidisk.onfail=poweroff"}})
 			if err != nil {
 				t.Fatal(err)

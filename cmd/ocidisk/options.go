@@ -1,0 +1,288 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ocidisk/ocidisk/internal/bytesize"
+)
+
+// option is one option of a command, declared once: its flag, its key in
+// a build file, its placeholder in the synopsis, its help and the value
+// that parses and checks what it is given. The flag set, the build file
+// reader, the synopsis and the mapping of library errors back to flags
+// all read the same declaration, so that they cannot drift apart.
+type option struct {
+	flag  string // long name, without dashes
+	short string // one letter, or ""
+	// key is the option's path in a build file ("partitions.root.size");
+	// "" for an option no build file sets.
+	key string
+	// arg is the value's placeholder in the synopsis ("S|auto"); "" for
+	// a switch.
+	arg   string
+	usage string
+	value value
+	// field is the pipeline.Config field the option sets, which library
+	// errors (pipeline.ConfigError) name.
+	field string
+	// path says how a build file's relative value is resolved against
+	// the file's directory.
+	path pathKind
+}
+
+// value is what an option parses into: a pflag.Value that knows whether
+// it is a switch and whether it may be given more than once.
+type value interface {
+	pflag.Value
+	kind() valueKind
+}
+
+type valueKind int
+
+const (
+	single valueKind = iota
+	repeated
+	boolean
+)
+
+// pathKind says how a build file's value names a file.
+type pathKind int
+
+const (
+	notPath  pathKind = iota
+	filePath          // a host path: relative to the build file
+	specPath          // a SOURCE spelling: its path part is relative to the build file
+	boardRef          // a board name, or a board file
+)
+
+// declare adds the options' flags to fs.
+func declare(fs *pflag.FlagSet, opts []option) {
+	fs.SortFlags = false // help lists them as declared
+	for _, o := range opts {
+		f := fs.VarPF(shown{o.value, o.arg}, o.flag, o.short, o.usage)
+		switch o.value.kind() {
+		case boolean:
+			f.NoOptDefVal = "true"
+		case repeated:
+			f.DefValue = "" // help says nothing of an empty list
+		}
+	}
+}
+
+// shown is a value as help shows it: "--overlay DIR", "--bmap".
+type shown struct {
+	value
+	arg string
+}
+
+func (s shown) Type() string {
+	if s.kind() == boolean {
+		return "bool" // what cobra's GetBool of --help wants
+	}
+	return s.arg
+}
+
+// synopsis renders the options for a usage line: [--flag ARG],
+// [--flag ARG]... for a repeatable one, [--switch].
+func synopsis(opts []option) []string {
+	var parts []string
+	for _, o := range opts {
+		s := "--" + o.flag
+		if o.short != "" {
+			s = "-" + o.short
+		}
+		switch o.value.kind() {
+		case boolean:
+			parts = append(parts, "["+s+"]")
+		case repeated:
+			parts = append(parts, "["+s+" "+o.arg+"]...")
+		default:
+			parts = append(parts, "["+s+" "+o.arg+"]")
+		}
+	}
+	return parts
+}
+
+// byField returns the option that sets a pipeline.Config field, or nil.
+func byField(opts []option, field string) *option {
+	for i := range opts {
+		if opts[i].field == field {
+			return &opts[i]
+		}
+	}
+	return nil
+}
+
+// stringValue is a plain string option, checked by check when set.
+type stringValue struct {
+	p     *string
+	check func(string) error
+}
+
+func newString(p *string, def string, check func(string) error) *stringValue {
+	*p = def
+	return &stringValue{p, check}
+}
+
+func (v *stringValue) Set(s string) error {
+	if v.check != nil {
+		if err := v.check(s); err != nil {
+			return err
+		}
+	}
+	*v.p = s
+	return nil
+}
+func (v *stringValue) String() string  { return *v.p }
+func (v *stringValue) Type() string    { return "string" }
+func (v *stringValue) kind() valueKind { return single }
+
+// choiceValue is one of a fixed set of words; aliases name some of them
+// another way ("gzip" for "gz").
+type choiceValue struct {
+	p       *string
+	allowed []string
+	aliases map[string]string
+}
+
+func newChoice(p *string, def string, allowed []string, aliases map[string]string) *choiceValue {
+	*p = def
+	return &choiceValue{p, allowed, aliases}
+}
+
+func (v *choiceValue) Set(s string) error {
+	if a, ok := v.aliases[s]; ok {
+		s = a
+	}
+	if !slices.Contains(v.allowed, s) {
+		return fmt.Errorf("want %s", orList(v.allowed))
+	}
+	*v.p = s
+	return nil
+}
+func (v *choiceValue) String() string  { return *v.p }
+func (v *choiceValue) Type() string    { return "string" }
+func (v *choiceValue) kind() valueKind { return single }
+
+// listValue collects a repeatable option's values in order; a build
+// file's list is replaced, not extended, by values given as flags.
+type listValue struct {
+	p     *[]string
+	check func(string) error
+}
+
+func newList(p *[]string, check func(string) error) *listValue { return &listValue{p, check} }
+
+func (v *listValue) Set(s string) error {
+	if v.check != nil {
+		if err := v.check(s); err != nil {
+			return err
+		}
+	}
+	*v.p = append(*v.p, s)
+	return nil
+}
+func (v *listValue) String() string  { return "[" + strings.Join(*v.p, ",") + "]" }
+func (v *listValue) Type() string    { return "stringArray" }
+func (v *listValue) kind() valueKind { return repeated }
+
+// boolValue is a switch: --bmap, or --keep-raw=false.
+type boolValue struct{ p *bool }
+
+func newBool(p *bool, def bool) *boolValue {
+	*p = def
+	return &boolValue{p}
+}
+
+func (v *boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("want true or false")
+	}
+	*v.p = b
+	return nil
+}
+func (v *boolValue) String() string  { return strconv.FormatBool(*v.p) }
+func (v *boolValue) Type() string    { return "bool" }
+func (v *boolValue) kind() valueKind { return boolean }
+
+// sizeValue is a size in bytes ("512MiB"), or a word from words meaning
+// the value words gives it ("auto": -1).
+type sizeValue struct {
+	p     *int64
+	words map[string]int64
+	what  string // "a size such as 512MiB or 2GiB"
+}
+
+func newSize(p *int64, def int64, what string, words map[string]int64) *sizeValue {
+	*p = def
+	return &sizeValue{p, words, what}
+}
+
+func (v *sizeValue) Set(s string) error {
+	if n, ok := v.words[strings.ToLower(s)]; ok {
+		*v.p = n
+		return nil
+	}
+	n, err := bytesize.Parse(s)
+	if err != nil || n <= 0 {
+		words := slices.Sorted(func(yield func(string) bool) {
+			for w := range v.words {
+				if !yield(w) {
+					return
+				}
+			}
+		})
+		return fmt.Errorf("want %s", orList(append([]string{v.what}, words...)))
+	}
+	*v.p = int64(n)
+	return nil
+}
+
+func (v *sizeValue) String() string {
+	for w, n := range v.words {
+		if *v.p == n {
+			return w
+		}
+	}
+	if *v.p == 0 {
+		return ""
+	}
+	return bytesize.Size(*v.p).String()
+}
+func (v *sizeValue) Type() string    { return "size" }
+func (v *sizeValue) kind() valueKind { return single }
+
+// orList renders "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// durationValue is a time span: "90s", "2m".
+type durationValue struct{ p *time.Duration }
+
+func newDuration(p *time.Duration, def time.Duration) *durationValue {
+	*p = def
+	return &durationValue{p}
+}
+
+func (v *durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want a positive duration such as 90s or 5m")
+	}
+	*v.p = d
+	return nil
+}
+func (v *durationValue) String() string  { return v.p.String() }
+func (v *durationValue) Type() string    { return "duration" }
+func (v *durationValue) kind() valueKind { return single }

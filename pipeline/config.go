@@ -1,0 +1,81 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"unicode"
+
+	"github.com/ocidisk/ocidisk/boards"
+)
+
+// ConfigError is a problem with one field of a Config, named as the Config
+// names it ("DataOverlay", "Layout.Data"), so that a command line can say
+// which of its options is wrong.
+type ConfigError struct {
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, a ...any) error {
+	return &ConfigError{Field: field, Err: fmt.Errorf(format, a...)}
+}
+
+// Validate checks cfg before any work: what it names must make sense
+// together. Errors are *ConfigError.
+func (cfg Config) Validate() error {
+	_, err := cfg.check()
+	return err
+}
+
+// check validates cfg and lays out its disk.
+func (cfg Config) check() (*boards.Layout, error) {
+	if cfg.Board == nil {
+		return nil, fieldErr("Board", "no board")
+	}
+	if cfg.Source == "" {
+		return nil, fieldErr("Source", "no root image source")
+	}
+	if cfg.Output == "" && cfg.SlotImage == "" {
+		return nil, fieldErr("Output", "no output: give an image path, a slot image path, or both")
+	}
+	for _, a := range cfg.CmdlineAppend {
+		if err := CheckCmdlineArg(a); err != nil {
+			return nil, &ConfigError{Field: "CmdlineAppend", Err: err}
+		}
+	}
+	l, err := cfg.Board.Layout(cfg.Layout)
+	if err != nil {
+		return nil, &ConfigError{Field: "Layout", Err: err}
+	}
+	if cfg.DataOverlay != "" && l.Partition(boards.RoleData) == nil {
+		return nil, fieldErr("DataOverlay", "%s: the layout has no data partition to copy it to", cfg.DataOverlay)
+	}
+	if cfg.SlotImage != "" && cfg.SlotImage == cfg.Output {
+		return nil, fieldErr("SlotImage", "%s is also the disk image's path", cfg.SlotImage)
+	}
+	return l, nil
+}
+
+// CheckCmdlineArg refuses a kernel argument that would not stay on the
+// command line: boot configs (extlinux.conf, cmdline.txt) are line based,
+// and a newline would start a directive of its own.
+func CheckCmdlineArg(a string) error {
+	if i := slices.IndexFunc([]rune(a), unicode.IsControl); i >= 0 {
+		return fmt.Errorf("kernel argument %q has a control character (%U): a command line is one line", a, []rune(a)[i])
+	}
+	return nil
+}
+
+// IsConfigError reports whether err is about a field of the Config, and
+// which.
+func IsConfigError(err error) (field string, ok bool) {
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		return ce.Field, true
+	}
+	return "", false
+}

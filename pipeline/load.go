@@ -1,0 +1,269 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/kernel"
+	"github.com/ocidisk/ocidisk/rootfs"
+	"github.com/ocidisk/ocidisk/source"
+)
+
+// inputs are a build's loaded sources: the root with its overlays and the
+// kernel's modules merged in, the kernel, the firmware tree and the data
+// partition's tree, all with times clamped to epoch.
+type inputs struct {
+	root     *rootfs.Image
+	kernel   *kernel.Kernel
+	firmware *fstree.Tree // nil when the board needs no firmware
+	data     *fstree.Tree // nil without a data partition
+	epoch    time.Time
+
+	loader
+}
+
+// load loads every source the build names. The kernel and firmware
+// sources decompress while the root's layers do: on a cold cache, a
+// kernel package's xz is as much work as the root's gzip layers.
+func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err error) {
+	in := &inputs{loader: loader{opts: cfg.Sources, log: cfg.Log}}
+	defer func() {
+		if err != nil {
+			in.close()
+		}
+	}()
+	in.prefetch(ctx, cfg.Kernel)
+	in.prefetch(ctx, cfg.Firmware)
+	if in.root, err = in.load(ctx, "root image", cfg.Source); err != nil {
+		return nil, err
+	}
+	for _, dir := range cfg.Overlays {
+		if err := in.overlay(ctx, in.root.Tree, dir); err != nil {
+			return nil, err
+		}
+	}
+	if in.kernel, err = in.findKernel(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Firmware != "" {
+		fw, err := in.load(ctx, "firmware", cfg.Firmware)
+		if err != nil {
+			return nil, err
+		}
+		in.firmware = fw.Tree
+	} else if len(l.Board.Firmware) > 0 || len(l.Board.Blobs) > 0 {
+		in.firmware = in.root.Tree
+	}
+	in.epoch = epoch(cfg.Epoch, in.root)
+	in.root.Tree.ClampTimes(in.epoch)
+	if in.kernel.Tree != in.root.Tree {
+		ms, err := in.kernel.Modules()
+		if err != nil {
+			return nil, fmt.Errorf("kernel %s: %w", cfg.Kernel, err)
+		}
+		if err := kernel.MergeModules(in.root.Tree, in.kernel, ms, in.epoch); err != nil {
+			return nil, fmt.Errorf("merge the modules of kernel %s into the root: %w", in.kernel.Version, err)
+		}
+	}
+	if l.Partition(boards.RoleData) != nil {
+		if in.data, err = in.dataTree(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// findKernel finds the kernel in the kernel source, or in the root's own
+// /boot.
+func (in *inputs) findKernel(ctx context.Context, cfg Config) (*kernel.Kernel, error) {
+	if cfg.Kernel == "" {
+		k, err := kernel.Find(in.root.Tree)
+		if errors.Is(err, kernel.ErrNoKernel) {
+			return nil, fieldErr("Kernel", "root image %s has no kernel (/boot/vmlinuz-* with /lib/modules/*): give a kernel source (e.g. deb:linux-image-...-arm64.deb), or build from an image that installs a kernel", cfg.Source)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("root image %s: %w", cfg.Source, err)
+		}
+		return k, nil
+	}
+	img, err := in.load(ctx, "kernel", cfg.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	k, err := kernel.Find(img.Tree)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", cfg.Kernel, err)
+	}
+	return k, nil
+}
+
+// dataTree returns the data partition's tree: empty, or DataOverlay's
+// files owned by root. The root gets a /data to mount it on, since a
+// read-only root cannot make one at boot.
+func (in *inputs) dataTree(ctx context.Context, cfg Config) (*fstree.Tree, error) {
+	root := in.root.Tree
+	if n, err := root.Lookup("data"); err != nil {
+		d := fstree.NewDir(0o755)
+		d.Mtime = root.Root.Mtime
+		if err := root.Put("data", d, nil); err != nil {
+			return nil, fmt.Errorf("root: /data for the data partition: %w", err)
+		}
+	} else if !n.IsDir() {
+		return nil, fmt.Errorf("root image %s: /data is a %s; the data partition is mounted there", cfg.Source, n.Type)
+	}
+	t := fstree.New()
+	t.Root.Mtime = root.Root.Mtime
+	if cfg.DataOverlay != "" {
+		if err := in.overlay(ctx, t, cfg.DataOverlay); err != nil {
+			return nil, err
+		}
+	}
+	t.ClampTimes(in.epoch)
+	return t, nil
+}
+
+// epoch is the time of every generated file: SOURCE_DATE_EPOCH, else the
+// image's creation time, else the newest mtime in the root.
+func epoch(set time.Time, root *rootfs.Image) time.Time {
+	if !set.IsZero() {
+		return set.UTC()
+	}
+	if root.Config != nil && !root.Config.Created.IsZero() {
+		return root.Config.Created.UTC()
+	}
+	var newest time.Time
+	_ = root.Tree.Walk(func(_ string, n *fstree.Node) error {
+		if n.Mtime.After(newest) {
+			newest = n.Mtime
+		}
+		return nil
+	})
+	return newest.UTC()
+}
+
+// seed hashes everything that determines the image, so that identifiers
+// change exactly when the inputs do.
+func (in *inputs) seed(cfg Config) []byte {
+	h := sha256.New()
+	o := cfg.Layout
+	fmt.Fprintf(h, "ocidisk build 1\nboard=%s\ntable=%s\nrootfs=%s\nboot=%d\nroot=%d\nepoch=%d\ncmdline=%q\n",
+		cfg.Board.Name, o.Table, o.RootFS, o.BootSize, o.RootSize, in.epoch.Unix(), joinArgs(cfg.CmdlineAppend))
+	for _, id := range in.ids {
+		fmt.Fprintln(h, id)
+	}
+	if o.AB || o.Data != "" || cfg.DataOverlay != "" {
+		fmt.Fprintf(h, "ab=%v\ndata=%q\n", o.AB, o.Data)
+	}
+	if cfg.ConfigTxtAppend != "" || len(cfg.DTOverlays) > 0 {
+		fmt.Fprintf(h, "config.txt=%q\ndtoverlay=%q\n", cfg.ConfigTxtAppend, cfg.DTOverlays)
+	}
+	return h.Sum(nil)
+}
+
+// loader loads sources and tracks what it opened, so that it can close
+// them and hash their identities.
+type loader struct {
+	opts    source.Options
+	log     *slog.Logger
+	opened  []*rootfs.Image
+	ids     []string
+	pending map[string]*pending // prefetched loads, by spec
+}
+
+// pending is a load running in the background.
+type pending struct {
+	done   chan struct{}
+	cancel context.CancelFunc
+	img    *rootfs.Image
+	err    error
+}
+
+// prefetch starts loading spec in the background; the first load of spec
+// waits for it. The load reports no progress: Options.Progress is called
+// from one load at a time, the root's.
+func (ld *loader) prefetch(ctx context.Context, spec string) {
+	if spec == "" || ld.pending[spec] != nil {
+		return
+	}
+	if ld.pending == nil {
+		ld.pending = map[string]*pending{}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	p := &pending{done: make(chan struct{}), cancel: cancel}
+	ld.pending[spec] = p
+	opts := ld.opts
+	opts.Progress = nil
+	go func() {
+		defer close(p.done)
+		p.img, p.err = rootfs.Load(ctx, spec, opts)
+	}()
+}
+
+// load loads spec, or takes its prefetched load. Identifiers are recorded
+// in the order of the calls, whatever finished first, so that the seed is
+// the same from build to build.
+func (ld *loader) load(ctx context.Context, what, spec string) (*rootfs.Image, error) {
+	ld.log.Info("loading "+what, "source", spec)
+	var (
+		img *rootfs.Image
+		err error
+	)
+	if p := ld.pending[spec]; p != nil {
+		delete(ld.pending, spec)
+		<-p.done
+		p.cancel()
+		img, err = p.img, p.err
+	} else {
+		img, err = rootfs.Load(ctx, spec, ld.opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	ld.opened = append(ld.opened, img)
+	ld.ids = append(ld.ids, what+"="+img.ID)
+	return img, nil
+}
+
+// close closes what the loader opened, stopping prefetches no step took.
+func (ld *loader) close() {
+	for _, p := range ld.pending {
+		p.cancel()
+		<-p.done
+		if p.img != nil {
+			p.img.Close()
+		}
+	}
+	ld.pending = nil
+	for _, img := range ld.opened {
+		img.Close()
+	}
+	ld.opened = nil
+}
+
+// overlay merges host directory dir over t, owned by root: an overlay
+// comes from a user's checkout, and its owner there means nothing on the
+// board.
+func (ld *loader) overlay(ctx context.Context, t *fstree.Tree, dir string) error {
+	img, err := ld.load(ctx, "overlay", "dir:"+dir)
+	if err != nil {
+		return err
+	}
+	seen := map[*fstree.Node]bool{}
+	_ = img.Tree.Walk(func(_ string, n *fstree.Node) error {
+		if !seen[n] {
+			seen[n] = true
+			n.UID, n.GID = 0, 0
+		}
+		return nil
+	})
+	if err := fstree.Merge(t, "", img.Tree); err != nil {
+		return fmt.Errorf("overlay %s: %w", dir, err)
+	}
+	return nil
+}
