@@ -10,6 +10,7 @@ import (
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/diskimage"
 	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/mkfs/erofs"
 	"github.com/ocidisk/ocidisk/mkfs/ext4"
 	"github.com/ocidisk/ocidisk/mkfs/fat"
 	"github.com/ocidisk/ocidisk/mkfs/squashfs"
@@ -118,8 +119,23 @@ func filesystem(p boards.Partition, tree *fstree.Tree, seed []byte, epoch time.T
 				}
 			},
 		}), nil
+	case "erofs":
+		return erofs.New(tree, erofs.Options{
+			Label: p.Name,
+			Seed:  pseed,
+			Time:  epoch,
+			// As with squashfs: xattrs EROFS cannot name are left out
+			// with a warning.
+			DropXattrs: true,
+			Log:        cfg.Log,
+			Progress: func(done, total int64) {
+				if cfg.Progress != nil {
+					cfg.Progress("write "+p.Name, done, total)
+				}
+			},
+		}), nil
 	}
-	return nil, fmt.Errorf("partition %s: filesystem %q is not supported (ext4, squashfs, fat)", p.Name, p.FS)
+	return nil, fmt.Errorf("partition %s: filesystem %q is not supported (ext4, squashfs, erofs, fat)", p.Name, p.FS)
 }
 
 // blobs reads the board's raw blobs from the firmware tree. They are

@@ -16,7 +16,7 @@ func buildCommand() command {
 	return command{
 		name: "build",
 		args: "[--board B] [--platform P] [--kernel SRC] [--firmware SRC] [--overlay DIR]... [--boot-overlay DIR]...\n" +
-			"                [--table mbr|gpt] [--boot-size S] [--root-size S|auto] [--root-fs ext4|squashfs]\n" +
+			"                [--table mbr|gpt] [--boot-size S] [--root-size S|auto] [--root-fs ext4|squashfs|erofs]\n" +
 			"                [--cmdline-append STR] [--config-txt-append TEXT|@FILE] [--dtoverlay NAME[,params]]...\n" +
 			"                [--ab] [--data SIZE|grow] [--data-overlay DIR] [--slot-image OUT.root]\n" +
 			"                [-o OUT.img] [--bmap] [--compress none|gz|xz|zstd] [-f ocidisk.yaml] [SOURCE]",
@@ -36,7 +36,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	table := fs.String("table", "", "partition table: mbr or gpt (default: the board's)")
 	bootSize := fs.String("boot-size", "", "boot partition size, e.g. 256MiB, or auto (default: the board's)")
 	rootSize := fs.String("root-size", "", "root partition size, e.g. 2GiB, or auto (default: the board's)")
-	rootFS := fs.String("root-fs", "", "root filesystem: ext4, or squashfs for a compressed read-only root (default: the board's)")
+	rootFS := fs.String("root-fs", "", "root filesystem: ext4, squashfs for a compressed read-only root, or erofs for an uncompressed read-only one (default: the board's)")
 	cmdline := fs.StringArray("cmdline-append", nil, "kernel arguments appended to the board's command line (repeatable)")
 	out := fs.StringP("output", "o", "", "output image (default: BOARD.img)")
 	bmap := fs.Bool("bmap", false, "also write OUT.bmap, the block map bmaptool and ocidisk flash use")
@@ -102,9 +102,9 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		return usagef("--table %q: want mbr or gpt", cfg.Table)
 	}
 	switch cfg.RootFS {
-	case "", "ext4", "squashfs":
+	case "", "ext4", "squashfs", "erofs":
 	default:
-		return usagef("--root-fs %q: want ext4 or squashfs", cfg.RootFS)
+		return usagef("--root-fs %q: want ext4, squashfs or erofs", cfg.RootFS)
 	}
 	switch cfg.Compress {
 	case "none", "", "gz", "xz", "zstd":

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/internal/outfile"
+	"github.com/ocidisk/ocidisk/mkfs/erofs"
 	"github.com/ocidisk/ocidisk/mkfs/ext4"
 	"github.com/ocidisk/ocidisk/mkfs/tar"
 	"github.com/ocidisk/ocidisk/rootfs"
@@ -23,8 +24,8 @@ import (
 func flattenCommand() command {
 	return command{
 		name:    "flatten",
-		args:    "[--platform P] [--format tar|ext4] [--size S|auto] [--label L] -o OUT SOURCE",
-		summary: "flatten an image's layers into one tree and write it out as a tar or a bare ext4 filesystem",
+		args:    "[--platform P] [--format tar|ext4|erofs] [--size S|auto] [--label L] -o OUT SOURCE",
+		summary: "flatten an image's layers into one tree and write it out as a tar or a bare ext4 or erofs filesystem",
 		run:     runFlatten,
 	}
 }
@@ -54,12 +55,22 @@ func flattenFormats() []flattenFormat {
 		{
 			name: "ext4",
 			flags: func(fs *pflag.FlagSet) {
-				fs.Var(&size, "size", "ext4: filesystem size, e.g. 2GiB, or auto: the tree plus 20% and at least 64 MiB free")
-				fs.Var(&label, "label", "ext4: volume label (up to 16 bytes)")
+				fs.Var(&size, "size", "ext4, erofs: filesystem size, e.g. 2GiB, or auto: for ext4 the tree plus 20% and at least 64 MiB free, for erofs what the tree takes")
+				fs.Var(&label, "label", "ext4, erofs: volume label (up to 16 bytes)")
 			},
 			write: func(o flattenOutput) error { return writeExt4(o, int64(size), string(label)) },
 		},
+		// erofs shares ext4's --size and --label.
+		{name: "erofs", write: func(o flattenOutput) error { return writeErofs(o, int64(size), string(label)) }},
 	}
+}
+
+// writeErofs writes the tree as a bare, uncompressed erofs image, its
+// UUID derived from the input's ID. size 0 means what the tree takes. An
+// xattr erofs cannot name fails the write: a bare image is meant to be
+// the tree as it is.
+func writeErofs(o flattenOutput, size int64, label string) error {
+	return erofs.Write(o.File, 0, o.Image.Tree, erofs.Options{Size: size, Label: label, Seed: []byte(o.Image.ID), Time: o.Epoch})
 }
 
 // writeExt4 writes the tree as a bare ext4 filesystem image: sparse, with
@@ -103,12 +114,13 @@ func (s *sizeFlag) String() string {
 
 func (s *sizeFlag) Type() string { return "size" }
 
-// labelFlag is an ext4 volume label, checked for length when parsed.
+// labelFlag is an ext4 or erofs volume label, checked for length when
+// parsed.
 type labelFlag string
 
 func (l *labelFlag) Set(v string) error {
 	if len(v) > 16 {
-		return fmt.Errorf("ext4 labels hold at most 16 bytes")
+		return fmt.Errorf("labels hold at most 16 bytes")
 	}
 	*l = labelFlag(v)
 	return nil
