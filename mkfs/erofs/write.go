@@ -19,10 +19,10 @@ type writer struct {
 	f   *FS
 	p   *plan
 	out *sink
-	// meta is the metadata block (or the blocks of one large inode)
-	// being filled, at filesystem position metaAt; -1 when none.
-	meta   []byte
-	metaAt int64
+	// meta holds the metadata blocks being filled, by block number,
+	// until the last inode the layout put into each is written.
+	meta map[int64][]byte
+	free [][]byte // metadata block buffers for reuse
 	// block0 holds block 0 until the end: the superblock's checksum
 	// covers the inodes after it.
 	block0 []byte
@@ -33,17 +33,17 @@ type writer struct {
 }
 
 func (f *FS) write(w io.WriterAt, off int64, p *plan) error {
-	wr := &writer{f: f, p: p, out: newSink(w, off), metaAt: -1, block0: make([]byte, blockSize),
+	wr := &writer{f: f, p: p, out: newSink(w, off), meta: map[int64][]byte{}, block0: make([]byte, blockSize),
 		hash: sha256.New(), tail: make([]byte, blockSize)}
 	f.opts.Log.Debug("erofs", "inodes", len(p.inodes), "blocks", p.blocks, "bytes", p.bytes,
 		"shared xattr bytes", len(p.xattrs.data))
 	for i := range p.inodes {
-		if err := wr.inode(&p.inodes[i]); err != nil {
+		if err := wr.inode(int32(i), &p.inodes[i]); err != nil {
 			return err
 		}
 	}
-	if err := wr.flushMeta(); err != nil {
-		return err
+	if len(wr.meta) > 0 {
+		return fmt.Errorf("%d metadata blocks left unwritten", len(wr.meta))
 	}
 	if len(p.xattrs.data) > 0 {
 		x := make([]byte, (len(p.xattrs.data)+blockSize-1)&^(blockSize-1))
@@ -70,9 +70,10 @@ func (f *FS) write(w io.WriterAt, off int64, p *plan) error {
 
 // inode writes in's data blocks, then the inode with its xattrs and
 // inline data into its metadata block.
-func (wr *writer) inode(in *inode) error {
+func (wr *writer) inode(i int32, in *inode) error {
 	size := in.isize() + int64(in.tail)
-	if err := wr.openMeta(in.pos, size); err != nil {
+	first, last := in.pos/blockSize, (in.pos+size-1)/blockSize
+	if err := wr.openMeta(first, last); err != nil {
 		return err
 	}
 	var tail []byte
@@ -95,54 +96,57 @@ func (wr *writer) inode(in *inode) error {
 	if int64(len(rec)) != size {
 		return fmt.Errorf("%s: inode of %d bytes, %d laid out", wr.path(in.n), len(rec), size)
 	}
-	copy(wr.meta[in.pos-wr.metaAt:], rec)
-	return nil
-}
-
-// openMeta makes the metadata buffer cover size bytes at pos: the current
-// block, or a new one when the layout started one there. A new block is
-// reserved in the sink at once, so that the data blocks laid out after it
-// continue the sink's run and the block joins them once filled.
-func (wr *writer) openMeta(pos, size int64) error {
-	if wr.metaAt >= 0 && pos >= wr.metaAt && pos+size <= wr.metaAt+int64(len(wr.meta)) {
-		return nil
-	}
-	if err := wr.flushMeta(); err != nil {
-		return err
-	}
-	start := pos &^ (blockSize - 1)
-	n := int((pos + size - start + blockSize - 1) &^ (blockSize - 1))
-	if cap(wr.meta) < n {
-		wr.meta = make([]byte, n)
-	}
-	wr.meta = wr.meta[:n]
-	clear(wr.meta)
-	wr.metaAt = start
-	if start != 0 && start == wr.out.bufAt+int64(len(wr.out.buf)) && n <= cap(wr.out.buf) {
-		b, err := wr.out.space(start, n)
-		if err != nil {
-			return err
+	for b := first; b <= last; b++ {
+		rec = rec[copy(wr.meta[b][max(in.pos-b*blockSize, 0):], rec):]
+		if wr.p.lastUse[b] == i {
+			if err := wr.flushMeta(b); err != nil {
+				return err
+			}
 		}
-		clear(b)
 	}
 	return nil
 }
 
-func (wr *writer) flushMeta() error {
-	if wr.metaAt < 0 {
-		return nil
+// openMeta makes buffers for the metadata blocks first to last that have
+// none yet. A new block is reserved in the sink at once when it continues
+// the sink's run, so that the data blocks laid out after it continue the
+// run too and the block joins them once filled.
+func (wr *writer) openMeta(first, last int64) error {
+	for b := first; b <= last; b++ {
+		if wr.meta[b] != nil {
+			continue
+		}
+		var buf []byte
+		if n := len(wr.free); n > 0 {
+			buf, wr.free = wr.free[n-1], wr.free[:n-1]
+			clear(buf)
+		} else {
+			buf = make([]byte, blockSize)
+		}
+		wr.meta[b] = buf
+		if at := b * blockSize; b != 0 && at == wr.out.bufAt+int64(len(wr.out.buf)) {
+			s, err := wr.out.space(at, blockSize)
+			if err != nil {
+				return err
+			}
+			clear(s)
+		}
 	}
-	wr.hash.Write(wr.meta)
-	m, at := wr.meta, wr.metaAt
-	wr.metaAt = -1
-	if at == 0 {
+	return nil
+}
+
+// flushMeta writes metadata block b, whose last inode is in, and frees
+// its buffer.
+func (wr *writer) flushMeta(b int64) error {
+	m := wr.meta[b]
+	delete(wr.meta, b)
+	wr.free = append(wr.free, m)
+	wr.hash.Write(m)
+	if b == 0 {
 		copy(wr.block0, m) // written last, with the superblock
-		m, at = m[blockSize:], blockSize
-	}
-	if len(m) == 0 {
 		return nil
 	}
-	return wr.out.writeAt(m, at)
+	return wr.out.writeAt(m, b*blockSize)
 }
 
 // file copies a regular file's content into its data blocks and returns
