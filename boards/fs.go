@@ -16,6 +16,7 @@ const (
 	FAT      FS = "fat"
 	Ext4     FS = "ext4"
 	Squashfs FS = "squashfs"
+	Erofs    FS = "erofs"
 )
 
 type fsInfo struct {
@@ -29,6 +30,7 @@ var filesystems = map[FS]fsInfo{
 	FAT:      {linux: "vfat", pack: true},
 	Ext4:     {linux: "ext4", root: true, pack: true},
 	Squashfs: {linux: "squashfs", readOnly: true, root: true},
+	Erofs:    {linux: "erofs", readOnly: true, root: true},
 }
 
 // Linux names the filesystem as Linux's mount and rootfstype= do.

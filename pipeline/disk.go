@@ -10,6 +10,7 @@ import (
 	"github.com/ocidisk/ocidisk/bootfs"
 	"github.com/ocidisk/ocidisk/diskimage"
 	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/mkfs/erofs"
 	"github.com/ocidisk/ocidisk/mkfs/ext4"
 	"github.com/ocidisk/ocidisk/mkfs/fat"
 	"github.com/ocidisk/ocidisk/mkfs/squashfs"
@@ -101,6 +102,17 @@ func filesystem(p boards.LaidPartition, tree *fstree.Tree, seed []byte, in *inpu
 			TempDir:  filepath.Dir(cfg.Output),
 			Log:      cfg.Log,
 			Progress: progress,
+		}), nil
+	case boards.Erofs:
+		return erofs.New(tree, erofs.Options{
+			Label: p.Name,
+			Seed:  pseed,
+			Time:  in.epoch,
+			// As with squashfs: xattrs EROFS cannot name are left out
+			// with a warning.
+			DropXattrs: true,
+			Log:        cfg.Log,
+			Progress:   progress,
 		}), nil
 	}
 	return nil, fmt.Errorf("partition %s: no writer for filesystem %q", p.Name, p.FS)

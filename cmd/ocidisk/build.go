@@ -61,7 +61,7 @@ func buildOptions(a *buildArgs) []option {
 		{flag: "root-size", key: "partitions.root.size", arg: "S|auto", field: "Layout.RootSize",
 			usage: "root partition size, e.g. 2GiB, or auto (default: the board's)", value: newSize(&c.Layout.RootSize, 0, "a size such as 512MiB or 2GiB", auto)},
 		{flag: "root-fs", key: "partitions.root.fs", arg: strings.Join(rootFS, "|"), field: "Layout.RootFS",
-			usage: "root filesystem: ext4, or squashfs for a compressed read-only root (default: the board's)", value: newChoice((*string)(&c.Layout.RootFS), "", rootFS, nil)},
+			usage: "root filesystem: ext4, squashfs for a compressed read-only root, or erofs for an uncompressed read-only one (default: the board's)", value: newChoice((*string)(&c.Layout.RootFS), "", rootFS, nil)},
 		{flag: "cmdline-append", key: "cmdline-append", arg: "STR", field: "CmdlineAppend",
 			usage: "kernel arguments appended to the board's command line (repeatable)", value: newList(&c.CmdlineAppend, pipeline.CheckCmdlineArg)},
 		{flag: "config-txt-append", key: "config-txt-append", arg: "TEXT|@FILE", field: "ConfigTxtAppend", path: filePath,

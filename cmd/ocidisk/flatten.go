@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ocidisk/ocidisk/internal/outfile"
+	"github.com/ocidisk/ocidisk/mkfs/erofs"
 	"github.com/ocidisk/ocidisk/mkfs/ext4"
 	"github.com/ocidisk/ocidisk/mkfs/tar"
 	"github.com/ocidisk/ocidisk/rootfs"
@@ -44,7 +45,7 @@ func flattenCommand(e *env) *cobra.Command {
 	opts = append(opts, option{flag: "output", short: "o", arg: "OUT", usage: "output file (required)", value: newString(&a.out, "", nil)})
 	c := &cobra.Command{
 		Use:   "flatten [flags] -o OUT SOURCE",
-		Short: "flatten an image's layers into one tree and write it out as a tar or a bare ext4 filesystem",
+		Short: "flatten an image's layers into one tree and write it out as a tar or a bare ext4 or erofs filesystem",
 		Args:  exactArgs(1, "one SOURCE"),
 		RunE: func(c *cobra.Command, args []string) error {
 			i := slices.IndexFunc(formats, func(f flattenFormat) bool { return f.name == a.format })
@@ -76,18 +77,28 @@ func flattenFormats(a *flattenArgs) []flattenFormat {
 		{
 			name: "ext4",
 			options: []option{
-				{flag: "size", arg: "S|auto", usage: "ext4: filesystem size, e.g. 2GiB, or auto: the tree plus 20% and at least 64 MiB free",
+				{flag: "size", arg: "S|auto", usage: "ext4, erofs: filesystem size, e.g. 2GiB, or auto: for ext4 the tree plus 20% and at least 64 MiB free, for erofs what the tree takes",
 					value: newSize(&a.size, 0, "a size such as 512MiB or 2GiB", map[string]int64{"auto": 0})},
-				{flag: "label", arg: "L", usage: "ext4: volume label (up to 16 bytes)", value: newString(&a.label, "", func(v string) error {
+				{flag: "label", arg: "L", usage: "ext4, erofs: volume label (up to 16 bytes)", value: newString(&a.label, "", func(v string) error {
 					if len(v) > 16 {
-						return fmt.Errorf("ext4 labels hold at most 16 bytes")
+						return fmt.Errorf("labels hold at most 16 bytes")
 					}
 					return nil
 				})},
 			},
 			write: func(o flattenOutput) error { return writeExt4(o, a.size, a.label) },
 		},
+		// erofs shares ext4's --size and --label.
+		{name: "erofs", write: func(o flattenOutput) error { return writeErofs(o, a.size, a.label) }},
 	}
+}
+
+// writeErofs writes the tree as a bare, uncompressed erofs image, its
+// UUID derived from the input's ID. size 0 means what the tree takes. An
+// xattr erofs cannot name fails the write: a bare image is meant to be
+// the tree as it is.
+func writeErofs(o flattenOutput, size int64, label string) error {
+	return erofs.Write(o.File, 0, o.Image.Tree, erofs.Options{Size: size, Label: label, Seed: []byte(o.Image.ID), Time: o.Epoch})
 }
 
 // writeExt4 writes the tree as a bare ext4 filesystem image: sparse, with

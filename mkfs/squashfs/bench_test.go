@@ -130,8 +130,8 @@ func TestBenchChild(t *testing.T) {
 		t.Skip("run by BenchmarkVsMksquashfs")
 	}
 	var tr *fstree.Tree
-	if strings.HasPrefix(spec, "rand") {
-		tr = treeFor(spec)
+	if rt, ok := randtree.Bench(spec); ok {
+		tr = rt
 	} else {
 		img, err := rootfs.Load(context.Background(), spec, source.Options{CacheDir: t.TempDir()})
 		if err != nil {
@@ -174,7 +174,7 @@ func TestBenchChild(t *testing.T) {
 func BenchmarkPeakRSS(b *testing.B) {
 	for _, spec := range []string{"randbig:40", "rand:5000", "rand:50000"} {
 		b.Run(spec, func(b *testing.B) {
-			tr := treeFor(spec)
+			tr, _ := randtree.Bench(spec)
 			st := tr.Stats()
 			var hwm int64
 			for b.Loop() {
@@ -189,16 +189,6 @@ func BenchmarkPeakRSS(b *testing.B) {
 			b.ReportMetric(float64(st.Bytes)/(1<<20), "content-MiB")
 		})
 	}
-}
-
-// treeFor returns the random tree of a benchmark: "rand:N" has N entries
-// of at most 64 KiB, "randbig:N" N entries of up to 1 GiB.
-func treeFor(spec string) *fstree.Tree {
-	n, _ := strconv.Atoi(spec[strings.IndexByte(spec, ':')+1:])
-	if strings.HasPrefix(spec, "randbig:") {
-		return randtree.New(uint64(n), randtree.Options{Entries: n, MaxFileSize: 1 << 30, NoSparse: true})
-	}
-	return randtree.New(uint64(n), randtree.Options{Entries: n, MaxFileSize: 64 << 10, MaxXattrBytes: 1024})
 }
 
 // BenchmarkWrite writes the Debian arm64 root into a discarding target

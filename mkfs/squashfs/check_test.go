@@ -1,9 +1,7 @@
 package squashfs
 
 import (
-	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,72 +67,6 @@ func want(t testing.TB, tr *fstree.Tree, opts Options) []fstree.Record {
 		r.Xattrs = xs
 	}
 	return rs
-}
-
-// fields says what a judge reports; compare blanks the rest on both sides.
-type fields struct {
-	sha, xattrs, links bool
-	mtime              time.Duration // granularity; 0 for none
-	symlinkMtime       bool
-}
-
-// compare renders both sides with fstree.Record.String, in the wanted
-// order, and returns the lines that differ.
-func compare(wantRs, got []fstree.Record, f fields) []string {
-	norm := func(r fstree.Record) string {
-		if !f.sha {
-			r.SHA256 = ""
-		}
-		if !f.xattrs || len(r.Xattrs) == 0 {
-			r.Xattrs = nil
-		}
-		if !f.links {
-			r.HardlinkTo = ""
-		}
-		switch {
-		case f.mtime == 0, r.Type == fstree.TypeSymlink && !f.symlinkMtime:
-			r.Mtime = time.Time{}
-		default:
-			r.Mtime = r.Mtime.Truncate(f.mtime)
-		}
-		return r.String()
-	}
-	byPath := map[string]fstree.Record{}
-	for _, r := range got {
-		if _, dup := byPath[r.Path]; dup {
-			return []string{fmt.Sprintf("/%s listed twice", r.Path)}
-		}
-		byPath[r.Path] = r
-	}
-	var diffs []string
-	for _, w := range wantRs {
-		g, ok := byPath[w.Path]
-		if !ok {
-			diffs = append(diffs, "missing: "+norm(w))
-			continue
-		}
-		delete(byPath, w.Path)
-		if a, b := norm(w), norm(g); a != b {
-			diffs = append(diffs, "want "+a+"\n got "+b)
-		}
-	}
-	extra := make([]string, 0, len(byPath))
-	for _, g := range byPath {
-		extra = append(extra, "extra: "+norm(g))
-	}
-	slices.Sort(extra)
-	return append(diffs, extra...)
-}
-
-// requireSame fails the test when compare finds differences.
-func requireSame(t testing.TB, judge string, wantRs, got []fstree.Record, f fields) {
-	t.Helper()
-	if diffs := compare(wantRs, got, f); len(diffs) > 0 {
-		if len(diffs) > 20 {
-			diffs = append(diffs[:20], fmt.Sprintf("... and %d more", len(diffs)-20))
-		}
-		t.Fatalf("%s differs from the tree:\n%s", judge, strings.Join(diffs, "\n"))
-	}
 }
 
 func atou(t testing.TB, s string) uint32 {

@@ -8,6 +8,7 @@ import (
 	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/rootfs"
 	"github.com/ocidisk/ocidisk/source"
+	"github.com/ocidisk/ocidisk/testimages"
 	"github.com/ocidisk/ocidisk/testimages/debian"
 )
 
@@ -64,9 +65,9 @@ func TestDebianTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := want(t, tr, Options{Time: testTime})
-	requireSame(t, "unsquashfs -lln", w, listLLN(t, img), fields{mtime: 60e9, symlinkMtime: true})
-	requireSame(t, "unsquashfs -pf", w, listPF(t, img), fields{sha: true, links: true, mtime: 1e9, symlinkMtime: true})
-	requireSame(t, "unsquashfs -d", w, extract(t, img, tr), fields{sha: true, xattrs: true, links: true, mtime: 1e9})
+	testimages.RequireSame(t, "unsquashfs -lln", w, listLLN(t, img), testimages.Fields{Mtime: 60e9, SymlinkMtime: true})
+	testimages.RequireSame(t, "unsquashfs -pf", w, listPF(t, img), testimages.Fields{SHA: true, Links: true, Mtime: 1e9, SymlinkMtime: true})
+	testimages.RequireSame(t, "unsquashfs -d", w, extract(t, img, tr), testimages.Fields{SHA: true, Xattrs: true, Links: true, Mtime: 1e9})
 	requireLinkCounts(t, img, tr, 20)
 	t.Logf("%v; image %s", kinds, img)
 }

@@ -1,11 +1,7 @@
 package squashfs
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,12 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
+	"github.com/ocidisk/ocidisk/testimages"
 )
 
 // The extraction judges: unsquashfs -d as root, read back from the host
@@ -38,43 +32,24 @@ func extract(t testing.TB, img string, tr *fstree.Tree) []fstree.Record {
 		t.Fatalf("unsquashfs -d %s: %v\n%s", img, err, out)
 	}
 	defer os.RemoveAll(dir)
-	var rs []fstree.Record
-	first := map[[2]uint64]string{}
-	// Walk the tree's names so that the records come in its order;
-	// anything extracted that the tree lacks is found by the count below.
-	count := 0
-	err := tr.Walk(func(p string, n *fstree.Node) error {
-		count++
-		r, st, err := readHost(filepath.Join(dir, p))
+	es, err := testimages.ReadHostTree(dir, tr)
+	if err != nil {
+		t.Fatalf("unsquashfs -d: %v", err)
+	}
+	rs := testimages.Records(es)
+	for i := range rs {
+		r := &rs[i]
+		n, err := tr.Lookup(r.Path)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		r.Path = p
 		if _, ok := n.Xattrs[capability]; ok && n.Type != fstree.TypeRegular {
 			// Linux takes file capabilities on regular files only, so
 			// the extraction cannot have them: ask rdsquashfs.
-			if v, ok := rdXattrs(t, img, p)[capability]; ok {
+			if v, ok := rdXattrs(t, img, r.Path)[capability]; ok {
 				r.Xattrs[capability] = v
 			}
 		}
-		key := [2]uint64{st.Dev, st.Ino}
-		if r.Type != fstree.TypeDir {
-			if fp, ok := first[key]; ok {
-				r.HardlinkTo = fp
-			} else {
-				first[key] = p
-			}
-		}
-		rs = append(rs, r)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	_ = filepath.WalkDir(dir, func(string, fs.DirEntry, error) error { n++; return nil })
-	if n != count {
-		t.Fatalf("unsquashfs -d extracted %d names, the tree has %d", n, count)
 	}
 	return rs
 }
@@ -101,79 +76,6 @@ func rdXattrs(t testing.TB, img, p string) map[string]string {
 		xs[k] = v
 	}
 	return xs
-}
-
-func readHost(p string) (fstree.Record, *unix.Stat_t, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		return fstree.Record{}, nil, err
-	}
-	r := fstree.Record{Mode: st.Mode & fstree.ModeMask, UID: st.Uid, GID: st.Gid,
-		Mtime: time.Unix(st.Mtim.Sec, 0).UTC()}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		r.Type, r.Size = fstree.TypeRegular, st.Size
-		f, err := os.Open(p)
-		if err != nil {
-			return r, nil, err
-		}
-		h := sha256.New()
-		_, err = io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return r, nil, err
-		}
-		r.SHA256 = hex.EncodeToString(h.Sum(nil))
-		if int(st.Nlink) < 1 {
-			return r, nil, fmt.Errorf("%s: no links", p)
-		}
-	case unix.S_IFDIR:
-		r.Type = fstree.TypeDir
-	case unix.S_IFLNK:
-		r.Type = fstree.TypeSymlink
-		target, err := os.Readlink(p)
-		if err != nil {
-			return r, nil, err
-		}
-		r.Target = target
-	case unix.S_IFCHR, unix.S_IFBLK:
-		r.Type = fstree.TypeCharDev
-		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
-			r.Type = fstree.TypeBlockDev
-		}
-		r.Major, r.Minor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
-	case unix.S_IFIFO:
-		r.Type = fstree.TypeFIFO
-	case unix.S_IFSOCK:
-		r.Type = fstree.TypeSocket
-	}
-	xs, err := hostXattrs(p)
-	if err != nil {
-		return r, nil, err
-	}
-	r.Xattrs = xs
-	return r, &st, nil
-}
-
-func hostXattrs(p string) (map[string]string, error) {
-	buf := make([]byte, 64<<10)
-	n, err := unix.Llistxattr(p, buf)
-	if err != nil {
-		return nil, fmt.Errorf("%s: listxattr: %w", p, err)
-	}
-	xs := map[string]string{}
-	for _, k := range strings.Split(string(buf[:n]), "\x00") {
-		if k == "" {
-			continue
-		}
-		v := make([]byte, 64<<10)
-		m, err := unix.Lgetxattr(p, k, v)
-		if err != nil {
-			return nil, fmt.Errorf("%s: getxattr %s: %w", p, k, err)
-		}
-		xs[k] = string(v[:m])
-	}
-	return xs, nil
 }
 
 // linkCounts reads the link count of each path's inode with rdsquashfs

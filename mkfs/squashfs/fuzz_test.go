@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/testimages"
 	"github.com/ocidisk/ocidisk/testimages/randtree"
 )
 
@@ -49,6 +50,6 @@ func FuzzWrite(f *testing.F) {
 			return
 		}
 		w := want(t, tr, opts)
-		requireSame(t, "unsquashfs -pf", w, listPF(t, img), fields{sha: true, links: true, mtime: 1e9, symlinkMtime: true})
+		testimages.RequireSame(t, "unsquashfs -pf", w, listPF(t, img), testimages.Fields{SHA: true, Links: true, Mtime: 1e9, SymlinkMtime: true})
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/testimages"
 	"github.com/ocidisk/ocidisk/testimages/randtree"
 )
 
@@ -63,9 +64,9 @@ func TestRandomTrees(t *testing.T) {
 			defer os.Remove(img)
 			opts.Time = testTime
 			w := want(t, tr, opts)
-			requireSame(t, "unsquashfs -lln", w, listLLN(t, img), fields{mtime: 60e9, symlinkMtime: true})
-			requireSame(t, "unsquashfs -pf", w, listPF(t, img), fields{sha: true, links: true, mtime: 1e9, symlinkMtime: true})
-			requireSame(t, "unsquashfs -d", w, extract(t, img, tr), fields{sha: true, xattrs: true, links: true, mtime: 1e9})
+			testimages.RequireSame(t, "unsquashfs -lln", w, listLLN(t, img), testimages.Fields{Mtime: 60e9, SymlinkMtime: true})
+			testimages.RequireSame(t, "unsquashfs -pf", w, listPF(t, img), testimages.Fields{SHA: true, Links: true, Mtime: 1e9, SymlinkMtime: true})
+			testimages.RequireSame(t, "unsquashfs -d", w, extract(t, img, tr), testimages.Fields{SHA: true, Xattrs: true, Links: true, Mtime: 1e9})
 			if seed%8 == 0 {
 				requireLinkCounts(t, img, tr, 10)
 			}
@@ -143,9 +144,9 @@ func TestEveryKind(t *testing.T) {
 			opts.Time = testTime
 			exec.Command("cp", img, "/tmp/sqt/every-"+comp+".sqfs").Run() // DEBUG
 			w := want(t, tr, opts)
-			requireSame(t, "unsquashfs -lln", w, listLLN(t, img), fields{mtime: 60e9, symlinkMtime: true})
-			requireSame(t, "unsquashfs -pf", w, listPF(t, img), fields{sha: true, links: true, mtime: 1e9, symlinkMtime: true})
-			requireSame(t, "unsquashfs -d", w, extract(t, img, tr), fields{sha: true, xattrs: true, links: true, mtime: 1e9})
+			testimages.RequireSame(t, "unsquashfs -lln", w, listLLN(t, img), testimages.Fields{Mtime: 60e9, SymlinkMtime: true})
+			testimages.RequireSame(t, "unsquashfs -pf", w, listPF(t, img), testimages.Fields{SHA: true, Links: true, Mtime: 1e9, SymlinkMtime: true})
+			testimages.RequireSame(t, "unsquashfs -d", w, extract(t, img, tr), testimages.Fields{SHA: true, Xattrs: true, Links: true, Mtime: 1e9})
 			requireLinkCounts(t, img, tr, 100)
 			out, err := exec.Command(unsquashfs(t), "-s", img).CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "Compression "+comp+"\n") {
@@ -246,7 +247,7 @@ func TestSizes(t *testing.T) {
 			f.Write(img)
 			f.Close()
 			opts := opts
-			requireSame(t, "unsquashfs -pf", want(t, tr, opts), listPF(t, f.Name()), fields{sha: true, links: true, mtime: 1e9, symlinkMtime: true})
+			testimages.RequireSame(t, "unsquashfs -pf", want(t, tr, opts), listPF(t, f.Name()), testimages.Fields{SHA: true, Links: true, Mtime: 1e9, SymlinkMtime: true})
 
 			w = &bufWriterAt{b: &bytes.Buffer{}}
 			small := need - 8192
@@ -358,7 +359,7 @@ func TestManyOwners(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		requireSame(t, "unsquashfs -pf", want(t, tr, Options{Time: testTime}), listPF(t, img), fields{mtime: 1e9})
+		testimages.RequireSame(t, "unsquashfs -pf", want(t, tr, Options{Time: testTime}), listPF(t, img), testimages.Fields{Mtime: 1e9})
 	}
 }
 
@@ -382,6 +383,6 @@ func TestHugeFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := want(t, tr, Options{Time: testTime})
-	requireSame(t, "unsquashfs -lln", w, listLLN(t, img), fields{mtime: 60e9})
-	requireSame(t, "unsquashfs -d", w, extract(t, img, tr), fields{sha: true, mtime: 1e9})
+	testimages.RequireSame(t, "unsquashfs -lln", w, listLLN(t, img), testimages.Fields{Mtime: 60e9})
+	testimages.RequireSame(t, "unsquashfs -d", w, extract(t, img, tr), testimages.Fields{SHA: true, Mtime: 1e9})
 }

@@ -18,6 +18,7 @@ package randtree
 import (
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -416,4 +417,22 @@ func (g *gen) name(d *dir) string {
 		d.keys[key] = true
 		return s
 	}
+}
+
+// Bench returns the random tree a writer's memory benchmark names, and
+// whether spec names one: "rand:N" has N entries of at most 64 KiB,
+// "randbig:N" N entries of up to 1 GiB without zero runs.
+func Bench(spec string) (*fstree.Tree, bool) {
+	kind, count, ok := strings.Cut(spec, ":")
+	n, err := strconv.Atoi(count)
+	if !ok || err != nil || n <= 0 {
+		return nil, false
+	}
+	switch kind {
+	case "randbig":
+		return New(uint64(n), Options{Entries: n, MaxFileSize: 1 << 30, NoSparse: true}), true
+	case "rand":
+		return New(uint64(n), Options{Entries: n, MaxFileSize: 64 << 10, MaxXattrBytes: 1024}), true
+	}
+	return nil, false
 }
