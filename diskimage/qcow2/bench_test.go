@@ -1,4 +1,4 @@
-package qcow2
+package qcow2_test
 
 import (
 	"math/rand/v2"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ocidisk/ocidisk/bench"
+	"github.com/ocidisk/ocidisk/diskimage/qcow2"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
 )
 
@@ -29,11 +30,11 @@ func BenchmarkVsQemuImg(b *testing.B) {
 	if err := f.Truncate(size); err != nil {
 		b.Fatal(err)
 	}
-	var ranges []Range
+	var ranges []qcow2.Range
 	buf := make([]byte, runLen)
 	rng := rand.NewChaCha8([32]byte{7})
 	for off, i := int64(0), 0; off < size; off, i = off+every, i+1 {
-		ranges = append(ranges, Range{off, runLen})
+		ranges = append(ranges, qcow2.Range{off, runLen})
 		if i%4 == 3 {
 			continue // listed, left a hole: zeros
 		}
@@ -52,7 +53,7 @@ func BenchmarkVsQemuImg(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := Write(b.Context(), out, f, size, ranges); err != nil {
+			if _, err := qcow2.Write(b.Context(), out, f, size, ranges); err != nil {
 				b.Fatal(err)
 			}
 			out.Close()

@@ -1,7 +1,6 @@
 package qcow2_test
 
 import (
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"os"
@@ -50,57 +49,19 @@ func TestWritePipelineImage(t *testing.T) {
 	}
 	defer raw.Close()
 	img := filepath.Join(dir, "disk.qcow2")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := qcow2.Write(t.Context(), f, raw, res.Size, ranges)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := writeFile(t, img, raw, res.Size, ranges)
 
-	ours := check(t, qemuImg, img)
-	if out, err := exec.Command(qemuImg, "compare", "-f", "qcow2", "-F", "raw", img, res.Image).CombinedOutput(); err != nil {
-		t.Fatalf("qemu-img compare: %v\n%s", err, out)
-	}
-	out, err := exec.Command(qemuImg, "info", "--output=json", img).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var info struct {
-		VirtualSize int64 `json:"virtual-size"`
-	}
-	if err := json.Unmarshal(out, &info); err != nil || info.VirtualSize != res.Size {
-		t.Fatalf("qemu-img info: %s (%v), want virtual size %d", out, err, res.Size)
-	}
+	ours := judge(t, img, res.Image, res.Size).Allocated
 	// The image carries the data, not the holes: no more clusters than
 	// qemu-img's own conversion, which finds the data by itself.
 	conv := filepath.Join(dir, "convert.qcow2")
 	if out, err := exec.Command(qemuImg, "convert", "-O", "qcow2", res.Image, conv).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img convert: %v\n%s", err, out)
 	}
-	if theirs := check(t, qemuImg, conv); ours > theirs {
+	if theirs := check(t, conv).Allocated; ours > theirs {
 		t.Errorf("%d clusters allocated, qemu-img convert allocates %d", ours, theirs)
 	}
 	t.Logf("raw %d bytes, %d mapped; qcow2 %d bytes, %d data clusters", res.Size, res.Mapped, n, ours)
-}
-
-// check runs qemu-img check, which must find the image clean, and returns
-// the number of clusters allocated.
-func check(t *testing.T, qemuImg, img string) int64 {
-	t.Helper()
-	out, err := exec.Command(qemuImg, "check", "--output=json", img).Output()
-	var chk struct {
-		Allocated int64 `json:"allocated-clusters"`
-		Corrupt   int64 `json:"corruptions"`
-		Leaks     int64 `json:"leaks"`
-		Errors    int64 `json:"check-errors"`
-	}
-	if jerr := json.Unmarshal(out, &chk); err != nil || jerr != nil || chk.Corrupt+chk.Leaks+chk.Errors != 0 {
-		t.Fatalf("qemu-img check %s: %v %v\n%s", img, err, jerr, out)
-	}
-	return chk.Allocated
 }
 
 // bmapRanges reads the byte ranges a .bmap maps.
