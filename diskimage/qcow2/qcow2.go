@@ -9,7 +9,10 @@
 // and last the refcount blocks. Only the header, L1 and refcount tables
 // are written out of order (last, at the front, once their contents are
 // known), so memory stays at a few clusters plus the L1 table (8 bytes per
-// 512 MiB of disk) whatever the disk's size.
+// 512 MiB of disk) whatever the disk's size. That is why the output is an
+// io.WriterAt: which clusters hold only zeros, and so where the L2 tables
+// fall, is known only once the data has been read, and the data is read
+// once.
 package qcow2
 
 import (
@@ -60,9 +63,9 @@ type Backing struct{ File, Format string }
 // Write writes to w a qcow2 image of a size-byte disk whose data are the
 // bytes of r in ranges; the rest of the disk reads as zeros and is not
 // read. Ranges may be in any order and may overlap. Clusters the ranges
-// touch that read as zeros are left unallocated. w must read as zeros
-// where nothing is written (a new file); Write returns the length of the
-// image written.
+// touch that read as zeros are left unallocated. Every byte of the image
+// is written, so w need not be a new file; Write returns the image's
+// length.
 //
 // QEMU counts a disk in 512-byte sectors: a size that is not a multiple of
 // 512 is rounded up, as qemu-img does.
