@@ -7,13 +7,16 @@
 //
 // The spellings follow skopeo and podman:
 //
+//	PATH                       an existing file or directory, read as what it is:
+//	                           a layout, an archive, a tar, a .deb or a tree
 //	REF, docker://REF          a registry image (credentials from the Docker config)
 //	oci:DIR[:TAG|@DIGEST]      an OCI image layout directory
 //	oci-archive:FILE[:TAG]     an OCI image layout in a tar file, read in place
 //	docker-archive:FILE[:REF]  a "docker save" tarball, read in place
 //	tar:FILE                   one layer: a tar, plain or gzip, zstd, xz, bzip2
 //	deb:FILE                   one layer: a Debian package's data archive
-//	dir:DIR                    a host directory, taken as a ready tree
+//	dir:DIR                    a host directory, taken as a ready tree; or an
+//	                           image as skopeo's dir: transport writes it
 //
 // Layer data takes one path whatever the spelling: a compressed blob is
 // verified against its digest while it is decompressed, once, into the
@@ -163,6 +166,12 @@ func Open(ctx context.Context, spec string, opts Options) (*Image, error) {
 	if err != nil || platform.OS == "" || platform.Architecture == "" {
 		return nil, usagef("platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64", opts.Platform)
 	}
+	switch t, err := inferTransport(spec); {
+	case err != nil:
+		return nil, err
+	case t != "":
+		spec = t + spec
+	}
 	im := &Image{cache: cache{dir: opts.CacheDir}, log: opts.Log, progress: &progress{fn: opts.Progress}}
 	transport, rest, ok := strings.Cut(spec, ":")
 	switch {
@@ -178,6 +187,8 @@ func Open(ctx context.Context, spec string, opts Options) (*Image, error) {
 		err = openTarFile(ctx, im, rest)
 	case transport == "deb" && ok:
 		err = openDeb(ctx, im, rest)
+	case transport == "dir" && ok && isSkopeoDir(rest):
+		err = openSkopeoDir(ctx, im, rest, *platform)
 	case transport == "dir" && ok:
 		err = openDir(ctx, im, rest)
 	case ok && looksLikeTransport.MatchString(transport) && strings.Contains(rest, "/") && !registryPort.MatchString(rest):
@@ -201,13 +212,17 @@ func Open(ctx context.Context, spec string, opts Options) (*Image, error) {
 var localTransports = []string{"oci:", "oci-archive:", "docker-archive:", "tar:", "deb:", "dir:"}
 
 // ResolvePath rewrites the host path of a local spec with rel (e.g. to make
-// it relative to a build file's directory); registry references are left
-// as they are.
+// it relative to a build file's directory): TRANSPORT:PATH, or a plain
+// path (one that looks like a path, or exists once rewritten). Registry
+// references are left as they are.
 func ResolvePath(spec string, rel func(string) string) string {
 	for _, t := range localTransports {
 		if p, ok := strings.CutPrefix(spec, t); ok {
 			return t + rel(p)
 		}
+	}
+	if !hasTransport(spec) && (looksLikePath(spec) || exists(rel(spec))) {
+		return rel(spec)
 	}
 	return spec
 }

@@ -62,6 +62,32 @@ func fileSpellings() []spelling {
 			p := filepath.Join(dir, "image.docker.tar")
 			return "docker-archive:" + p + ":corpus/" + c.Name + ":latest", testimages.WriteDockerArchive(p, "corpus/"+c.Name+":latest", img)
 		}},
+		// The same files named by their paths alone: ocidisk tells what
+		// each is.
+		{"oci plain path", func(dir string, c testimages.Case) (string, error) {
+			img, err := c.Image()
+			if err != nil {
+				return "", err
+			}
+			p := filepath.Join(dir, "layout")
+			return p, testimages.WriteLayout(p, c.Name, img)
+		}},
+		{"oci-archive plain path", func(dir string, c testimages.Case) (string, error) {
+			img, err := c.Image()
+			if err != nil {
+				return "", err
+			}
+			p := filepath.Join(dir, "image.oci.tar")
+			return p, testimages.WriteOCIArchive(p, c.Name, img)
+		}},
+		{"docker-archive plain path", func(dir string, c testimages.Case) (string, error) {
+			img, err := c.Image()
+			if err != nil {
+				return "", err
+			}
+			p := filepath.Join(dir, "image.docker.tar")
+			return p, testimages.WriteDockerArchive(p, "corpus/"+c.Name+":latest", img)
+		}},
 	}
 }
 

@@ -214,8 +214,9 @@ func newLogger(e *env) *slog.Logger {
 
 // sourceHelp lists the SOURCE spellings, for the help of commands that
 // take one.
-const sourceHelp = "SOURCE: REF, docker://REF, oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG],\n" +
-	"docker-archive:FILE[:REF], tar:FILE (plain, gz, zst, xz), deb:FILE, dir:DIR\n"
+const sourceHelp = "SOURCE: PATH (a layout, archive, tar, .deb or directory: told by what it is), REF, docker://REF,\n" +
+	"oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], tar:FILE (plain, gz, zst, xz),\n" +
+	"deb:FILE, dir:DIR\n"
 
 // printUsage prints the list of commands.
 func printUsage(w io.Writer, root *cobra.Command) {
