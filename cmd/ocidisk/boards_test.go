@@ -323,7 +323,7 @@ func TestBuildPi5WithoutItsDeviceTree(t *testing.T) {
 // file.
 func userBoard(t *testing.T, pack string, edits ...string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "boards", "packs", pack+".yaml"))
+	data, err := boards.Pack(pack)
 	if err != nil {
 		t.Fatal(err)
 	}

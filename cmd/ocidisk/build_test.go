@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
 	"github.com/ocidisk/ocidisk/testimages/debian"
 )
@@ -137,7 +138,7 @@ func TestBootFailsOnMissingRoot(t *testing.T) {
 func TestBuildFailsOnMissingModule(t *testing.T) {
 	kernel := debian.KernelDeb(t)
 	root := debian.BusyboxRoot(t)
-	data, err := os.ReadFile("../../boards/packs/qemu-virt-arm64.yaml")
+	data, err := boards.Pack("qemu-virt-arm64")
 	if err != nil {
 		t.Fatal(err)
 	}
