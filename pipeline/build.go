@@ -89,6 +89,19 @@ type Result struct {
 	KernelVersion string
 	// SlotImage is the root filesystem written alone (Config.SlotImage).
 	SlotImage *diskimage.PartitionImage
+	// Inputs are the sources the image was built from, in the order they
+	// were read, with the identities the image's identifiers derive from.
+	Inputs []Input
+}
+
+// Input is one source a build read.
+type Input struct {
+	// Role is what the source was for: "root image", "kernel",
+	// "firmware", "overlay".
+	Role string
+	// Source is the spelling it was given as; ID its identity (the
+	// manifest digest, or the digest of the file or tree).
+	Source, ID string
 }
 
 // Build runs the whole pipeline: it loads the inputs, assembles the boot
@@ -115,7 +128,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	if err := fillDisk(disk, l, in, boot, cfg); err != nil {
 		return nil, err
 	}
-	return write(ctx, disk, l, cfg, &Result{Cmdline: boot.Cmdline, KernelVersion: in.kernel.Version})
+	return write(ctx, disk, l, cfg, &Result{Cmdline: boot.Cmdline, KernelVersion: in.kernel.Version, Inputs: in.inputs})
 }
 
 // write writes the slot image and the disk image that cfg asks for.

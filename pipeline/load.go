@@ -154,8 +154,8 @@ func (in *inputs) seed(cfg Config) []byte {
 	o := cfg.Layout
 	fmt.Fprintf(h, "ocidisk build 1\nboard=%s\ntable=%s\nrootfs=%s\nboot=%d\nroot=%d\nepoch=%d\ncmdline=%q\n",
 		cfg.Board.Name, o.Table, o.RootFS, o.BootSize, o.RootSize, in.epoch.Unix(), joinArgs(cfg.CmdlineAppend))
-	for _, id := range in.ids {
-		fmt.Fprintln(h, id)
+	for _, i := range in.inputs {
+		fmt.Fprintf(h, "%s=%s\n", i.Role, i.ID)
 	}
 	if o.AB || o.Data != "" || cfg.DataOverlay != "" {
 		fmt.Fprintf(h, "ab=%v\ndata=%q\n", o.AB, o.Data)
@@ -172,7 +172,7 @@ type loader struct {
 	opts    source.Options
 	log     *slog.Logger
 	opened  []*rootfs.Image
-	ids     []string
+	inputs  []Input
 	pending map[string]*pending // prefetched loads, by spec
 }
 
@@ -226,7 +226,7 @@ func (ld *loader) load(ctx context.Context, what, spec string) (*rootfs.Image, e
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	ld.opened = append(ld.opened, img)
-	ld.ids = append(ld.ids, what+"="+img.ID)
+	ld.inputs = append(ld.inputs, Input{Role: what, Source: spec, ID: img.ID})
 	return img, nil
 }
 

@@ -22,6 +22,7 @@ type buildArgs struct {
 	// configTxt are --config-txt-append values: text, or @FILE.
 	configTxt []string
 	file      string
+	asJSON    bool
 }
 
 // compressions are the --compress formats (and the words that name them
@@ -86,6 +87,7 @@ func buildOptions(a *buildArgs) []option {
 			usage: "also compress the image: none, gz, xz or zstd (writes OUT.gz|.xz|.zst beside OUT)", value: newChoice(&c.Compress, "none", compressions, compressionAliases)},
 		{flag: "keep-raw", key: "output.keep-raw", field: "KeepRaw",
 			usage: "with --compress, keep the uncompressed OUT too; --keep-raw=false writes only the compressed file", value: newBool(&c.KeepRaw, true)},
+		{flag: "json", usage: "print the result as JSON: outputs, sizes, partitions and their PARTUUIDs, the inputs' digests", value: newBool(&a.asJSON, false)},
 		{flag: "file", short: "f", arg: "ocidisk.yaml",
 			usage: "build file (default: ocidisk.yaml in the current directory, if there is one); flags override it", value: newString(&a.file, "", nil)},
 	}
@@ -158,10 +160,67 @@ func runBuild(c *cobra.Command, e *env, a *buildArgs, opts []option, args []stri
 	if err != nil {
 		return optionError(err, opts, bf)
 	}
-	if !e.quiet {
+	switch {
+	case a.asJSON:
+		return writeJSON(e.stdout, buildResultJSON(res))
+	case !e.quiet:
 		printBuildResult(e, res)
 	}
 	return nil
+}
+
+// buildJSON is what ocidisk build --json prints.
+type buildJSON struct {
+	// Image, Bmap and Compressed are the outputs written, "" for none.
+	Image      string         `json:"image"`
+	Bmap       string         `json:"bmap"`
+	Compressed string         `json:"compressed"`
+	Size       int64          `json:"size"`
+	Table      string         `json:"table"`
+	DiskID     string         `json:"disk_id"`
+	Kernel     string         `json:"kernel"`
+	Cmdline    string         `json:"cmdline"`
+	Partitions []partitionOut `json:"partitions"`
+	SlotImage  *slotImageJSON `json:"slot_image"`
+	Inputs     []inputJSON    `json:"inputs"`
+}
+
+type partitionOut struct {
+	Number   int    `json:"number"`
+	Name     string `json:"name"`
+	Start    int64  `json:"start"`
+	Size     int64  `json:"size"`
+	Type     string `json:"type"`
+	PartUUID string `json:"partuuid"`
+}
+
+type slotImageJSON struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+type inputJSON struct {
+	Role   string `json:"role"`
+	Source string `json:"source"`
+	Digest string `json:"digest"`
+}
+
+func buildResultJSON(res *pipeline.Result) buildJSON {
+	j := buildJSON{Kernel: res.KernelVersion, Cmdline: res.Cmdline, Partitions: []partitionOut{}, Inputs: []inputJSON{}}
+	if d := res.Result; d != nil {
+		j.Image, j.Bmap, j.Compressed, j.Size, j.Table, j.DiskID = d.Image, d.Bmap, d.Compressed, d.Size, string(d.Table), d.DiskID
+		for _, p := range d.Partitions {
+			j.Partitions = append(j.Partitions, partitionOut{p.Number, p.Name, p.Start, p.Size, p.Type, p.PartUUID})
+		}
+	}
+	if s := res.SlotImage; s != nil {
+		j.SlotImage = &slotImageJSON{s.Path, s.Size, s.SHA256}
+	}
+	for _, i := range res.Inputs {
+		j.Inputs = append(j.Inputs, inputJSON{i.Role, i.Source, i.ID})
+	}
+	return j
 }
 
 // optionError names the option behind a library error about a

@@ -37,6 +37,7 @@ type env struct {
 	log            *slog.Logger
 	tty            bool
 	quiet, verbose bool
+	logFormat      string
 	// status is the terminal's progress line, which log lines are written
 	// above; nil when stderr is not a terminal.
 	status *progress
@@ -129,6 +130,8 @@ func rootCommand(e *env) *cobra.Command {
 	declare(root.PersistentFlags(), []option{
 		{flag: "quiet", short: "q", usage: "print only errors", value: newBool(&e.quiet, false)},
 		{flag: "verbose", short: "v", usage: "log each step", value: newBool(&e.verbose, false)},
+		{flag: "log-format", arg: strings.Join(logFormats, "|"), usage: "how log lines look: human on a terminal and logfmt elsewhere (auto), or as named",
+			value: newChoice(&e.logFormat, "auto", logFormats, nil)},
 		{flag: "help", short: "h", usage: "show this help", value: newBool(&help, false)},
 	})
 	root.PersistentPreRun = func(*cobra.Command, []string) { e.log = newLogger(e) }
@@ -190,26 +193,6 @@ func helpCommand(e *env) *cobra.Command {
 			return nil
 		},
 	}
-}
-
-// newLogger logs to stderr at the level -q and -v ask for; without a
-// terminal, and without -v, only warnings and errors.
-func newLogger(e *env) *slog.Logger {
-	level := slog.LevelInfo
-	if e.quiet {
-		level = slog.LevelError
-	}
-	if e.verbose {
-		level = slog.LevelDebug
-	}
-	if !e.tty && !e.verbose {
-		level = max(level, slog.LevelWarn)
-	}
-	var w io.Writer = e.stderr
-	if e.status != nil {
-		w = e.status
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 // sourceHelp lists the SOURCE spellings, for the help of commands that
