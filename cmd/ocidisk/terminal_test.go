@@ -85,10 +85,7 @@ func TestScreen(t *testing.T) {
 // lines are human-readable, and no line the user sees mixes the progress
 // with a log line or the summary.
 func TestTerminalProgressAndLogs(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "ocidisk")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := ocidiskBinary(t)
 	kernel, root := debian.KernelDeb(t), debian.BusyboxRoot(t)
 	m, s := openPTY(t)
 	img := filepath.Join(t.TempDir(), "t.img")
