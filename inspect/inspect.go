@@ -40,7 +40,9 @@ type Image struct {
 	// Table is nil for a bare filesystem image.
 	Table *ptable.Table
 	Parts []*Part
-	r     io.ReaderAt
+	// Layout is how the image's boot configs say it boots: its slots.
+	Layout Layout
+	r      io.ReaderAt
 	close func() error
 }
 
@@ -56,8 +58,10 @@ type Part struct {
 	FSErr error
 	// Used is the space a filesystem without a reader (squashfs) takes.
 	Used int64
-	// Role is "boot" or "root" when the image's layout says so.
-	Role string
+	// Role is "boot", "root", "data" or "select" when the image's layout
+	// says so, and Slot the A/B slot ("a", "b") a boot or root partition
+	// belongs to.
+	Role, Slot string
 }
 
 // Open reads an image's table and opens every partition's filesystem. A
@@ -142,36 +146,6 @@ func (im *Image) openFS(p *Part) {
 		p.Kind = "empty"
 	default:
 		p.Kind = "unknown"
-	}
-}
-
-// assignRoles names the boot partition (the first FAT one, a bootable one
-// first) and the root partition (the first ext2/3/4 one, else squashfs).
-func (im *Image) assignRoles() {
-	pick := func(ok func(*Part) bool) *Part {
-		for _, p := range im.Parts {
-			if ok(p) {
-				return p
-			}
-		}
-		return nil
-	}
-	isFAT := func(p *Part) bool {
-		return p.FS != nil && (p.Kind == "FAT12" || p.Kind == "FAT16" || p.Kind == "FAT32")
-	}
-	boot := pick(func(p *Part) bool { return isFAT(p) && p.Bootable })
-	if boot == nil {
-		boot = pick(isFAT)
-	}
-	root := pick(func(p *Part) bool { return p.Kind == "ext4" || p.Kind == "ext3" || p.Kind == "ext2" })
-	if root == nil {
-		root = pick(func(p *Part) bool { return p.Kind == "squashfs" })
-	}
-	if boot != nil {
-		boot.Role = "boot"
-	}
-	if root != nil && root != boot {
-		root.Role = "root"
 	}
 }
 

@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"cmp"
 	"fmt"
 	"io/fs"
 	"path"
@@ -97,6 +98,34 @@ func (im *Image) List(spec string) (*Listing, error) {
 		l.Entries = append(l.Entries, entry(info))
 	}
 	return l, nil
+}
+
+// Open opens the regular file spec names (as List takes it: PART:/PATH or
+// /PATH), following symlinks, for reading its bytes.
+func (im *Image) Open(spec string) (fs.File, error) {
+	p, dir, err := im.resolveSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	name := strings.Trim(path.Clean("/"+dir), "/")
+	if p.FS == nil {
+		return nil, fmt.Errorf("%s: partition %d holds no filesystem ocidisk can read (%s)", im.Path, p.Number, p.Kind)
+	}
+	fail := func(err error) error {
+		return fmt.Errorf("%s: partition %d: /%s: %w", im.Path, p.Number, name, unwrapPath(err))
+	}
+	info, err := fs.Stat(p.FS, cmp.Or(name, "."))
+	if err != nil {
+		return nil, fail(err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fail(fmt.Errorf("not a regular file (%s)", entry(info).Type))
+	}
+	f, err := p.FS.Open(name)
+	if err != nil {
+		return nil, fail(err)
+	}
+	return f, nil
 }
 
 func unwrapPath(err error) error {
@@ -203,6 +232,8 @@ func (im *Image) resolveSpec(spec string) (*Part, string, error) {
 	n, numErr := strconv.Atoi(sel)
 	for _, test := range []func(p *Part) bool{
 		func(p *Part) bool { return numErr == nil && p.Number == n },
+		// A role names the active slot's partition first.
+		func(p *Part) bool { return p.Role == sel && (p.Slot == "" || p.Slot == im.Layout.Active) },
 		func(p *Part) bool { return p.Role == sel },
 		func(p *Part) bool { return p.Name != "" && p.Name == sel },
 		func(p *Part) bool { return p.FS != nil && p.FS.Label() != "" && strings.EqualFold(p.FS.Label(), sel) },

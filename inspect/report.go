@@ -26,6 +26,8 @@ type Report struct {
 	// the partitions, and whether the image has data there.
 	Blobs    []Blob   `json:"blobs,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
+	// Layout says which slot boots, for an A/B image.
+	Layout
 }
 
 // Partition is one partition in a Report.
@@ -39,6 +41,7 @@ type Partition struct {
 	PartUUID   string      `json:"partuuid,omitempty"`
 	Bootable   bool        `json:"bootable"`
 	Role       string      `json:"role,omitempty"`
+	Slot       string      `json:"slot,omitempty"`
 	Filesystem *Filesystem `json:"filesystem"`
 }
 
@@ -79,14 +82,14 @@ type BootFile struct {
 // Report describes the image. catalog are the boards to recognise (nil:
 // none).
 func (im *Image) Report(catalog []*boards.Board) *Report {
-	r := &Report{Image: im.Path, Size: im.Size, Table: "none"}
+	r := &Report{Image: im.Path, Size: im.Size, Table: "none", Layout: im.Layout}
 	if im.Table != nil {
 		r.Table, r.DiskID, r.Warnings = im.Table.Type, im.Table.DiskID, im.Table.Warnings
 	}
 	var boot *Part
 	for _, p := range im.Parts {
 		rp := Partition{Number: p.Number, Start: p.Start, Size: p.Size, Type: p.Type, TypeName: p.TypeName,
-			Name: p.Name, PartUUID: p.PartUUID, Bootable: p.Bootable, Role: p.Role,
+			Name: p.Name, PartUUID: p.PartUUID, Bootable: p.Bootable, Role: p.Role, Slot: p.Slot,
 			Filesystem: &Filesystem{Type: p.Kind}}
 		if p.FS != nil {
 			rp.Filesystem.Label, rp.Filesystem.UUID = p.FS.Label(), p.FS.UUID()
@@ -99,13 +102,20 @@ func (im *Image) Report(catalog []*boards.Board) *Report {
 			rp.Filesystem.Error = p.FSErr.Error()
 		}
 		r.Partitions = append(r.Partitions, rp)
-		if p.Role == "boot" {
+		// The boot partition that boots: the active slot's, with one
+		// per slot.
+		if p.Role == roleBoot && (boot == nil || p.Slot != "" && p.Slot == im.Layout.Active) {
 			boot = p
 		}
 	}
 	if boot != nil {
 		var b *boards.Board
 		r.Boot, b = bootReport(boot, catalog)
+		for _, sl := range im.Layout.Slots {
+			if sl.Name == im.Layout.Active && sl.Boot == boot.Number {
+				r.Boot.Cmdline = sl.Cmdline // the default entry of several
+			}
+		}
 		if b != nil {
 			r.Board = b.Name
 			for _, bl := range b.Blobs {

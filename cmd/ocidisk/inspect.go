@@ -17,22 +17,31 @@ import (
 )
 
 func inspectCommand(e *env) *cobra.Command {
-	var asJSON bool
+	var asJSON, cat bool
 	var board string
 	opts := []option{
 		{flag: "json", usage: "print JSON for scripts", value: newBool(&asJSON, false)},
+		{flag: "cat", usage: "print the bytes of the file PATH names, as cat does", value: newBool(&cat, false)},
 		{flag: "board", arg: "B", usage: "also recognise this board (a name or a board file) besides the catalog's", value: newString(&board, "", nil)},
 	}
 	c := &cobra.Command{
 		Use:   "inspect [flags] IMAGE[.zst|.xz|.gz] [PATH]",
-		Short: "show an image's partitions, filesystems, boot files and kernel command line, or list PATH (boot:/, root:/etc, /etc)",
+		Short: "show an image's partitions, filesystems, slots, boot files and kernel command line, or list PATH (boot:/, root:/etc, /etc), or print it (--cat)",
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
 				return usagef("want IMAGE and an optional PATH, got %d arguments", len(args))
 			}
 			return nil
 		},
-		RunE: func(c *cobra.Command, args []string) error { return runInspect(e, asJSON, board, args) },
+		RunE: func(c *cobra.Command, args []string) error {
+			if cat {
+				if len(args) != 2 || asJSON {
+					return usagef("--cat wants IMAGE and the PATH of a file, and no --json")
+				}
+				return catFile(e, args[0], args[1])
+			}
+			return runInspect(e, asJSON, board, args)
+		},
 	}
 	declare(c.Flags(), opts)
 	return withSynopsis(c, opts, "IMAGE[.zst|.xz|.gz] [PATH]")
@@ -80,6 +89,24 @@ func runInspect(e *env, asJSON bool, board string, args []string) error {
 	return im.Err()
 }
 
+// catFile copies the file spec names in the image to stdout.
+func catFile(e *env, image, spec string) error {
+	im, err := inspect.Open(image)
+	if err != nil {
+		return err
+	}
+	defer im.Close()
+	f, err := im.Open(spec)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.Copy(e.stdout, f); err != nil {
+		return fmt.Errorf("%s: %s: %w", image, spec, err)
+	}
+	return nil
+}
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -121,12 +148,31 @@ func printReport(w io.Writer, r *inspect.Report) {
 		if f.Error != "" {
 			used = "ERROR: " + f.Error
 		}
+		role := p.Role
+		if p.Slot != "" {
+			role += " " + p.Slot
+		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Number, boot, bytesize.Human(p.Start), bytesize.Human(p.Size),
-			dash(typ), dash(p.PartUUID), dash(p.Role), f.Type, dash(f.Label), dash(f.UUID), used)
+			dash(typ), dash(p.PartUUID), dash(role), f.Type, dash(f.Label), dash(f.UUID), used)
 	}
 	tw.Flush()
 	if r.Board != "" {
 		fmt.Fprintf(w, "board: %s (its boot partition holds every file the board's pack names)\n", r.Board)
+	}
+	for _, sl := range r.Slots {
+		state := ""
+		switch {
+		case sl.Name == r.Active && sl.Name == r.Tryboot:
+			state = ": boots"
+		case sl.Name == r.Active:
+			state = ": boots"
+			if r.Tryboot != "" {
+				state += " (tryboot boots slot " + r.Tryboot + " once)"
+			}
+		case sl.Name == r.Tryboot:
+			state = ": boots once after reboot \"0 tryboot\""
+		}
+		fmt.Fprintf(w, "slot %s: boot partition %d, root partition %d%s\n", sl.Name, sl.Boot, sl.Root, state)
 	}
 	for _, bl := range r.Blobs {
 		state := "present"

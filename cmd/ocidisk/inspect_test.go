@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,8 +13,10 @@ import (
 
 	"github.com/ocidisk/ocidisk/diskimage"
 	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/inspect"
 	"github.com/ocidisk/ocidisk/mkfs/ext4"
 	"github.com/ocidisk/ocidisk/mkfs/fat"
+	"github.com/ocidisk/ocidisk/testimages/debian"
 )
 
 // inspectDisk writes a small MBR disk with a FAT boot partition (an
@@ -193,5 +196,89 @@ func TestInspectCorrupt(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, "inspect", img, "a", "b"); code != exitUsage {
 		t.Errorf("three arguments: exit %d %s", code, stderr)
+	}
+}
+
+// TestInspectABLayouts: inspect follows an A/B image's own boot configs:
+// autoboot.txt's select partition on a Pi, extlinux.conf's labels on
+// virt. Roles, slots, the slot that boots and the one tryboot would, the
+// active slot's boot files and command line; --cat prints a file.
+func TestInspectABLayouts(t *testing.T) {
+	kernel, root := debian.KernelDeb(t), debian.BusyboxRoot(t)
+	raspi := debian.Package(t, "raspi-firmware")
+	for _, tc := range []struct {
+		name             string
+		args             []string
+		roles            string // number:role[-slot] of each partition
+		active, tryboot  string
+		bootPart, rootNo int
+	}{
+		{"rpi4", []string{"--board", "rpi4", "--firmware", "deb:" + raspi, "--root-fs", "squashfs"},
+			"1:select 2:boot-a 3:boot-b 4:root-a 5:root-b 6:data", "a", "b", 2, 4},
+		{"qemu-virt-arm64", nil, "1:boot 2:root-a 3:root-b 4:data", "a", "", 1, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := buildImage(t, append(tc.args, "--ab", "--data", "grow", "--kernel", "deb:"+kernel, "oci:"+root)...)
+			code, stdout, stderr := runCLI(t, "inspect", "--json", img)
+			if code != exitOK {
+				t.Fatalf("inspect: exit %d: %s", code, stderr)
+			}
+			var r inspect.Report
+			if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+				t.Fatal(err)
+			}
+			var roles []string
+			for _, p := range r.Partitions {
+				s := fmt.Sprintf("%d:%s", p.Number, p.Role)
+				if p.Slot != "" {
+					s += "-" + p.Slot
+				}
+				roles = append(roles, s)
+			}
+			if got := strings.Join(roles, " "); got != tc.roles {
+				t.Errorf("roles %s, want %s", got, tc.roles)
+			}
+			if r.Active != tc.active || r.Tryboot != tc.tryboot || len(r.Slots) != 2 {
+				t.Errorf("active %q tryboot %q slots %+v; want %q %q and two slots", r.Active, r.Tryboot, r.Slots, tc.active, tc.tryboot)
+			}
+			if r.Boot == nil || r.Boot.Partition != tc.bootPart || len(r.Boot.Files) == 0 ||
+				!strings.Contains(r.Boot.Cmdline, "root=PARTUUID="+r.Partitions[tc.rootNo-1].PartUUID) ||
+				!strings.Contains(r.Boot.Cmdline, "ocidisk.slot=a") {
+				t.Errorf("boot %+v: want partition %d's files and slot a's command line naming partition %d", r.Boot, tc.bootPart, tc.rootNo)
+			}
+			// --cat prints a file's bytes: the command line's own file.
+			code, stdout, stderr = runCLI(t, "inspect", "--cat", img, "boot:/"+r.Boot.CmdlineFrom)
+			if code != exitOK || !strings.Contains(stdout, r.Boot.Cmdline) {
+				t.Errorf("inspect --cat boot:/%s: exit %d, %q %s", r.Boot.CmdlineFrom, code, stdout, stderr)
+			}
+		})
+	}
+}
+
+// TestInspectCat: --cat prints a file of the root through symlinks, and
+// refuses what is not a regular file.
+func TestInspectCat(t *testing.T) {
+	img := buildImage(t, "--kernel", "deb:"+debian.KernelDeb(t), "oci:"+debian.BusyboxRoot(t))
+	code, stdout, stderr := runCLI(t, "inspect", "--cat", img, "/etc/passwd")
+	if code != exitOK || !strings.HasPrefix(stdout, "root:x:0:0:") {
+		t.Errorf("--cat /etc/passwd: exit %d, %q %s", code, stdout, stderr)
+	}
+	code, stdout, _ = runCLI(t, "inspect", "--cat", img, "root:/bin/sh") // a symlink to busybox
+	if code != exitOK || !strings.HasPrefix(stdout, "\x7fELF") {
+		t.Errorf("--cat root:/bin/sh: exit %d, %d bytes", code, len(stdout))
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{img, "/etc"}, exitFailure, "/etc: not a regular file (dir)"},
+		{[]string{img, "/no/such"}, exitFailure, "/no/such"},
+		{[]string{img}, exitUsage, "--cat wants IMAGE and the PATH"},
+	} {
+		code, stdout, stderr := runCLI(t, append([]string{"inspect", "--cat"}, tc.args...)...)
+		if code != tc.code || stdout != "" || !strings.Contains(stderr, tc.want) {
+			t.Errorf("inspect --cat %q: exit %d, %q %q; want exit %d saying %q", tc.args, code, stdout, stderr, tc.code, tc.want)
+		}
 	}
 }
