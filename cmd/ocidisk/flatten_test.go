@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -287,8 +288,8 @@ func TestFlattenProgress(t *testing.T) {
 		t.Fatalf("no progress line in %q", s)
 	}
 	last := draws[len(draws)-2] // the final draw; the last piece clears it
-	done, total, ok := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(last, "reading layers: "), " KiB\x1b[K"), "/")
-	if !ok || done != total || total == "0.0" {
+	m := regexp.MustCompile(`^reading layers: 100% (\S+ \S+)/(\S+ \S+)\x1b\[K$`).FindStringSubmatch(last)
+	if m == nil || m[1] != m[2] || m[2] == "0 bytes" {
 		t.Errorf("progress ended at %q", last)
 	}
 	if !strings.HasPrefix(draws[len(draws)-1], "\x1b[K") {

@@ -161,7 +161,7 @@ func (v *choiceValue) Set(s string) error {
 		s = a
 	}
 	if !slices.Contains(v.allowed, s) {
-		return fmt.Errorf("want %s", orList(v.allowed))
+		return fmt.Errorf("want one of %s", strings.Join(v.allowed, ", "))
 	}
 	*v.p = s
 	return nil
