@@ -5,9 +5,10 @@
 // superblock in front of the tree.
 //
 // Writer hashes the data blocks as a filesystem writer writes them, in the
-// same pass, so that the tree costs one read of only the blocks written in
-// pieces; Build hashes an existing image; Verify recomputes a tree and
-// names the first block that does not match it.
+// same pass and on the other cores, so that the tree costs a read of only
+// the few blocks written in pieces or more than once; Build hashes an
+// existing image, as veritysetup does; Verify recomputes a tree and names
+// the first block that does not match it.
 //
 // The kernel needs the root hash, the salt, the number of data blocks and
 // where the tree starts (Tree.HashStart) on its verity table line; the

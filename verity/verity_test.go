@@ -337,7 +337,7 @@ func TestWriterWrites(t *testing.T) {
 		base   int64 // where the data area starts in the file
 		writes []write
 		// rereads is the number of blocks Finish must read back: those
-		// whose last write did not cover them whole.
+		// written in part or more than once.
 		rereads int64
 		zeroed  int64 // bytes ZeroAt passed to the target
 	}{
@@ -346,12 +346,13 @@ func TestWriterWrites(t *testing.T) {
 		{name: "one byte", base: 3 * B, writes: []write{{B + 7, 1, false}}, rereads: 1},
 		{name: "unaligned large write", writes: []write{{100, 50 * B, false}}, rereads: 2},
 		{name: "pieces of one block", writes: []write{{0, 1000, false}, {1000, B - 1000, false}}, rereads: 1},
-		{name: "whole block after pieces", writes: []write{{0, 10, false}, {B - 10, 10, false}, {0, B, false}}},
+		{name: "whole block after pieces", writes: []write{{0, 10, false}, {B - 10, 10, false}, {0, B, false}}, rereads: 1},
 		{name: "piece after whole block", writes: []write{{0, 2 * B, false}, {B + 5, 3, false}}, rereads: 1},
-		{name: "rewritten whole", writes: []write{{0, 10 * B, false}, {2 * B, 3 * B, false}}},
+		{name: "rewritten whole", writes: []write{{0, 10 * B, false}, {2 * B, 3 * B, false}}, rereads: 3},
 		{name: "out of order", writes: []write{{250 * B, 50 * B, false}, {0, 10 * B, false}, {100*B + 1, 30 * B, false}}, rereads: 2},
-		{name: "zero whole blocks over data", writes: []write{{0, 20 * B, false}, {5 * B, 5 * B, true}}, zeroed: 5 * B},
-		{name: "zero in part", writes: []write{{0, 20 * B, false}, {5*B + 1, 2 * B, true}}, rereads: 2, zeroed: 2 * B},
+		{name: "zero whole blocks over data", writes: []write{{0, 20 * B, false}, {5 * B, 5 * B, true}}, rereads: 5, zeroed: 5 * B},
+		{name: "zero in part", writes: []write{{0, 20 * B, false}, {5*B + 1, 2 * B, true}}, rereads: 3, zeroed: 2 * B},
+		{name: "zero, then written whole", writes: []write{{0, 20 * B, true}, {0, 10 * B, false}}, zeroed: 20 * B},
 		{name: "last block in part", base: 1 << 20, writes: []write{{(blocks - 1) * B, B / 2, false}}, rereads: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

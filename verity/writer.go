@@ -22,19 +22,27 @@ type Options struct {
 
 // States of a data block in a Writer.
 const (
-	blockZero   = iota // never written, or declared zero whole: reads as zeros
-	blockHashed        // last written whole: its digest is known
-	blockReread        // written in part since: read it back at the end
+	// blockZero: never written, or declared zero whole while it was: it
+	// reads as zeros and no digest of it is being computed.
+	blockZero = iota
+	// blockHashed: written whole once; its digest is computed, or being.
+	blockHashed
+	// blockReread: written in part, or more than once: Finish reads it
+	// back.
+	blockReread
 )
+
+// maxJob is the most data one hashing goroutine takes: 1 MiB.
+const maxJob = 1 << 20
 
 // Writer is the io.WriterAt a filesystem writer writes through when its
 // filesystem gets a hash tree. It passes every write on to its target
-// and hashes the data blocks a write covers whole as they go by, keeping
-// their digests (32 bytes a block, the tree's bottom level); a block
-// written in part is remembered and read back by Finish. A block written
-// whole again is hashed again: its digest is the last write's. Blocks
-// never written are zeros: the target must read as zeros where nothing was
-// written, as a fresh image file does.
+// and hashes, in the background on the other cores, the data blocks a
+// write covers whole, keeping their digests (32 bytes a block, the tree's
+// bottom level). A block written in part or more than once is remembered
+// and read back by Finish: its content is only known in the end. Blocks
+// never written are zeros: the target must read as zeros where nothing
+// was written, as a fresh image file does.
 //
 // Writer has ZeroAt, as diskimage.ZeroWriterAt describes: it passes it to
 // the target's own ZeroAt when the target has one, and writes zeros
@@ -45,7 +53,15 @@ type Writer struct {
 	z          func(off, n int64) error // the target's ZeroAt, nil to write zeros
 	base, size int64
 	opts       Options
-	hashers    sync.Pool
+
+	// Hashing runs in at most cap(sem) goroutines, each on a copy of the
+	// data it hashes (a writer may reuse its buffer once WriteAt
+	// returns), so that memory stays bounded: a write waits for a free
+	// slot.
+	sem     chan struct{}
+	running sync.WaitGroup
+	bufs    sync.Pool // *[maxJob]byte
+	hashers sync.Pool // *hasher
 
 	mu      sync.Mutex
 	state   []byte // per block
@@ -66,10 +82,12 @@ func NewWriter(w io.WriterAt, off, size int64, opts Options) (*Writer, error) {
 	}
 	n := size / BlockSize
 	v := &Writer{w: w, base: off, size: size, opts: opts,
+		sem:   make(chan struct{}, runtime.GOMAXPROCS(0)),
 		state: make([]byte, n), digests: make([]byte, n*DigestSize)}
 	if z, ok := w.(interface{ ZeroAt(off, n int64) error }); ok {
 		v.z = z.ZeroAt
 	}
+	v.bufs.New = func() any { return new([maxJob]byte) }
 	v.hashers.New = func() any { return newHasher(opts.Salt) }
 	return v, nil
 }
@@ -93,8 +111,8 @@ func (v *Writer) span(off, n int64) (first, end, whole, wholeEnd int64) {
 	return
 }
 
-// WriteAt writes p at off of the target and hashes the blocks it covers
-// whole.
+// WriteAt writes p at off of the target and has the blocks it covers
+// whole for the first time hashed.
 func (v *Writer) WriteAt(p []byte, off int64) (int, error) {
 	if err := v.check(off, int64(len(p))); err != nil {
 		return 0, err
@@ -107,15 +125,44 @@ func (v *Writer) WriteAt(p []byte, off int64) (int, error) {
 	if err != nil {
 		// What the target holds now is unknown: read it back, should the
 		// caller go on.
-		v.mark(first, end, -1, -1, blockReread)
+		v.mark(first, end, -1, -1, false)
 		return k, err
 	}
-	if whole < wholeEnd {
-		skip := whole*BlockSize - (off - v.base)
-		v.hashBlocks(v.digests[whole*DigestSize:wholeEnd*DigestSize], p[skip:skip+(wholeEnd-whole)*BlockSize])
+	fresh := v.mark(first, end, whole, wholeEnd, false)
+	// Hash the runs of blocks written whole for the first time.
+	skip := whole*BlockSize - (off - v.base)
+	for i := 0; i < len(fresh); {
+		j := i + 1
+		for j < len(fresh) && fresh[j] == fresh[j-1]+1 && (j-i)*BlockSize < maxJob {
+			j++
+		}
+		b := fresh[i]
+		from := skip + (b-whole)*BlockSize
+		v.hash(b, p[from:from+int64(j-i)*BlockSize])
+		i = j
 	}
-	v.mark(first, end, whole, wholeEnd, blockHashed)
 	return k, nil
+}
+
+// hash copies data, whole blocks from block first on, and hashes the copy
+// in a goroutine of its own once a slot is free.
+func (v *Writer) hash(first int64, data []byte) {
+	arr := v.bufs.Get().(*[maxJob]byte)
+	buf := arr[:len(data)]
+	copy(buf, data)
+	v.sem <- struct{}{}
+	v.running.Add(1)
+	go func() {
+		s := v.hashers.Get().(*hasher)
+		for i := range int64(len(buf) / BlockSize) {
+			d := (first + i) * DigestSize
+			s.sum(v.digests[d:d], buf[i*BlockSize:(i+1)*BlockSize])
+		}
+		v.hashers.Put(s)
+		v.bufs.Put(arr)
+		<-v.sem
+		v.running.Done()
+	}()
 }
 
 // ZeroAt makes bytes [off, off+n) read as zeros: through the target's
@@ -140,60 +187,32 @@ func (v *Writer) ZeroAt(off, n int64) error {
 		}
 	}
 	if err != nil {
-		v.mark(first, end, -1, -1, blockReread)
+		v.mark(first, end, -1, -1, true)
 		return err
 	}
-	v.mark(first, end, whole, wholeEnd, blockZero)
+	v.mark(first, end, whole, wholeEnd, true)
 	return nil
 }
 
-// mark records blocks [whole, wholeEnd) as st and the other blocks of
-// [first, end) as written in part.
-func (v *Writer) mark(first, end, whole, wholeEnd int64, st byte) {
+// mark records a write (or a ZeroAt) of blocks [first, end), covering
+// [whole, wholeEnd) whole, and returns the blocks written whole for the
+// first time: those to hash. A block written before, or in part, is read
+// back in the end; a block never written and zeroed whole stays a zero
+// block. No block is hashed twice, so that no stale digest can land
+// after a newer one.
+func (v *Writer) mark(first, end, whole, wholeEnd int64, zero bool) (fresh []int64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for b := first; b < end; b++ {
-		if b >= whole && b < wholeEnd {
-			v.state[b] = st
-		} else {
+		switch {
+		case b < whole || b >= wholeEnd || v.state[b] != blockZero:
 			v.state[b] = blockReread
+		case !zero:
+			v.state[b] = blockHashed
+			fresh = append(fresh, b)
 		}
 	}
-}
-
-// hashBlocks puts the digests of the whole blocks of data into dst, on
-// several cores when there are many: a filesystem writer hands over file
-// content in large writes.
-func (v *Writer) hashBlocks(dst, data []byte) {
-	const chunk = 64 // blocks a goroutine takes at a time
-	n := len(data) / BlockSize
-	workers := min(runtime.GOMAXPROCS(0), (n+chunk-1)/chunk)
-	if workers <= 1 {
-		s := v.hashers.Get().(*hasher)
-		for i := range n {
-			s.sum(dst[i*DigestSize:i*DigestSize], data[i*BlockSize:(i+1)*BlockSize])
-		}
-		v.hashers.Put(s)
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			s := v.hashers.Get().(*hasher)
-			defer v.hashers.Put(s)
-			for {
-				c := int(next.Add(1) - 1)
-				if c*chunk >= n {
-					return
-				}
-				for i := c * chunk; i < min(n, (c+1)*chunk); i++ {
-					s.sum(dst[i*DigestSize:i*DigestSize], data[i*BlockSize:(i+1)*BlockSize])
-				}
-			}
-		})
-	}
-	wg.Wait()
+	return fresh
 }
 
 // Finish completes the tree: it reads back from r (the target, read in
@@ -208,6 +227,7 @@ func (v *Writer) Finish(r io.ReaderAt, w io.WriterAt, off int64) (*Tree, error) 
 	if err := t.check(); err != nil {
 		return nil, err
 	}
+	v.running.Wait()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var zero []byte
