@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/ocidisk/ocidisk/verity/layout"
 )
 
 // CorruptError is a block whose digest does not match the tree, in the
@@ -31,15 +33,15 @@ func (e *CorruptError) Error() string {
 // level. It returns a *CorruptError naming the first block that fails (a
 // hash block before any data block), or an error reading.
 func Verify(data, hash io.ReaderAt, t *Tree) error {
-	if err := t.check(); err != nil {
+	if err := t.Check(); err != nil {
 		return err
 	}
 	if len(t.RootHash) != DigestSize {
 		return fmt.Errorf("verity: root hash of %d bytes, want %d", len(t.RootHash), DigestSize)
 	}
-	g := newGeometry(t.DataBlocks)
+	g := layout.NewGeometry(t.DataBlocks)
 	start := t.HashStart()
-	stored := make([]byte, g.blocks*BlockSize)
+	stored := make([]byte, g.Blocks*BlockSize)
 	if len(stored) > 0 {
 		if k, err := hash.ReadAt(stored, int64(start)*BlockSize); k < len(stored) {
 			if err == nil || errors.Is(err, io.EOF) {
@@ -49,17 +51,17 @@ func Verify(data, hash io.ReaderAt, t *Tree) error {
 		}
 	}
 	level := func(i int) []byte {
-		return stored[g.start[i]*BlockSize : (g.start[i]+g.size[i])*BlockSize]
+		return stored[g.Start[i]*BlockSize : (g.Start[i]+g.Size[i])*BlockSize]
 	}
 	s := newHasher(t.Salt)
 	// want holds the verified digests of the level being checked.
 	want := t.RootHash
-	for i := g.levels - 1; i >= 0; i-- {
+	for i := g.Levels - 1; i >= 0; i-- {
 		l := level(i)
-		for k := range g.size[i] {
+		for k := range g.Size[i] {
 			got := s.sum(nil, l[k*BlockSize:(k+1)*BlockSize])
 			if !bytes.Equal(got, want[k*DigestSize:(k+1)*DigestSize]) {
-				return &CorruptError{Metadata: true, Block: start + g.start[i] + k}
+				return &CorruptError{Metadata: true, Block: start + g.Start[i] + k}
 			}
 		}
 		want = l

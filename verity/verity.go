@@ -17,77 +17,36 @@
 package verity
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
-	"math"
+
+	"github.com/ocidisk/ocidisk/verity/layout"
 )
 
-// The one geometry this package makes: veritysetup's defaults.
+// The geometry of the trees, as package layout has it.
 const (
-	// BlockSize is the size of a data block and of a hash block.
-	BlockSize = 4096
-	// DigestSize is the size of a sha256 digest.
-	DigestSize = sha256.Size
-	// Algorithm names the hash as the superblock and the table line do.
-	Algorithm = "sha256"
-	// SuperblockSize is the size of the verity superblock; the tree
-	// starts at the next hash block boundary after it.
-	SuperblockSize = 512
-	// MaxSaltSize is the largest salt the superblock holds.
-	MaxSaltSize = 256
-	// hashType 1 is the normal format (0 is Chrome OS's): the salt goes in
-	// front of each block, and digests are padded to a power of two.
-	hashType = 1
-	// perBlock is how many digests a hash block holds.
-	perBlock     = BlockSize / DigestSize
-	perBlockBits = 7
+	BlockSize      = layout.BlockSize
+	DigestSize     = layout.DigestSize
+	Algorithm      = layout.Algorithm
+	SuperblockSize = layout.SuperblockSize
+	MaxSaltSize    = layout.MaxSaltSize
 )
-
-// maxDataBlocks keeps byte offsets of data blocks within an int64.
-const maxDataBlocks = math.MaxInt64 / BlockSize
 
 // Tree describes a hash tree: what a verity table line, veritysetup's
-// options and ocidisk's kernel command line need.
-type Tree struct {
-	// DataBlocks is the number of 4 KiB data blocks the tree covers, from
-	// the data device's start.
-	DataBlocks uint64
-	// Salt is hashed in front of every block; it may be empty.
-	Salt []byte
-	// RootHash is the digest of the tree's top block (of the data block
-	// itself for a single block); empty when read from a superblock.
-	RootHash []byte
-	// UUID is the superblock's.
-	UUID [16]byte
-	// HashOffset is the byte offset, on the hash device, of the
-	// superblock, or of the first hash block without one (a multiple of
-	// BlockSize then). veritysetup calls it --hash-offset.
-	HashOffset int64
-	// NoSuperblock says the tree has no superblock in front
-	// (veritysetup's --no-superblock).
-	NoSuperblock bool
-}
+// options and ocidisk's kernel command line need (see layout.Tree).
+type Tree = layout.Tree
 
-// HashStart is where the tree's first hash block is on the hash device, in
-// hash blocks: the <hash_start_block> of the verity table line.
-func (t *Tree) HashStart() uint64 {
-	if t.NoSuperblock {
-		return uint64(t.HashOffset) / BlockSize
-	}
-	return uint64(t.HashOffset+SuperblockSize+BlockSize-1) / BlockSize
-}
+// ErrNoSuperblock means there is no verity superblock where one was
+// looked for.
+var ErrNoSuperblock = layout.ErrNoSuperblock
 
-// Size is the number of bytes from HashOffset to the end of the tree: what
-// the hash device needs beyond HashOffset.
-func (t *Tree) Size() int64 {
-	return int64(t.HashStart()+newGeometry(t.DataBlocks).blocks)*BlockSize - t.HashOffset
-}
+// ReadSuperblock reads the superblock at off of r: the tree it describes,
+// without its root hash, which only the kernel command line (or whatever
+// signs it) holds.
+func ReadSuperblock(r io.ReaderAt, off int64) (*Tree, error) { return layout.ReadSuperblock(r, off) }
 
 // Size is the size of the superblock and tree for dataBytes of data (a
 // multiple of BlockSize) when the superblock starts on a block boundary:
@@ -95,62 +54,6 @@ func (t *Tree) Size() int64 {
 func Size(dataBytes int64) int64 {
 	t := Tree{DataBlocks: uint64(dataBytes+BlockSize-1) / BlockSize}
 	return t.Size()
-}
-
-// Table is the verity target's parameters on a device-mapper table line,
-// after "START LENGTH verity": format, devices, block sizes, data blocks,
-// hash start, algorithm, root hash and salt ("-" for none).
-func (t *Tree) Table(dataDev, hashDev string) string {
-	salt := "-"
-	if len(t.Salt) > 0 {
-		salt = fmt.Sprintf("%x", t.Salt)
-	}
-	return fmt.Sprintf("%d %s %s %d %d %d %d %s %x %s", hashType, dataDev, hashDev, BlockSize, BlockSize,
-		t.DataBlocks, t.HashStart(), Algorithm, t.RootHash, salt)
-}
-
-func (t *Tree) check() error {
-	switch {
-	case t.DataBlocks == 0:
-		return errors.New("verity: no data blocks to protect")
-	case t.DataBlocks > maxDataBlocks:
-		return fmt.Errorf("verity: %d data blocks is too many", t.DataBlocks)
-	case len(t.Salt) > MaxSaltSize:
-		return fmt.Errorf("verity: salt of %d bytes: at most %d", len(t.Salt), MaxSaltSize)
-	case t.HashOffset < 0 || t.HashOffset%512 != 0:
-		return fmt.Errorf("verity: hash offset %d: want a multiple of 512", t.HashOffset)
-	case t.NoSuperblock && t.HashOffset%BlockSize != 0:
-		return fmt.Errorf("verity: hash offset %d without a superblock: want a multiple of %d", t.HashOffset, BlockSize)
-	}
-	return nil
-}
-
-// geometry is the shape of the tree over some number of data blocks.
-// Level 0 holds the data blocks' digests; each level above the digests of
-// the one below; the top level is one block. The levels are stored top
-// first, as dm-verity and veritysetup lay them out.
-type geometry struct {
-	levels int
-	start  []uint64 // first block of each level, from the tree's start
-	size   []uint64 // blocks of each level
-	blocks uint64   // blocks of all levels
-}
-
-func newGeometry(dataBlocks uint64) geometry {
-	var g geometry
-	// One data block needs no tree: its digest is the root hash.
-	for dataBlocks > 0 && perBlockBits*g.levels < 64 && (dataBlocks-1)>>(perBlockBits*g.levels) != 0 {
-		g.levels++
-	}
-	g.start = make([]uint64, g.levels)
-	g.size = make([]uint64, g.levels)
-	for i := g.levels - 1; i >= 0; i-- {
-		shift := uint(perBlockBits * (i + 1))
-		g.start[i] = g.blocks
-		g.size[i] = (dataBlocks + 1<<shift - 1) >> shift
-		g.blocks += g.size[i]
-	}
-	return g
 }
 
 // hasher hashes blocks with the salt in front: the salted state is
@@ -198,35 +101,35 @@ func (s *hasher) level(digests []byte) []byte {
 
 // tree computes every level above level 0 and the root hash from the data
 // blocks' digests; levels[0] is digests.
-func (t *Tree) tree(digests []byte) (levels [][]byte, root []byte) {
-	g := newGeometry(t.DataBlocks)
+func tree(t *Tree, digests []byte) (levels [][]byte, root []byte) {
+	g := layout.NewGeometry(t.DataBlocks)
 	s := newHasher(t.Salt)
-	if g.levels == 0 {
+	if g.Levels == 0 {
 		return nil, digests
 	}
 	levels = [][]byte{digests}
-	for i := 1; i < g.levels; i++ {
+	for i := 1; i < g.Levels; i++ {
 		levels = append(levels, s.level(levels[i-1]))
 	}
-	return levels, s.level(levels[g.levels-1])
+	return levels, s.level(levels[g.Levels-1])
 }
 
 // write writes the superblock (unless NoSuperblock) and the levels, each
 // padded to whole blocks, at HashOffset of w.
-func (t *Tree) write(w io.WriterAt, levels [][]byte) error {
-	g := newGeometry(t.DataBlocks)
+func write(t *Tree, w io.WriterAt, levels [][]byte) error {
+	g := layout.NewGeometry(t.DataBlocks)
 	base := int64(t.HashStart()) * BlockSize
 	if !t.NoSuperblock {
 		// The rest of the superblock's hash block is zeros, as
 		// veritysetup leaves it.
 		sb := make([]byte, base-t.HashOffset)
-		t.marshal(sb[:SuperblockSize])
+		copy(sb, t.Superblock())
 		if err := writeAt(w, sb, t.HashOffset); err != nil {
 			return fmt.Errorf("verity superblock: %w", err)
 		}
 	}
 	for i, l := range levels {
-		off := base + int64(g.start[i])*BlockSize
+		off := base + int64(g.Start[i])*BlockSize
 		full := len(l) / BlockSize * BlockSize
 		if err := writeAt(w, l[:full], off); err != nil {
 			return fmt.Errorf("verity hash tree level %d: %w", i, err)
@@ -253,62 +156,6 @@ func writeAt(w io.WriterAt, p []byte, off int64) error {
 		p, off = p[n:], off+int64(n)
 	}
 	return nil
-}
-
-var signature = []byte("verity\x00\x00")
-
-// marshal writes the superblock into b (SuperblockSize bytes, zeroed):
-// little-endian fields, as cryptsetup's lib/verity lays them out.
-func (t *Tree) marshal(b []byte) {
-	le := binary.LittleEndian
-	copy(b[0:8], signature)
-	le.PutUint32(b[8:], 1) // superblock version
-	le.PutUint32(b[12:], hashType)
-	copy(b[16:32], t.UUID[:])
-	copy(b[32:64], Algorithm)
-	le.PutUint32(b[64:], BlockSize) // data block size
-	le.PutUint32(b[68:], BlockSize) // hash block size
-	le.PutUint64(b[72:], t.DataBlocks)
-	le.PutUint16(b[80:], uint16(len(t.Salt)))
-	copy(b[88:88+MaxSaltSize], t.Salt)
-}
-
-// ErrNoSuperblock means there is no verity superblock where one was
-// looked for.
-var ErrNoSuperblock = errors.New("no verity superblock")
-
-// ReadSuperblock reads the superblock at off of r: the tree it describes,
-// without its root hash, which only the kernel command line (or whatever
-// signs it) holds. Only the format this package writes is accepted.
-func ReadSuperblock(r io.ReaderAt, off int64) (*Tree, error) {
-	b := make([]byte, SuperblockSize)
-	if _, err := r.ReadAt(b, off); err != nil {
-		return nil, fmt.Errorf("read the verity superblock at %d: %w", off, err)
-	}
-	if !bytes.Equal(b[:8], signature) {
-		return nil, fmt.Errorf("at %d: %w", off, ErrNoSuperblock)
-	}
-	le := binary.LittleEndian
-	alg := string(bytes.TrimRight(b[32:64], "\x00"))
-	t := &Tree{DataBlocks: le.Uint64(b[72:]), HashOffset: off}
-	copy(t.UUID[:], b[16:32])
-	switch {
-	case le.Uint32(b[8:]) != 1:
-		return nil, fmt.Errorf("verity superblock at %d: version %d, want 1", off, le.Uint32(b[8:]))
-	case le.Uint32(b[12:]) != hashType:
-		return nil, fmt.Errorf("verity superblock at %d: hash type %d, want %d", off, le.Uint32(b[12:]), hashType)
-	case alg != Algorithm:
-		return nil, fmt.Errorf("verity superblock at %d: algorithm %q, want %s", off, alg, Algorithm)
-	case le.Uint32(b[64:]) != BlockSize || le.Uint32(b[68:]) != BlockSize:
-		return nil, fmt.Errorf("verity superblock at %d: block sizes %d and %d, want %d", off, le.Uint32(b[64:]), le.Uint32(b[68:]), BlockSize)
-	case le.Uint16(b[80:]) > MaxSaltSize:
-		return nil, fmt.Errorf("verity superblock at %d: salt of %d bytes", off, le.Uint16(b[80:]))
-	}
-	t.Salt = bytes.Clone(b[88 : 88+int(le.Uint16(b[80:]))])
-	if err := t.check(); err != nil {
-		return nil, fmt.Errorf("verity superblock at %d: %w", off, err)
-	}
-	return t, nil
 }
 
 // uuidFrom derives a superblock UUID from the root hash when none is

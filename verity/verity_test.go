@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/ocidisk/ocidisk/internal/hosttool"
+	"github.com/ocidisk/ocidisk/verity/layout"
 )
 
 // testData returns n blocks of random bytes, every fifth block zeros (the
@@ -216,7 +217,7 @@ func TestVeritysetupAgrees(t *testing.T) {
 				t.Errorf("veritysetup verify accepted a flipped data block:\n%s", out)
 			}
 			flip(t, df, last*BlockSize+100)
-			if newGeometry(tr.DataBlocks).levels > 0 {
+			if layout.NewGeometry(tr.DataBlocks).Levels > 0 {
 				flip(t, hf, int64(tr.HashStart())*BlockSize+5)
 				if err := Verify(df, hf, tr); !errors.As(err, &ce) || !ce.Metadata || ce.Block != tr.HashStart() {
 					t.Errorf("Verify after flipping hash block %d: %v", tr.HashStart(), err)

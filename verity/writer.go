@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ocidisk/ocidisk/verity/layout"
 )
 
 // Options are a tree's parameters beyond its data.
@@ -74,7 +76,7 @@ func NewWriter(w io.WriterAt, off, size int64, opts Options) (*Writer, error) {
 	if size <= 0 || size%BlockSize != 0 {
 		return nil, fmt.Errorf("verity: data area of %d bytes: want a positive multiple of %d", size, BlockSize)
 	}
-	if size/BlockSize > maxDataBlocks || off < 0 {
+	if size/BlockSize > layout.MaxDataBlocks || off < 0 {
 		return nil, fmt.Errorf("verity: data area of %d bytes at %d is out of range", size, off)
 	}
 	if len(opts.Salt) > MaxSaltSize {
@@ -224,7 +226,7 @@ func (v *Writer) mark(first, end, whole, wholeEnd int64, zero bool) (fresh []int
 // be written to after Finish.
 func (v *Writer) Finish(r io.ReaderAt, w io.WriterAt, off int64) (*Tree, error) {
 	t := &Tree{DataBlocks: uint64(len(v.state)), Salt: v.opts.Salt, UUID: v.opts.UUID, HashOffset: off, NoSuperblock: v.opts.NoSuperblock}
-	if err := t.check(); err != nil {
+	if err := t.Check(); err != nil {
 		return nil, err
 	}
 	v.running.Wait()
@@ -251,12 +253,12 @@ func (v *Writer) Finish(r io.ReaderAt, w io.WriterAt, off int64) (*Tree, error) 
 			return nil, err
 		}
 	}
-	levels, root := t.tree(v.digests)
+	levels, root := tree(t, v.digests)
 	t.RootHash = root
 	if t.UUID == ([16]byte{}) {
 		t.UUID = uuidFrom(root)
 	}
-	if err := t.write(w, levels); err != nil {
+	if err := write(t, w, levels); err != nil {
 		return nil, err
 	}
 	return t, nil

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/ocidisk/ocidisk/bootfs/initramfs/protocol"
-	"github.com/ocidisk/ocidisk/verity"
+	"github.com/ocidisk/ocidisk/verity/layout"
 )
 
 // config is what the kernel command line asks of the init.
@@ -128,8 +128,8 @@ func parseCmdline(s string) (*config, error) {
 			}
 		case protocol.ArgVerity:
 			b, err := hex.DecodeString(v)
-			if err != nil || len(b) != verity.DigestSize {
-				return c, fmt.Errorf("%s: want the root hash, %d hex digits", f, 2*verity.DigestSize)
+			if err != nil || len(b) != layout.DigestSize {
+				return c, fmt.Errorf("%s: want the root hash, %d hex digits", f, 2*layout.DigestSize)
 			}
 			va.rootHash = b
 		case protocol.ArgVerityHash:
@@ -144,8 +144,8 @@ func parseCmdline(s string) (*config, error) {
 			va.salt, va.saltSet = nil, true
 			if v != "-" {
 				b, err := hex.DecodeString(v)
-				if err != nil || len(b) > verity.MaxSaltSize {
-					return c, fmt.Errorf("%s: want hex digits (at most %d bytes), or - for none", f, verity.MaxSaltSize)
+				if err != nil || len(b) > layout.MaxSaltSize {
+					return c, fmt.Errorf("%s: want hex digits (at most %d bytes), or - for none", f, layout.MaxSaltSize)
 				}
 				va.salt = b
 			}

@@ -6,7 +6,7 @@ import (
 	"os"
 
 	"github.com/ocidisk/ocidisk/internal/devmapper"
-	"github.com/ocidisk/ocidisk/verity"
+	"github.com/ocidisk/ocidisk/verity/layout"
 )
 
 // verityName is the device-mapper name of the verified root, as systemd
@@ -35,7 +35,7 @@ func setupVerity(cfg *config, dev string) (string, error) {
 	}
 	defer c.Close()
 	info, err := c.Create(verityName, true, devmapper.Target{
-		Length: t.DataBlocks * verity.BlockSize / devmapper.SectorSize,
+		Length: t.DataBlocks * layout.BlockSize / devmapper.SectorSize,
 		Type:   "verity",
 		Params: t.Table(dev, hashDev),
 	})
@@ -48,13 +48,13 @@ func setupVerity(cfg *config, dev string) (string, error) {
 
 // readTree reads the tree's superblock and checks it against what the
 // command line pins.
-func readTree(hashDev string, va *verityArgs) (*verity.Tree, error) {
+func readTree(hashDev string, va *verityArgs) (*layout.Tree, error) {
 	f, err := os.Open(hashDev)
 	if err != nil {
 		return nil, fmt.Errorf("verity: %w", err)
 	}
 	defer f.Close()
-	t, err := verity.ReadSuperblock(f, va.hashOffset)
+	t, err := layout.ReadSuperblock(f, va.hashOffset)
 	if err != nil {
 		return nil, fmt.Errorf("verity: hash device %s: %w", hashDev, err)
 	}
