@@ -29,9 +29,9 @@ var (
 
 // times are a step's wall and CPU (user and system, all threads) time.
 // This machine's cores are shared: CPU time is the steadier measure.
-type times struct{ wall, cpu time.Duration }
+type times struct{ Wall, CPU time.Duration }
 
-func (t *times) add(u times) { t.wall += u.wall; t.cpu += u.cpu }
+func (t *times) Add(u times) { t.Wall += u.Wall; t.CPU += u.CPU }
 
 func processCPU() time.Duration {
 	var r syscall.Rusage
@@ -57,11 +57,11 @@ func timeVeritysetup(b *testing.B, args ...string) (times, string) {
 	cmd := exec.Command(vs, args...)
 	t0 := time.Now()
 	out, err := cmd.CombinedOutput()
-	t := times{wall: time.Since(t0)}
+	t := times{Wall: time.Since(t0)}
 	if err != nil {
 		b.Fatalf("veritysetup %q: %v\n%s", args, err, out)
 	}
-	t.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	t.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	m := rootHashLine.FindSubmatch(out)
 	if m == nil {
 		b.Fatalf("veritysetup printed no root hash:\n%s", out)
@@ -108,23 +108,23 @@ func BenchmarkVsVeritysetup(b *testing.B) {
 		h := fresh(b, filepath.Join(dir, "hash"), 0)
 		var tr *Tree
 		var err error
-		ours.add(measure(func() { tr, err = Build(f, 0, size, h, 0, Options{Salt: benchSalt, UUID: benchUUID}) }))
+		ours.Add(measure(func() { tr, err = Build(f, 0, size, h, 0, Options{Salt: benchSalt, UUID: benchUUID}) }))
 		h.Close()
 		if err != nil {
 			b.Fatal(err)
 		}
 		fresh(b, filepath.Join(dir, "their-hash"), 0).Close()
 		t, root := timeVeritysetup(b, data, filepath.Join(dir, "their-hash"))
-		theirs.add(t)
+		theirs.Add(t)
 		if root != hex.EncodeToString(tr.RootHash) {
 			b.Fatalf("root hash %x, veritysetup's %s", tr.RootHash, root)
 		}
 	}
 	all := size * int64(b.N)
-	b.ReportMetric(mbps(all, ours.wall), "ours-MB/s")
-	b.ReportMetric(mbps(all, theirs.wall), "veritysetup-MB/s")
-	b.ReportMetric(mbps(all, ours.cpu), "ours-MB/cpu-s")
-	b.ReportMetric(mbps(all, theirs.cpu), "veritysetup-MB/cpu-s")
+	b.ReportMetric(mbps(all, ours.Wall), "ours-MB/s")
+	b.ReportMetric(mbps(all, theirs.Wall), "veritysetup-MB/s")
+	b.ReportMetric(mbps(all, ours.CPU), "ours-MB/cpu-s")
+	b.ReportMetric(mbps(all, theirs.CPU), "veritysetup-MB/cpu-s")
 }
 
 // BenchmarkExt4Debian writes the Debian test tree (testimages/debian)
@@ -154,17 +154,17 @@ func BenchmarkExt4Debian(b *testing.B) {
 		path := filepath.Join(dir, "plain.ext4")
 		f := fresh(b, path, size)
 		var err error
-		plain.add(measure(func() { err = ext4.New(img.Tree, opts).WriteAt(freshImage{f}, 0, size) }))
+		plain.Add(measure(func() { err = ext4.New(img.Tree, opts).WriteAt(freshImage{f}, 0, size) }))
 		f.Close()
 		if err != nil {
 			b.Fatal(err)
 		}
 		t, root := timeVeritysetup(b, "--hash-offset="+strconv.FormatInt(size, 10), path, path)
-		vs.add(t)
+		vs.Add(t)
 
 		f = fresh(b, filepath.Join(dir, "verity.ext4"), size+Size(size))
 		var tr *Tree
-		ours.add(measure(func() {
+		ours.Add(measure(func() {
 			var w *Writer
 			if w, err = NewWriter(freshImage{f}, 0, size, Options{Salt: benchSalt, UUID: benchUUID}); err != nil {
 				return
@@ -184,11 +184,11 @@ func BenchmarkExt4Debian(b *testing.B) {
 	}
 	pct := func(extra, base time.Duration) float64 { return 100 * float64(extra) / float64(base) }
 	b.ReportMetric(float64(size)/1e6, "image-MB")
-	b.ReportMetric(pct(ours.wall-plain.wall, plain.wall), "verity-added-%")
-	b.ReportMetric(pct(ours.cpu-plain.cpu, plain.cpu), "verity-added-cpu-%")
-	b.ReportMetric(pct(vs.wall, plain.wall), "veritysetup-added-%")
-	b.ReportMetric(pct(vs.cpu, plain.cpu), "veritysetup-added-cpu-%")
+	b.ReportMetric(pct(ours.Wall-plain.Wall, plain.Wall), "verity-added-%")
+	b.ReportMetric(pct(ours.CPU-plain.CPU, plain.CPU), "verity-added-cpu-%")
+	b.ReportMetric(pct(vs.Wall, plain.Wall), "veritysetup-added-%")
+	b.ReportMetric(pct(vs.CPU, plain.CPU), "veritysetup-added-cpu-%")
 	n := time.Duration(b.N)
 	b.Logf("%d MB image, wall (cpu): ext4 %v (%v), ext4 through verity %v (%v), veritysetup format %v (%v)", size/1e6,
-		plain.wall/n, plain.cpu/n, ours.wall/n, ours.cpu/n, vs.wall/n, vs.cpu/n)
+		plain.Wall/n, plain.CPU/n, ours.Wall/n, ours.CPU/n, vs.Wall/n, vs.CPU/n)
 }

@@ -91,12 +91,11 @@ func TestBootVerityRoot(t *testing.T) {
 	}
 	part := rootPartition(t, res)
 	dataSize := part.Size
-	img := openFile(t, cfg.Output)
+	img := verity.OpenRW(t, cfg.Output)
 	first, err := verity.Build(img, part.Start, dataSize, discard{}, 0, verity.Options{Salt: salt})
 	if err != nil {
 		t.Fatal(err)
 	}
-	img.Close()
 
 	// The second build, with room for the tree and the command line
 	// that asks for it.
@@ -111,8 +110,7 @@ func TestBootVerityRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	part = rootPartition(t, res)
-	img = openFile(t, cfg.Output)
-	defer img.Close()
+	img = verity.OpenRW(t, cfg.Output)
 	tr, err := verity.Build(img, part.Start, dataSize, img, part.Start+dataSize, verity.Options{Salt: salt})
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +142,7 @@ func TestBootVerityRoot(t *testing.T) {
 	// One byte of the probe's data, flipped: Verify and the kernel both
 	// name its block.
 	at := find(t, img, part.Start, dataSize, probe[:64]) + 5000
-	flipByte(t, img, part.Start+at)
+	verity.Flip(t, img, part.Start+at)
 	var ce *verity.CorruptError
 	sect := io.NewSectionReader(img, part.Start, part.Size)
 	if err := verity.Verify(sect, sect, &verity.Tree{DataBlocks: tr.DataBlocks, Salt: salt, RootHash: tr.RootHash, HashOffset: dataSize}); !errors.As(err, &ce) || ce.Metadata || ce.Block != uint64(at/verity.BlockSize) {
@@ -167,7 +165,7 @@ type discard struct{}
 
 func (discard) WriteAt(p []byte, off int64) (int, error) { return len(p), nil }
 
-func rootPartition(t *testing.T, res *pipeline.Result) diskimage.PartitionInfo {
+func rootPartition(t testing.TB, res *pipeline.Result) diskimage.PartitionInfo {
 	t.Helper()
 	for _, p := range res.Partitions {
 		if p.Name == "root" {
@@ -176,15 +174,6 @@ func rootPartition(t *testing.T, res *pipeline.Result) diskimage.PartitionInfo {
 	}
 	t.Fatalf("no root partition in %+v", res.Partitions)
 	return diskimage.PartitionInfo{}
-}
-
-func openFile(t *testing.T, path string) *os.File {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
 }
 
 // find returns where b is within the n bytes at off of f, relative to off.
@@ -199,16 +188,4 @@ func find(t *testing.T, f *os.File, off, n int64, b []byte) int64 {
 		t.Fatal("the probe's bytes are not in the root partition as they are")
 	}
 	return int64(i)
-}
-
-func flipByte(t *testing.T, f *os.File, off int64) {
-	t.Helper()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x01
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
 }
