@@ -11,6 +11,7 @@ import (
 
 	"github.com/ocidisk/ocidisk/diskimage"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
+	"github.com/ocidisk/ocidisk/mkfs/erofs"
 	"github.com/ocidisk/ocidisk/mkfs/ext4"
 	"github.com/ocidisk/ocidisk/mkfs/squashfs"
 	"github.com/ocidisk/ocidisk/testimages/randtree"
@@ -42,6 +43,7 @@ func TestFilesystemWriters(t *testing.T) {
 		size int64 // 0: MinSize
 	}{
 		{"ext4", ext4.New(tree, ext4.Options{Seed: []byte("verity"), Time: when}), 0},
+		{"erofs", erofs.New(tree, erofs.Options{Seed: []byte("verity"), Time: when}), 0},
 		// MinSize spools the filesystem, which WriteAt then copies;
 		// with a size given, it writes in place.
 		{"squashfs spooled", squashfs.New(tree, sqOpts), 0},
