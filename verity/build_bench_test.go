@@ -29,7 +29,7 @@ func BenchmarkBuildShare(b *testing.B) {
 	}
 	d := debian.Tree(b)
 	kernel := debian.KernelDeb(b)
-	for _, fs := range []boards.FS{boards.Ext4, boards.Squashfs} {
+	for _, fs := range []boards.FS{boards.Ext4, boards.Squashfs, boards.Erofs} {
 		b.Run(string(fs), func(b *testing.B) {
 			dir := b.TempDir()
 			cfg := pipeline.Config{
