@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocidisk/ocidisk/diskimage"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
+	"github.com/ocidisk/ocidisk/mkfs/erofs"
 	"github.com/ocidisk/ocidisk/mkfs/ext4"
 	"github.com/ocidisk/ocidisk/rootfs"
 	"github.com/ocidisk/ocidisk/source"
@@ -127,68 +129,80 @@ func BenchmarkVsVeritysetup(b *testing.B) {
 	b.ReportMetric(mbps(all, theirs.CPU), "veritysetup-MB/cpu-s")
 }
 
-// BenchmarkExt4Debian writes the Debian test tree (testimages/debian)
-// with mkfs/ext4 three ways in the same run: alone; through a Writer,
-// with Finish putting the tree after the filesystem; and alone followed
-// by `veritysetup format` of the image. It reports what verity adds to
-// the write in our pass (the target is at most 15%) and with veritysetup
+// BenchmarkWritersDebian writes the Debian test tree (testimages/debian)
+// with mkfs/ext4 and mkfs/erofs three ways in the same run: alone;
+// through a Writer, with Finish putting the tree after the filesystem;
+// and alone followed by `veritysetup format` of the image. It reports
+// what verity adds to the write in our pass and with veritysetup
 // afterwards:
 //
-//	go test -run '^$' -bench Ext4Debian -benchtime 3x ./verity/
-func BenchmarkExt4Debian(b *testing.B) {
+//	go test -run '^$' -bench WritersDebian -benchtime 3x ./verity/
+func BenchmarkWritersDebian(b *testing.B) {
 	d := debian.Tree(b)
 	img, err := rootfs.Load(context.Background(), "tar:"+d.FlatTar, source.Options{CacheDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer img.Close()
-	opts := ext4.Options{Seed: []byte("bench"), Time: debian.Epoch()}
-	size, err := ext4.New(img.Tree, opts).MinSize()
-	if err != nil {
-		b.Fatal(err)
-	}
-	size = (size + BlockSize - 1) / BlockSize * BlockSize
-	dir := b.TempDir()
-	var plain, ours, vs times
-	for b.Loop() {
-		path := filepath.Join(dir, "plain.ext4")
-		f := fresh(b, path, size)
-		var err error
-		plain.Add(measure(func() { err = ext4.New(img.Tree, opts).WriteAt(freshImage{f}, 0, size) }))
-		f.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
-		t, root := timeVeritysetup(b, "--hash-offset="+strconv.FormatInt(size, 10), path, path)
-		vs.Add(t)
+	for _, tc := range []struct {
+		name string
+		fs   func() diskimage.Filesystem
+	}{
+		{"ext4", func() diskimage.Filesystem {
+			return ext4.New(img.Tree, ext4.Options{Seed: []byte("bench"), Time: debian.Epoch()})
+		}},
+		{"erofs", func() diskimage.Filesystem {
+			return erofs.New(img.Tree, erofs.Options{Seed: []byte("bench"), Time: debian.Epoch()})
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			size, err := tc.fs().MinSize()
+			if err != nil {
+				b.Fatal(err)
+			}
+			size = (size + BlockSize - 1) / BlockSize * BlockSize
+			dir := b.TempDir()
+			var plain, ours, vs times
+			for b.Loop() {
+				path := filepath.Join(dir, "plain")
+				f := fresh(b, path, size)
+				plain.Add(measure(func() { err = tc.fs().WriteAt(freshImage{f}, 0, size) }))
+				f.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
+				t, root := timeVeritysetup(b, "--hash-offset="+strconv.FormatInt(size, 10), path, path)
+				vs.Add(t)
 
-		f = fresh(b, filepath.Join(dir, "verity.ext4"), size+Size(size))
-		var tr *Tree
-		ours.Add(measure(func() {
-			var w *Writer
-			if w, err = NewWriter(freshImage{f}, 0, size, Options{Salt: benchSalt, UUID: benchUUID}); err != nil {
-				return
+				f = fresh(b, filepath.Join(dir, "verity"), size+Size(size))
+				var tr *Tree
+				ours.Add(measure(func() {
+					var w *Writer
+					if w, err = NewWriter(freshImage{f}, 0, size, Options{Salt: benchSalt, UUID: benchUUID}); err != nil {
+						return
+					}
+					if err = tc.fs().WriteAt(w, 0, size); err != nil {
+						return
+					}
+					tr, err = w.Finish(f, f, size)
+				}))
+				f.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if root != hex.EncodeToString(tr.RootHash) {
+					b.Fatalf("root hash %x, veritysetup's %s", tr.RootHash, root)
+				}
 			}
-			if err = ext4.New(img.Tree, opts).WriteAt(w, 0, size); err != nil {
-				return
-			}
-			tr, err = w.Finish(f, f, size)
-		}))
-		f.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if root != hex.EncodeToString(tr.RootHash) {
-			b.Fatalf("root hash %x, veritysetup's %s", tr.RootHash, root)
-		}
+			pct := func(extra, base time.Duration) float64 { return 100 * float64(extra) / float64(base) }
+			b.ReportMetric(float64(size)/1e6, "image-MB")
+			b.ReportMetric(pct(ours.Wall-plain.Wall, plain.Wall), "verity-added-%")
+			b.ReportMetric(pct(ours.CPU-plain.CPU, plain.CPU), "verity-added-cpu-%")
+			b.ReportMetric(pct(vs.Wall, plain.Wall), "veritysetup-added-%")
+			b.ReportMetric(pct(vs.CPU, plain.CPU), "veritysetup-added-cpu-%")
+			n := time.Duration(b.N)
+			b.Logf("%d MB image, wall (cpu): %s %v (%v), through verity %v (%v), veritysetup format %v (%v)", size/1e6, tc.name,
+				plain.Wall/n, plain.CPU/n, ours.Wall/n, ours.CPU/n, vs.Wall/n, vs.CPU/n)
+		})
 	}
-	pct := func(extra, base time.Duration) float64 { return 100 * float64(extra) / float64(base) }
-	b.ReportMetric(float64(size)/1e6, "image-MB")
-	b.ReportMetric(pct(ours.Wall-plain.Wall, plain.Wall), "verity-added-%")
-	b.ReportMetric(pct(ours.CPU-plain.CPU, plain.CPU), "verity-added-cpu-%")
-	b.ReportMetric(pct(vs.Wall, plain.Wall), "veritysetup-added-%")
-	b.ReportMetric(pct(vs.CPU, plain.CPU), "veritysetup-added-cpu-%")
-	n := time.Duration(b.N)
-	b.Logf("%d MB image, wall (cpu): ext4 %v (%v), ext4 through verity %v (%v), veritysetup format %v (%v)", size/1e6,
-		plain.Wall/n, plain.CPU/n, ours.Wall/n, ours.CPU/n, vs.Wall/n, vs.CPU/n)
 }
