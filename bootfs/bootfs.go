@@ -108,7 +108,7 @@ func Assemble(l *boards.Layout, k *kernel.Kernel, opts Options) (*Result, error)
 		}
 	}
 
-	mods, err := initramfsModules(l, k)
+	mods, err := initramfsModules(l, k, opts.CmdlineAppend)
 	if err != nil {
 		return nil, err
 	}
@@ -211,10 +211,10 @@ func (a *assembly) configs(b *boards.Board, data boards.TemplateData, opts Optio
 // initramfsModules resolves the modules the board's initramfs loads, with
 // their dependencies; optional ones are left out when the kernel lacks
 // them.
-func initramfsModules(l *boards.Layout, k *kernel.Kernel) ([]*kernel.Module, error) {
+func initramfsModules(l *boards.Layout, k *kernel.Kernel, cmdline []string) ([]*kernel.Module, error) {
 	b := l.Board
 	names := b.Initramfs.Modules
-	for _, n := range layoutModules(l) {
+	for _, n := range layoutModules(l, cmdline) {
 		if !slices.Contains(names, n) {
 			names = append(slices.Clip(names), n)
 		}

@@ -91,9 +91,17 @@ func initArgs(l *boards.Layout, slotName string, partUUID func(string) string) (
 
 // layoutModules are the modules the layout needs beyond the board's: the
 // root's filesystem when it is a read-only one, overlayfs for the overlay
-// over it, ext4 for the data partition. Debian builds them as modules.
-func layoutModules(l *boards.Layout) []string {
+// over it, the data partition's filesystem, dm-verity when the kernel
+// command line (its appended arguments) asks the init for a verity root.
+// Debian builds them as modules.
+func layoutModules(l *boards.Layout, cmdline []string) []string {
 	var mods []string
+	for _, a := range cmdline {
+		if strings.HasPrefix(a, protocol.ArgVerity+"=") {
+			mods = append(mods, "dm-verity")
+			break
+		}
+	}
 	if r := l.Root(); r.FS.ReadOnly() {
 		mods = append(mods, r.FS.Linux())
 	}

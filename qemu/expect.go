@@ -9,10 +9,13 @@ import (
 )
 
 // failPatterns end a test at once: the boot cannot reach its
-// expectations any more.
+// expectations any more. A block of a dm-verity root that does not match
+// its hash tree is one: dm-verity returns an I/O error for it, and
+// whatever read it fails later with less to say.
 var failPatterns = []*regexp.Regexp{
 	regexp.MustCompile(`Kernel panic - not syncing.*`),
 	regexp.MustCompile(regexp.QuoteMeta(protocol.FailPrefix) + `.*`),
+	regexp.MustCompile(`device-mapper: verity: \S+: (data|metadata) block \d+ is corrupted`),
 }
 
 // matcher follows a serial console stream: expectations must match in
@@ -45,10 +48,16 @@ func (m *matcher) feed(p []byte) (done bool, failure string) {
 	if end := bytes.LastIndexByte(b, '\n'); end >= m.checked {
 		lines := b[m.checked:end]
 		m.checked = end + 1
+		// The first failure on the console is the cause; what follows
+		// is its consequence.
+		var first []int
 		for _, re := range failPatterns {
-			if f := re.Find(lines); f != nil {
-				return false, string(f)
+			if loc := re.FindIndex(lines); loc != nil && (first == nil || loc[0] < first[0]) {
+				first = loc
 			}
+		}
+		if first != nil {
+			return false, string(lines[first[0]:first[1]])
 		}
 	}
 	return false, ""

@@ -176,6 +176,13 @@ func TestMatcher(t *testing.T) {
 			chunks:  []string{"ocidisk-init: error: root LABEL=x not ", "found after 3s; block devices: vda\n"},
 			failure: "ocidisk-init: error: root LABEL=x not found after 3s; block devices: vda"},
 		{name: "info lines are not failures", expect: re("MARK"), chunks: []string{"ocidisk-init: loaded 9 modules\n"}},
+		{name: "verity corruption", expect: re("MARK"),
+			chunks:  []string{"[ 3.1] device-mapper: verity: 254:2: data block 1234 is corrupted\r\n"},
+			failure: "device-mapper: verity: 254:2: data block 1234 is corrupted"},
+		{name: "the first failure is the cause", expect: re("MARK"),
+			chunks: []string{"[ 3.1] device-mapper: verity: 254:2: metadata block 7 is corrupted\r\n" +
+				"ocidisk-init: error: mount root /dev/dm-0: input/output error\r\nKernel panic - not syncing: Attempted to kill init!\r\n"},
+			failure: "device-mapper: verity: 254:2: metadata block 7 is corrupted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := &matcher{expect: tc.expect}

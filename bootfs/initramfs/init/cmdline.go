@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"fmt"
 	"os"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ocidisk/ocidisk/bootfs/initramfs/protocol"
+	"github.com/ocidisk/ocidisk/verity/layout"
 )
 
 // config is what the kernel command line asks of the init.
@@ -32,6 +34,19 @@ type config struct {
 	grow        bool
 	overlay     string
 	overlayDirs []string
+
+	// verity, when set, asks for a dm-verity target over the root.
+	verity *verityArgs
+}
+
+// verityArgs are the ocidisk.verity parameters.
+type verityArgs struct {
+	rootHash   []byte
+	hash       string // the hash device, spelled as root= is; "" for the root
+	hashOffset int64
+	salt       []byte // pins the superblock's when saltSet
+	saltSet    bool
+	dataBlocks uint64 // pins the superblock's when not 0
 }
 
 func defaultConfig() *config {
@@ -41,9 +56,14 @@ func defaultConfig() *config {
 // parseCmdline reads the parameters the init uses; others are ignored.
 func parseCmdline(s string) (*config, error) {
 	c := defaultConfig()
-	var timeoutSet bool
+	var timeoutSet, offsetSet bool
+	var va verityArgs
+	var verityArg string // the first ocidisk.verity* parameter, for errors
 	for _, f := range splitCmdline(s) {
 		k, v, hasValue := strings.Cut(f, "=")
+		if (k == protocol.ArgVerity || strings.HasPrefix(k, protocol.ArgVerity+".")) && verityArg == "" {
+			verityArg = f
+		}
 		switch k {
 		case "root":
 			c.root = v
@@ -106,6 +126,35 @@ func parseCmdline(s string) (*config, error) {
 				}
 				c.overlayDirs = append(c.overlayDirs, d)
 			}
+		case protocol.ArgVerity:
+			b, err := hex.DecodeString(v)
+			if err != nil || len(b) != layout.DigestSize {
+				return c, fmt.Errorf("%s: want the root hash, %d hex digits", f, 2*layout.DigestSize)
+			}
+			va.rootHash = b
+		case protocol.ArgVerityHash:
+			va.hash = v
+		case protocol.ArgVerityHashOffset:
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 || n%512 != 0 {
+				return c, fmt.Errorf("%s: want a byte offset, a multiple of 512", f)
+			}
+			va.hashOffset, offsetSet = n, true
+		case protocol.ArgVeritySalt:
+			va.salt, va.saltSet = nil, true
+			if v != "-" {
+				b, err := hex.DecodeString(v)
+				if err != nil || len(b) > layout.MaxSaltSize {
+					return c, fmt.Errorf("%s: want hex digits (at most %d bytes), or - for none", f, layout.MaxSaltSize)
+				}
+				va.salt = b
+			}
+		case protocol.ArgVerityDataBlocks:
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil || n == 0 {
+				return c, fmt.Errorf("%s: want a number of blocks", f)
+			}
+			va.dataBlocks = n
 		case protocol.ArgOnFail:
 			switch v {
 			case protocol.OnFailHalt, protocol.OnFailPoweroff, protocol.OnFailReboot, protocol.OnFailPanic:
@@ -123,6 +172,19 @@ func parseCmdline(s string) (*config, error) {
 	}
 	if c.grow && c.data == "" {
 		return c, fmt.Errorf("ocidisk.grow without ocidisk.data=: growth is for the data partition")
+	}
+	switch {
+	case va.rootHash == nil && verityArg != "":
+		return c, fmt.Errorf("%s without %s=ROOTHASH", verityArg, protocol.ArgVerity)
+	case va.rootHash == nil:
+	case (va.hash == "" || va.hash == c.root) && !offsetSet:
+		return c, fmt.Errorf("%s: the hash tree is on the root device: say where with %s=BYTES", protocol.ArgVerity, protocol.ArgVerityHashOffset)
+	default:
+		if va.hash == c.root {
+			va.hash = ""
+		}
+		c.verity = &va
+		c.readOnly = true // dm-verity is read-only
 	}
 	return c, nil
 }

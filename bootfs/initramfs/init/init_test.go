@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ocidisk/ocidisk/internal/hosttool"
+	"github.com/ocidisk/ocidisk/verity"
 )
 
 func TestParseCmdline(t *testing.T) {
@@ -49,6 +52,62 @@ func TestParseCmdline(t *testing.T) {
 			got.readOnly != tc.want.readOnly || got.init != tc.want.init || got.timeout != tc.want.timeout ||
 			got.rootDelay != tc.want.rootDelay || got.onFail != tc.want.onFail || got.quiet != tc.want.quiet {
 			t.Errorf("parseCmdline(%q) = %+v, want %+v", tc.in, *got, tc.want)
+		}
+	}
+}
+
+// TestParseVerity: the ocidisk.verity parameters, their defaults, and the
+// combinations that cannot work.
+func TestParseVerity(t *testing.T) {
+	root := strings.Repeat("ab", 32)
+	rootHash, _ := hex.DecodeString(root)
+	base := "root=PARTUUID=1a2b3c4d-02 rootfstype=squashfs rw ocidisk.verity=" + root
+	for _, tc := range []struct {
+		in   string
+		want *verityArgs // nil: no verity
+		err  string
+	}{
+		{in: "root=/dev/vda2"},
+		{in: base + " ocidisk.verity.hash-offset=1048576",
+			want: &verityArgs{rootHash: rootHash, hashOffset: 1 << 20}},
+		{in: base + " ocidisk.verity.hash-offset=8192 ocidisk.verity.hash=PARTUUID=1a2b3c4d-02 ocidisk.verity.salt=00ff ocidisk.verity.data-blocks=300",
+			want: &verityArgs{rootHash: rootHash, hashOffset: 8192, salt: []byte{0, 0xff}, saltSet: true, dataBlocks: 300}},
+		{in: base + " ocidisk.verity.hash=/dev/vdb ocidisk.verity.salt=-",
+			want: &verityArgs{rootHash: rootHash, hash: "/dev/vdb", saltSet: true}},
+		{in: base, err: "ocidisk.verity.hash-offset=BYTES"},
+		{in: base + " ocidisk.verity.hash=PARTUUID=1a2b3c4d-02", err: "ocidisk.verity.hash-offset=BYTES"},
+		{in: "root=/dev/vda2 ocidisk.verity=abcd ocidisk.verity.hash-offset=0", err: "ocidisk.verity=abcd: want the root hash, 64 hex digits"},
+		{in: "root=/dev/vda2 ocidisk.verity=" + strings.Repeat("x", 64) + " ocidisk.verity.hash-offset=0", err: "want the root hash"},
+		{in: base + " ocidisk.verity.hash-offset=1000", err: "ocidisk.verity.hash-offset=1000: want a byte offset, a multiple of 512"},
+		{in: base + " ocidisk.verity.hash-offset=-512", err: "hash-offset=-512"},
+		{in: base + " ocidisk.verity.hash-offset=0 ocidisk.verity.salt=xyz", err: "ocidisk.verity.salt=xyz"},
+		{in: base + " ocidisk.verity.hash-offset=0 ocidisk.verity.salt=" + strings.Repeat("00", 257), err: "at most 256 bytes"},
+		{in: base + " ocidisk.verity.hash-offset=0 ocidisk.verity.data-blocks=0", err: "ocidisk.verity.data-blocks=0"},
+		{in: "root=/dev/vda2 ocidisk.verity.salt=00", err: "ocidisk.verity.salt=00 without ocidisk.verity=ROOTHASH"},
+		{in: "root=/dev/vda2 ocidisk.verity.hash-offset=4096", err: "without ocidisk.verity=ROOTHASH"},
+	} {
+		got, err := parseCmdline(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("parseCmdline(%q) error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("parseCmdline(%q): %v", tc.in, err)
+			continue
+		}
+		if tc.want == nil {
+			if got.verity != nil {
+				t.Errorf("parseCmdline(%q): verity %+v, want none", tc.in, *got.verity)
+			}
+			continue
+		}
+		if got.verity == nil || !reflect.DeepEqual(*got.verity, *tc.want) {
+			t.Errorf("parseCmdline(%q): verity %+v, want %+v", tc.in, got.verity, *tc.want)
+		}
+		if !got.readOnly {
+			t.Errorf("parseCmdline(%q): a verity root must be mounted read-only", tc.in)
 		}
 	}
 }
@@ -161,5 +220,54 @@ func TestSuperblock(t *testing.T) {
 	}
 	if _, err := superblockFrom(strings.NewReader(strings.Repeat("\x00", 4096))); err == nil {
 		t.Error("zeros recognised as a filesystem")
+	}
+}
+
+// TestReadTree reads the superblock package verity wrote and refuses one
+// that disagrees with what the command line pins, or none at all.
+func TestReadTree(t *testing.T) {
+	dev := filepath.Join(t.TempDir(), "vda2")
+	f, err := os.Create(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const blocks = 200
+	if _, err := f.WriteAt([]byte("data"), blocks*verity.BlockSize-4); err != nil {
+		t.Fatal(err)
+	}
+	salt := []byte{1, 2, 3}
+	tr, err := verity.Build(f, 0, blocks*verity.BlockSize, f, blocks*verity.BlockSize, verity.Options{Salt: salt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		va   verityArgs
+		err  string
+	}{
+		{name: "unpinned", va: verityArgs{hashOffset: blocks * verity.BlockSize}},
+		{name: "pinned", va: verityArgs{hashOffset: blocks * verity.BlockSize, salt: salt, saltSet: true, dataBlocks: blocks}},
+		{name: "other salt", va: verityArgs{hashOffset: blocks * verity.BlockSize, salt: []byte{1, 2}, saltSet: true}, err: "has salt 010203, the command line 0102"},
+		{name: "no salt", va: verityArgs{hashOffset: blocks * verity.BlockSize, saltSet: true}, err: "has salt 010203"},
+		{name: "other size", va: verityArgs{hashOffset: blocks * verity.BlockSize, dataBlocks: blocks + 1}, err: "covers 200 data blocks, the command line 201"},
+		{name: "no superblock there", va: verityArgs{hashOffset: 0}, err: "no verity superblock"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.va.rootHash = tr.RootHash
+			got, err := readTree(dev, &tc.va)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tr.Table("/dev/vda2", "/dev/vda2"); got.Table("/dev/vda2", "/dev/vda2") != want {
+				t.Errorf("table %q, want %q", got.Table("/dev/vda2", "/dev/vda2"), want)
+			}
+		})
 	}
 }

@@ -15,7 +15,13 @@
 // its ext4 to the end of the disk, once), ocidisk.overlay=tmpfs|DEV|none
 // (an overlayfs over /etc and /var of a read-only root, keeping the
 // changes in a tmpfs or in overlay/ on DEV) and ocidisk.overlaydirs=
-// etc,var (the directories it covers). DEV is spelled as root= is.
+// etc,var (the directories it covers); and, for a root checked by
+// dm-verity, ocidisk.verity=ROOTHASH with ocidisk.verity.hash=DEV (the
+// device holding the hash tree, default the root),
+// ocidisk.verity.hash-offset=BYTES (where its superblock is),
+// ocidisk.verity.salt=HEX and ocidisk.verity.data-blocks=N (checked
+// against the superblock): the init then mounts a read-only verity device
+// over the root instead of the root itself. DEV is spelled as root= is.
 //
 // Every failure prints one line on the console that starts with
 // "ocidisk-init: error: " and says what was missing; ocidisk test watches
@@ -70,6 +76,11 @@ func boot(cfg *config) error {
 	dev, err := waitRoot(cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.verity != nil {
+		if dev, err = setupVerity(cfg, dev); err != nil {
+			return err
+		}
 	}
 	fstype, err := mountRoot(cfg, dev)
 	if err != nil {

@@ -33,6 +33,30 @@ const (
 	// ArgOverlayDirs lists the root's directories the overlay covers,
 	// comma-separated (default etc,var).
 	ArgOverlayDirs = "ocidisk.overlaydirs"
+
+	// ArgVerity is the root hash (64 hex digits, sha256) of a dm-verity
+	// hash tree over the root device, in the format `veritysetup format`
+	// writes by default (package verity). The init puts a read-only
+	// verity target over the root device and mounts that instead, read-
+	// only whatever rw says. A block that does not match the tree gives
+	// the kernel's "device-mapper: verity: ...: data block N is
+	// corrupted" on the console and an I/O error to whoever read it (no
+	// restart or panic: ArgOnFail decides what follows a failed boot).
+	ArgVerity = "ocidisk.verity"
+	// ArgVerityHash names the device holding the tree, spelled as root=
+	// is; the default is the root device itself.
+	ArgVerityHash = "ocidisk.verity.hash"
+	// ArgVerityHashOffset is the byte offset on the hash device of the
+	// verity superblock, which the tree follows (veritysetup's
+	// --hash-offset): required when the tree is on the root device,
+	// after the filesystem; default 0 on a device of its own.
+	ArgVerityHashOffset = "ocidisk.verity.hash-offset"
+	// ArgVeritySalt (hex, "-" for none) and ArgVerityDataBlocks (the
+	// number of 4 KiB blocks the tree covers) pin what the superblock
+	// says: the init refuses a superblock that disagrees, rather than
+	// trusting the disk for them. Without them the superblock's are used.
+	ArgVeritySalt       = "ocidisk.verity.salt"
+	ArgVerityDataBlocks = "ocidisk.verity.data-blocks"
 )
 
 // Values of ArgOverlay that are not a device.
