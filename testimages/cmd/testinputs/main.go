@@ -2,9 +2,11 @@
 // testimages/debian from a shell, so that scripts (the README demo, bench/)
 // use the very inputs the tests use, from the same cache.
 //
-//	testinputs busybox-root [--marker M] [-o DIR]   the busybox test root (OCI layout)
-//	testinputs kernel-deb                           the Debian arm64 kernel .deb
-//	testinputs package NAME[:ARCH]                  any Debian package's .deb
+//	testinputs busybox-root [--arch A] [--marker M] [-o DIR]
+//	                                                the busybox test root (OCI layout)
+//	testinputs kernel-deb [--arch A] [--flavour F] [--suite S]
+//	                                                a Debian kernel .deb (arm64 by default)
+//	testinputs package NAME[:ARCH][/SUITE]          any Debian package's .deb
 //	testinputs debian-tree [--large] [-o DIR] [--extract DIR]
 //	                                                the layered Debian root (OCI layout);
 //	                                                --extract also writes its flattened
@@ -34,9 +36,14 @@ import (
 const usage = `usage: testinputs COMMAND [flags]
 
 commands:
-  busybox-root [--marker M] [-o DIR]  the busybox test root, an OCI layout
-  kernel-deb                          the Debian arm64 kernel package
-  package NAME[:ARCH]                 a Debian package (arm64 unless NAME:ARCH)
+  busybox-root [--arch arm64|arm] [--marker M] [-o DIR]
+                                      the busybox test root, an OCI layout
+                                      (linux/arm64, or linux/arm/v7 from armhf)
+  kernel-deb [--arch arm64|armhf] [--flavour armmp|armmp-lpae] [--suite S]
+                                      a Debian kernel package: arm64 by default,
+                                      armhf's armmp or armmp-lpae, or one from
+                                      another suite (bookworm-backports: 6.12)
+  package NAME[:ARCH][/SUITE]         a Debian package (arm64 unless NAME:ARCH)
   debian-tree [--large] [-o DIR] [--extract DIR]
                                       the Debian root in 5 layers, an OCI layout;
                                       --extract writes its flattened tree to DIR
@@ -72,8 +79,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	verbose := fs.BoolP("verbose", "v", false, "log each step")
 	extract := fs.String("extract", "", "debian-tree: also extract the flattened tree into this directory (needs root)")
 	large := fs.Bool("large", false, "the larger Debian tree (over 1 GiB, 40,000 entries)")
+	arch := fs.String("arch", debian.Arch, "the architecture: arm64, or armhf (arm, arm/v7)")
+	flavour := fs.String("flavour", "", "kernel-deb: the kernel flavour (armhf: armmp, armmp-lpae)")
+	suite := fs.String("suite", "", "kernel-deb: the suite to take the kernel from (bookworm-backports)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Errorf("%s: %w", cmd, err)}
+	}
+	debArch, err := debian.DebianArch(*arch)
+	if err != nil {
+		return usageError{fmt.Errorf("%s: --arch: %w", cmd, err)}
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -95,12 +109,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := wantArgs(0); err != nil {
 			return err
 		}
-		path, err = c.BusyboxRoot(ctx, *marker)
+		path, err = c.BusyboxRootArch(ctx, debArch, *marker)
 	case "kernel-deb":
 		if err := wantArgs(0); err != nil {
 			return err
 		}
-		path, err = c.Kernel(ctx)
+		k := debian.KernelSpec{Arch: debArch, Flavour: *flavour, Suite: *suite}
+		if _, err := k.Package(); err != nil {
+			return usageError{fmt.Errorf("%s: %w", cmd, err)}
+		}
+		path, err = c.KernelFor(ctx, k)
 	case "package":
 		if err := wantArgs(1); err != nil {
 			return err
