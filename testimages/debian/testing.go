@@ -105,3 +105,17 @@ func TreeOf(t testing.TB, spec TreeSpec) *DebianTree {
 	check(t, err)
 	return d
 }
+
+// SystemdRoot returns the configured systemd root (SystemdRoot): made on
+// first use, which takes minutes (every maintainer script runs under
+// emulation) and needs qemu-user through binfmt_misc (scripts/setup).
+func SystemdRoot(t testing.TB) *DebianTree {
+	t.Helper()
+	return TreeOf(t, SystemdRootSpec())
+}
+
+// ExtractRoot returns the unpacked, unconfigured root (ExtractRoot).
+func ExtractRoot(t testing.TB) *DebianTree {
+	t.Helper()
+	return TreeOf(t, ExtractRootSpec())
+}

@@ -12,6 +12,11 @@
 //	                                                --extract also writes its flattened
 //	                                                tree into DIR (as root), for mke2fs -d
 //	testinputs debian-tree-info [--large]           where its tars and listing are, and its size
+//	testinputs systemd-root [--info] [-o DIR] [--extract DIR]
+//	                                                a configured systemd Debian root (OCI layout)
+//	testinputs extract-root [--info] [-o DIR] [--extract DIR]
+//	                                                the same packages unpacked, not configured,
+//	                                                with dpkg's database (OCI layout)
 //
 // Each prints the path of what it made. Without -o the path is inside the
 // cache ($OCIDISK_TESTDATA, else the XDG cache directory); with -o the
@@ -48,6 +53,14 @@ commands:
                                       the Debian root in 5 layers, an OCI layout;
                                       --extract writes its flattened tree to DIR
   debian-tree-info [--large]          the Debian root's files, size and changes
+  systemd-root [--info] [-o DIR] [--extract DIR]
+                                      a configured Debian root booting systemd,
+                                      DHCP and sshd, in 5 layers, an OCI layout
+  extract-root [--info] [-o DIR] [--extract DIR]
+                                      its packages unpacked and not configured,
+                                      with dpkg's database, an OCI layout: the
+                                      input of a second stage (dpkg --configure -a)
+  --info (tree commands) prints where the tree's tars and listing are instead
 `
 
 type usageError struct{ error }
@@ -82,6 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	arch := fs.String("arch", debian.Arch, "the architecture: arm64, or armhf (arm, arm/v7)")
 	flavour := fs.String("flavour", "", "kernel-deb: the kernel flavour (armhf: armmp, armmp-lpae)")
 	suite := fs.String("suite", "", "kernel-deb: the suite to take the kernel from (bookworm-backports)")
+	info := fs.Bool("info", false, "tree commands: print the tree's files, size and changes")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Errorf("%s: %w", cmd, err)}
 	}
@@ -124,13 +138,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		path, err = c.Package(ctx, fs.Arg(0))
-	case "debian-tree", "debian-tree-info":
+	case "debian-tree", "debian-tree-info", "systemd-root", "extract-root":
 		if err := wantArgs(0); err != nil {
 			return err
 		}
-		spec := debian.DefaultTree()
-		if *large {
-			spec = debian.LargeTree()
+		spec := map[string]debian.TreeSpec{"systemd-root": debian.SystemdRootSpec(), "extract-root": debian.ExtractRootSpec()}[cmd]
+		if spec.Name == "" {
+			spec = debian.DefaultTree()
+			if *large {
+				spec = debian.LargeTree()
+			}
 		}
 		var d *debian.DebianTree
 		if d, err = c.Tree(ctx, spec); err != nil {
@@ -142,7 +159,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("%s: %w", cmd, err)
 			}
 		}
-		if cmd == "debian-tree-info" {
+		if cmd == "debian-tree-info" || *info {
 			printInfo(stdout, d)
 			return nil
 		}
@@ -208,6 +225,9 @@ func copyFile(src, dst string) error {
 func printInfo(w io.Writer, d *debian.DebianTree) {
 	fmt.Fprintf(w, "layout\t%s\nrootfs-tar\t%s\nflat-tar\t%s\nentries\t%d\nbytes\t%d\nmarker\t%s\n",
 		d.Layout, d.RootfsTar, d.FlatTar, d.Entries, d.Bytes, d.Marker)
+	if d.DpkgTar != "" {
+		fmt.Fprintf(w, "dpkg-tar\t%s\n", d.DpkgTar)
+	}
 	for _, l := range d.Layers {
 		fmt.Fprintf(w, "layer\t%s\n", l)
 	}

@@ -22,6 +22,8 @@ func TestUsage(t *testing.T) {
 		{"busybox-root", "--arch", "riscv64"},
 		{"kernel-deb", "--arch", "armhf", "--flavour", "arm64"},
 		{"kernel-deb", "--flavour", "armmp"},
+		{"systemd-root", "extra"},
+		{"extract-root", "--large=maybe"},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(t.Context(), args, &out, &errOut)
