@@ -108,6 +108,27 @@ func writeLayer(file string, entries []layerEntry) error {
 	return f.Close()
 }
 
+// gzipFile writes r, a tar stream, gzip-compressed at file, with the same
+// settings as writeLayer.
+func gzipFile(file string, r io.Reader) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	zw, err := gzip.NewWriterLevel(f, gzip.DefaultCompression)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(zw, r); err != nil {
+		return fmt.Errorf("layer %s: %w", file, err)
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("layer %s: %w", file, err)
+	}
+	return f.Close()
+}
+
 // imageSpec describes an image to write as an OCI layout.
 type imageSpec struct {
 	Layers    []string // gzip tar files, bottom layer first

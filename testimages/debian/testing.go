@@ -119,3 +119,11 @@ func ExtractRoot(t testing.TB) *DebianTree {
 	t.Helper()
 	return TreeOf(t, ExtractRootSpec())
 }
+
+// Rpi5Kernel returns the OCI layout of the Pi 5 test kernel (Cache.Rpi5Kernel).
+func Rpi5Kernel(t testing.TB) string {
+	t.Helper()
+	p, err := testCache(t).Rpi5Kernel(t.Context())
+	check(t, err)
+	return p
+}

@@ -7,6 +7,7 @@
 //	testinputs kernel-deb [--arch A] [--flavour F] [--suite S]
 //	                                                a Debian kernel .deb (arm64 by default)
 //	testinputs package NAME[:ARCH][/SUITE]          any Debian package's .deb
+//	testinputs rpi5-kernel [-o DIR]                 a kernel the rpi5 board takes (OCI layout)
 //	testinputs debian-tree [--large] [-o DIR] [--extract DIR]
 //	                                                the layered Debian root (OCI layout);
 //	                                                --extract also writes its flattened
@@ -49,6 +50,9 @@ commands:
                                       armhf's armmp or armmp-lpae, or one from
                                       another suite (bookworm-backports: 6.12)
   package NAME[:ARCH][/SUITE]         a Debian package (arm64 unless NAME:ARCH)
+  rpi5-kernel [-o DIR]                bookworm-backports' arm64 kernel (with the Pi 5's
+                                      device tree) and its SD driver listed as built in,
+                                      an OCI layout for ocidisk build --board rpi5
   debian-tree [--large] [-o DIR] [--extract DIR]
                                       the Debian root in 5 layers, an OCI layout;
                                       --extract writes its flattened tree to DIR
@@ -133,6 +137,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageError{fmt.Errorf("%s: %w", cmd, err)}
 		}
 		path, err = c.KernelFor(ctx, k)
+	case "rpi5-kernel":
+		if err := wantArgs(0); err != nil {
+			return err
+		}
+		path, err = c.Rpi5Kernel(ctx)
 	case "package":
 		if err := wantArgs(1); err != nil {
 			return err
