@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"slices"
 	"strings"
@@ -56,7 +55,7 @@ var controlMembers = map[string]bool{
 // configured), the list of every path of its data archive, and its control
 // members.
 func readUnpacked(ctx context.Context, deb string) (*unpackedPkg, error) {
-	members, err := tarMembers(ctx, deb, "--ctrl-tarfile", true)
+	members, err := controlArchive(ctx, deb)
 	if err != nil {
 		return nil, err
 	}
@@ -94,70 +93,44 @@ func readUnpacked(ctx context.Context, deb string) (*unpackedPkg, error) {
 			p.scripts[base+"."+m] = exec
 		}
 	}
-	names, err := tarMembers(ctx, deb, "--fsys-tarfile", false)
-	if err != nil {
+	if p.info[base+".list"], err = fileList(ctx, deb); err != nil {
 		return nil, err
 	}
-	p.info[base+".list"] = []byte(names["\x00list"])
 	return p, nil
 }
 
-// tarMembers reads the control (ctrl) or data archive of a .deb through
-// dpkg-deb. For the control archive it returns each regular member's
-// content by base name; for the data archive, the list dpkg keeps of it
-// ("/." for the root, then every path in archive order, without trailing
-// slashes) under the key "\x00list".
-func tarMembers(ctx context.Context, deb, which string, ctrl bool) (map[string][]byte, error) {
-	if _, err := exec.LookPath("dpkg-deb"); err != nil {
-		return nil, fmt.Errorf("%s: dpkg-deb not found (apt-get install dpkg): %w", deb, ErrUnavailable)
-	}
-	cmd := exec.CommandContext(ctx, "dpkg-deb", which, deb)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s: dpkg-deb: %w", deb, err)
-	}
+// controlArchive reads the control archive of a .deb: each regular member's
+// content by name.
+func controlArchive(ctx context.Context, deb string) (map[string][]byte, error) {
 	m := map[string][]byte{}
-	var list bytes.Buffer
-	tr := tar.NewReader(out)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			_ = cmd.Wait()
-			return nil, fmt.Errorf("%s: %s: %w", deb, which, err)
-		}
-		name := strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/")
-		if !ctrl {
-			list.WriteString("/" + name)
-			if name == "" {
-				list.WriteString(".")
-			}
-			list.WriteByte('\n')
-			continue
-		}
+	err := walkDeb(ctx, deb, "--ctrl-tarfile", func(h *tar.Header, r io.Reader) error {
+		name := strings.TrimPrefix(h.Name, "./")
 		if h.Typeflag != tar.TypeReg || strings.Contains(name, "/") {
-			continue
+			return nil
 		}
-		if m[name], err = io.ReadAll(tr); err != nil {
-			_ = cmd.Wait()
-			return nil, fmt.Errorf("%s: %s: %w", deb, name, err)
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", deb, name, err)
 		}
-	}
-	_, _ = io.Copy(io.Discard, out)
-	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("%s: dpkg-deb %s: %w: %s", deb, which, err, strings.TrimSpace(stderr.String()))
-	}
-	if !ctrl {
-		m["\x00list"] = list.Bytes()
-	}
-	return m, nil
+		m[name] = b
+		return nil
+	})
+	return m, err
+}
+
+// fileList returns the list dpkg keeps of a .deb's data archive: "/." for
+// the root, then every path in archive order, without trailing slashes.
+func fileList(ctx context.Context, deb string) ([]byte, error) {
+	var list bytes.Buffer
+	err := walkDeb(ctx, deb, "--fsys-tarfile", func(h *tar.Header, _ io.Reader) error {
+		name := strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/")
+		if name == "" {
+			name = "."
+		}
+		list.WriteString("/" + name + "\n")
+		return nil
+	})
+	return list.Bytes(), err
 }
 
 // controlFields returns the first line of each field of a control file.

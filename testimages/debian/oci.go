@@ -68,49 +68,35 @@ type layerEntry struct {
 }
 
 // writeLayer writes entries, in the order given, as a gzip-compressed tar at
-// file. The gzip stream has no name or time, so it depends on the entries
-// alone.
+// file.
 func writeLayer(file string, entries []layerEntry) error {
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	zw, err := gzip.NewWriterLevel(f, gzip.DefaultCompression)
-	if err != nil {
-		return err
-	}
-	tw := tar.NewWriter(zw)
-	for i := range entries {
-		e := &entries[i]
-		if err := tw.WriteHeader(&e.Hdr); err != nil {
-			return fmt.Errorf("layer %s: %s: %w", file, e.Hdr.Name, err)
+	return writeGzip(file, func(w io.Writer) error {
+		tw := tar.NewWriter(w)
+		for i := range entries {
+			e := &entries[i]
+			if err := tw.WriteHeader(&e.Hdr); err != nil {
+				return fmt.Errorf("%s: %w", e.Hdr.Name, err)
+			}
+			if e.Hdr.Typeflag != tar.TypeReg || e.Hdr.Size == 0 {
+				continue
+			}
+			r, err := e.Body.Open()
+			if err != nil {
+				return fmt.Errorf("%s: %w", e.Hdr.Name, err)
+			}
+			_, err = io.Copy(tw, r)
+			r.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", e.Hdr.Name, err)
+			}
 		}
-		if e.Hdr.Typeflag != tar.TypeReg || e.Hdr.Size == 0 {
-			continue
-		}
-		r, err := e.Body.Open()
-		if err != nil {
-			return fmt.Errorf("layer %s: %s: %w", file, e.Hdr.Name, err)
-		}
-		_, err = io.Copy(tw, r)
-		r.Close()
-		if err != nil {
-			return fmt.Errorf("layer %s: %s: %w", file, e.Hdr.Name, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return fmt.Errorf("layer %s: %w", file, err)
-	}
-	if err := zw.Close(); err != nil {
-		return fmt.Errorf("layer %s: %w", file, err)
-	}
-	return f.Close()
+		return tw.Close()
+	})
 }
 
-// gzipFile writes r, a tar stream, gzip-compressed at file, with the same
-// settings as writeLayer.
-func gzipFile(file string, r io.Reader) error {
+// writeGzip writes what write writes, gzip-compressed, at file. The gzip
+// stream has no name or time, so it depends on the content alone.
+func writeGzip(file string, write func(io.Writer) error) error {
 	f, err := os.Create(file)
 	if err != nil {
 		return err
@@ -120,7 +106,7 @@ func gzipFile(file string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(zw, r); err != nil {
+	if err := write(zw); err != nil {
 		return fmt.Errorf("layer %s: %w", file, err)
 	}
 	if err := zw.Close(); err != nil {

@@ -5,8 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
@@ -75,20 +75,12 @@ func writeRpi5Kernel(ctx context.Context, dir, deb, version string) error {
 
 	// Layer 1: the package's files, its data archive as dpkg-deb gives it.
 	pkgLayer := filepath.Join(scratch, "layer0.tar.gz")
-	cmd := exec.CommandContext(ctx, "dpkg-deb", "--fsys-tarfile", deb)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("%s: dpkg-deb: %w", deb, err)
-	}
-	err = gzipFile(pkgLayer, out)
-	if werr := cmd.Wait(); err == nil && werr != nil {
-		err = fmt.Errorf("%s: dpkg-deb: %w: %s", deb, werr, strings.TrimSpace(stderr.String()))
-	}
+	err = debStream(ctx, deb, "--fsys-tarfile", func(r io.Reader) error {
+		return writeGzip(pkgLayer, func(w io.Writer) error {
+			_, err := io.Copy(w, r)
+			return err
+		})
+	})
 	if err != nil {
 		return err
 	}
