@@ -3,6 +3,7 @@ package debian
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,11 +15,13 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
 
-// Arch is the architecture of every input this package makes.
+// Arch is the architecture of the inputs this package makes unless another
+// is asked for.
 const Arch = "arm64"
 
 // Pkg is one package version as apt-cache shows it.
@@ -34,19 +37,25 @@ type Pkg struct {
 // colon: safe in "deb:FILE" source spellings).
 func (p Pkg) DebName() string { return path.Base(p.Filename) }
 
-// Show returns the candidate version of a package. spec is NAME or
-// NAME:ARCH; a bare NAME means the arm64 package, or the architecture
-// independent one when the package is Architecture: all.
+// Show returns the candidate version of a package. spec is
+// NAME[:ARCH][/SUITE]; a bare NAME means the arm64 package, or the
+// architecture independent one when the package is Architecture: all.
+// /SUITE picks the version apt has from that suite (bookworm-backports,
+// whose packages are never candidates otherwise).
 func Show(ctx context.Context, spec string) (Pkg, error) {
-	name, arch, hasArch := strings.Cut(spec, ":")
+	rest, suite, hasSuite := strings.Cut(spec, "/")
+	if hasSuite {
+		suite = "/" + suite
+	}
+	name, arch, hasArch := strings.Cut(rest, ":")
 	if !hasArch {
 		arch = Arch
 	}
-	p, err := aptCacheShow(ctx, name+":"+arch)
+	p, err := aptCacheShow(ctx, name+":"+arch+suite)
 	if err != nil && !hasArch {
 		// Architecture: all packages belong to the native architecture in
 		// apt's eyes, so NAME:arm64 does not find them.
-		if q, err2 := aptCacheShow(ctx, name); err2 == nil && q.Arch == "all" {
+		if q, err2 := aptCacheShow(ctx, name+suite); err2 == nil && q.Arch == "all" {
 			return q, nil
 		}
 	}
@@ -56,7 +65,7 @@ func Show(ctx context.Context, spec string) (Pkg, error) {
 func aptCacheShow(ctx context.Context, spec string) (Pkg, error) {
 	out, err := run(ctx, "", "apt-cache", "show", "--no-all-versions", spec)
 	if err != nil {
-		return Pkg{}, fmt.Errorf("package %s: %w (run apt-get update; arm64 needs dpkg --add-architecture arm64, see scripts/setup): %w", spec, err, ErrUnavailable)
+		return Pkg{}, fmt.Errorf("package %s: %w (run apt-get update; arm64 and armhf need dpkg --add-architecture, backports a source: see scripts/setup): %w", spec, err, ErrUnavailable)
 	}
 	p := parseStanza(out)
 	if p.Name == "" || p.Version == "" || p.Filename == "" {
@@ -114,7 +123,8 @@ func metaTarget(p Pkg) string {
 }
 
 // Resolve returns the package spec names, following a metapackage to the
-// real package (linux-image-arm64 to linux-image-6.1.0-NN-arm64).
+// real package (linux-image-arm64 to linux-image-6.1.0-NN-arm64) in the
+// same suite.
 func Resolve(ctx context.Context, spec string) (Pkg, error) {
 	p, err := Show(ctx, spec)
 	if err != nil {
@@ -123,6 +133,9 @@ func Resolve(ctx context.Context, spec string) (Pkg, error) {
 	if t := metaTarget(p); t != "" {
 		if !strings.Contains(t, ":") && p.Arch != "all" {
 			t += ":" + p.Arch
+		}
+		if _, suite, ok := strings.Cut(spec, "/"); ok {
+			t += "/" + suite
 		}
 		return Show(ctx, t)
 	}
@@ -233,6 +246,50 @@ const KernelPackage = "linux-image-arm64"
 // (linux-image-6.1.0-NN-arm64_..._arm64.deb).
 func (c *Cache) Kernel(ctx context.Context) (string, error) {
 	return c.Package(ctx, KernelPackage)
+}
+
+// KernelSpec names one of Debian's kernel packages by what it runs on.
+type KernelSpec struct {
+	// Arch is Debian's architecture: arm64 (the default) or armhf.
+	Arch string
+	// Flavour is the kernel flavour: arm64 (the only one for arm64), armmp
+	// (armhf's default: Cortex-A7/A9/A15 boards, QEMU virt, the Pi 2, whose
+	// bcm2836-rpi-2-b.dtb it ships) or armmp-lpae (the same with large
+	// physical addresses, for Cortex-A7/A15 with more than 4 GiB).
+	Flavour string
+	// Suite is the suite to take it from, "" for apt's candidate (bookworm
+	// or its security updates); bookworm-backports has 6.12, which ships
+	// the Pi 5's bcm2712-rpi-5-b.dtb.
+	Suite string
+}
+
+// Package returns the metapackage spec of k, NAME:ARCH[/SUITE].
+func (k KernelSpec) Package() (string, error) {
+	arch := cmp.Or(k.Arch, Arch)
+	flavours := map[string][]string{"arm64": {"arm64"}, "armhf": {"armmp", "armmp-lpae"}}
+	fl, ok := flavours[arch]
+	if !ok {
+		return "", fmt.Errorf("kernel: architecture %q: want arm64 or armhf", k.Arch)
+	}
+	flavour := cmp.Or(k.Flavour, fl[0])
+	if !slices.Contains(fl, flavour) {
+		return "", fmt.Errorf("kernel: flavour %q: %s has %s", k.Flavour, arch, strings.Join(fl, ", "))
+	}
+	spec := "linux-image-" + flavour + ":" + arch
+	if k.Suite != "" {
+		spec += "/" + k.Suite
+	}
+	return spec, nil
+}
+
+// KernelFor returns the path of the Debian kernel package k names
+// (linux-image-6.1.0-NN-armmp_..._armhf.deb, ...).
+func (c *Cache) KernelFor(ctx context.Context, k KernelSpec) (string, error) {
+	spec, err := k.Package()
+	if err != nil {
+		return "", err
+	}
+	return c.Package(ctx, spec)
 }
 
 // run runs a host program and returns its standard output; a failure

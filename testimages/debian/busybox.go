@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/ocidisk/ocidisk/fstree"
 )
 
@@ -61,10 +63,16 @@ $bb poweroff -f
 `), nil
 }
 
-// BusyboxRoot returns the OCI image layout of the busybox test root whose
-// init prints marker (Marker when empty). The image has three layers:
+// BusyboxRoot returns the OCI image layout of the arm64 busybox test root
+// whose init prints marker (Marker when empty). The image has three layers:
 // busybox and its applet links; device nodes and /etc files; the init.
 func (c *Cache) BusyboxRoot(ctx context.Context, marker string) (string, error) {
+	return c.BusyboxRootArch(ctx, Arch, marker)
+}
+
+// BusyboxRootArch is BusyboxRoot for another Debian architecture: armhf
+// gives a linux/arm/v7 image of busybox-static:armhf.
+func (c *Cache) BusyboxRootArch(ctx context.Context, arch, marker string) (string, error) {
 	if marker == "" {
 		marker = Marker
 	}
@@ -72,7 +80,11 @@ func (c *Cache) BusyboxRoot(ctx context.Context, marker string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	p, err := c.resolve(ctx, BusyboxPackage)
+	platform, err := PlatformOf(arch)
+	if err != nil {
+		return "", err
+	}
+	p, err := c.resolve(ctx, BusyboxPackage+":"+arch)
 	if err != nil {
 		return "", err
 	}
@@ -80,16 +92,18 @@ func (c *Cache) BusyboxRoot(ctx context.Context, marker string) (string, error) 
 	if err != nil {
 		return "", err
 	}
+	// The package's hash names the architecture too; arm64 keeps the key
+	// it had before other architectures were made.
 	key := sha256.Sum256([]byte(busyboxFormat + "\x00" + p.SHA256 + "\x00" + marker))
 	return c.entry(filepath.Join("busybox-root", hex.EncodeToString(key[:8])), func(tmp string) error {
 		c.Log.Info("building busybox test root", "package", p.DebName(), "marker", marker)
-		return writeBusyboxRoot(ctx, tmp, deb, initScript)
+		return writeBusyboxRoot(ctx, tmp, deb, initScript, platform)
 	})
 }
 
 // writeBusyboxRoot writes the busybox root made from deb with initScript
-// as an OCI layout at dir.
-func writeBusyboxRoot(ctx context.Context, dir, deb string, initScript []byte) error {
+// as an OCI layout for platform at dir.
+func writeBusyboxRoot(ctx context.Context, dir, deb string, initScript []byte, platform v1.Platform) error {
 	bb, err := DebFile(ctx, deb, "/bin/busybox")
 	if err != nil {
 		return err
@@ -99,7 +113,7 @@ func writeBusyboxRoot(ctx context.Context, dir, deb string, initScript []byte) e
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	spec := imageSpec{Cmd: []string{"/sbin/init"}}
+	spec := imageSpec{Cmd: []string{"/sbin/init"}, Platform: platform}
 	for i, l := range busyboxLayers(bb, initScript) {
 		file := filepath.Join(scratch, fmt.Sprintf("layer%d.tar.gz", i))
 		if err := writeLayer(file, l.entries); err != nil {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"io"
 	"os"
 	"os/exec"
@@ -23,6 +24,13 @@ import (
 // index names it for linux/arm64.
 func readLayout(t *testing.T, dir string) v1.Image {
 	t.Helper()
+	return readLayoutFor(t, dir, Platform())
+}
+
+// readLayoutFor is readLayout for another platform, which the index and
+// the image's config must both name.
+func readLayoutFor(t *testing.T, dir string, want v1.Platform) v1.Image {
+	t.Helper()
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -38,8 +46,8 @@ func readLayout(t *testing.T, dir string) v1.Image {
 		t.Fatalf("%s: index has %d manifests, want 1", dir, len(m.Manifests))
 	}
 	d := m.Manifests[0]
-	if d.Platform == nil || d.Platform.OS != "linux" || d.Platform.Architecture != "arm64" {
-		t.Errorf("%s: index platform %v, want linux/arm64", dir, d.Platform)
+	if d.Platform == nil || !d.Platform.Equals(want) {
+		t.Errorf("%s: index platform %v, want %v", dir, d.Platform, want)
 	}
 	if got := d.Annotations["org.opencontainers.image.ref.name"]; got != Tag {
 		t.Errorf("%s: ref.name %q, want %q", dir, got, Tag)
@@ -47,6 +55,13 @@ func readLayout(t *testing.T, dir string) v1.Image {
 	img, err := idx.Image(d.Digest)
 	if err != nil {
 		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cf.Platform(); got == nil || !got.Equals(want) {
+		t.Errorf("%s: config platform %v, want %v", dir, got, want)
 	}
 	return img
 }
@@ -79,9 +94,22 @@ func flatten(t *testing.T, img v1.Image) (map[string]*tar.Header, map[string][]b
 }
 
 func TestBusyboxRoot(t *testing.T) {
-	for _, marker := range []string{Marker, "SECOND-ROOT-MARKER"} {
-		t.Run(marker, func(t *testing.T) {
-			img := readLayout(t, BusyboxRootMarker(t, marker))
+	for _, tc := range []struct {
+		arch, marker string
+		machine      elf.Machine
+		class        elf.Class
+	}{
+		{"arm64", Marker, elf.EM_AARCH64, elf.ELFCLASS64},
+		{"arm64", "SECOND-ROOT-MARKER", elf.EM_AARCH64, elf.ELFCLASS64},
+		{"armhf", Marker, elf.EM_ARM, elf.ELFCLASS32},
+	} {
+		t.Run(tc.arch+"/"+tc.marker, func(t *testing.T) {
+			platform, err := PlatformOf(tc.arch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := readLayoutFor(t, BusyboxRootArch(t, tc.arch, tc.marker), platform)
+			marker := tc.marker
 			layers, err := img.Layers()
 			if err != nil {
 				t.Fatal(err)
@@ -89,21 +117,21 @@ func TestBusyboxRoot(t *testing.T) {
 			if len(layers) != 3 {
 				t.Errorf("%d layers, want 3", len(layers))
 			}
-			cf, err := img.ConfigFile()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cf.Architecture != "arm64" || cf.OS != "linux" {
-				t.Errorf("config platform %s/%s, want linux/arm64", cf.OS, cf.Architecture)
-			}
 			hdrs, data := flatten(t, img)
 
 			f, err := elf.NewFile(bytes.NewReader(data["bin/busybox"]))
 			if err != nil {
 				t.Fatalf("bin/busybox: %v", err)
 			}
-			if f.Machine != elf.EM_AARCH64 {
-				t.Errorf("bin/busybox machine %v, want EM_AARCH64", f.Machine)
+			if f.Machine != tc.machine || f.Class != tc.class {
+				t.Errorf("bin/busybox is %v %v, want %v %v", f.Class, f.Machine, tc.class, tc.machine)
+			}
+			// armhf: the hard-float EABI5 ABI, not armel's soft float.
+			if tc.machine == elf.EM_ARM {
+				const eabi5, hardFloat = 0x05000000, 0x400 // EF_ARM_EABI_VER5, EF_ARM_ABI_FLOAT_HARD
+				if flags := elf32Flags(data["bin/busybox"]); flags&0xff000000 != eabi5 || flags&hardFloat == 0 {
+					t.Errorf("bin/busybox e_flags %#x, want EABI5 with the hard-float ABI", flags)
+				}
 			}
 			for _, tc := range []struct {
 				name     string
@@ -148,6 +176,15 @@ func TestBusyboxRoot(t *testing.T) {
 	}
 }
 
+// elf32Flags returns e_flags of a little-endian 32-bit ELF header, which
+// debug/elf does not expose: the ARM ABI version and float ABI.
+func elf32Flags(b []byte) uint32 {
+	if len(b) < 40 {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(b[36:40])
+}
+
 func TestInitScriptSyntax(t *testing.T) {
 	sh := hosttool.Require(t, "dash", "dash")
 	script, err := InitScript(Marker)
@@ -179,7 +216,7 @@ func TestBusyboxRootDeterministic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := writeBusyboxRoot(t.Context(), dir, deb, script); err != nil {
+		if err := writeBusyboxRoot(t.Context(), dir, deb, script, Platform()); err != nil {
 			t.Fatal(err)
 		}
 		d, err := readLayout(t, dir).Digest()

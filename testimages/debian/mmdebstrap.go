@@ -2,6 +2,7 @@ package debian
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,8 +20,34 @@ type TreeSpec struct {
 	Name     string   // cache directory name, e.g. "debian-tree"
 	Suite    string   // e.g. "bookworm"
 	Packages []string // --include list; mmdebstrap adds their dependencies
-	Marker   string   // what the tree's /sbin/init prints; Marker when empty
+	Marker   string   // RecipeTest: what the tree's /sbin/init prints; Marker when empty
+	// Variant is mmdebstrap's --variant. "" is "extract": the packages are
+	// unpacked and no maintainer script runs, so no arm64 emulation is
+	// needed. Others ("minbase") install and configure, running the
+	// maintainer scripts through qemu-user and binfmt_misc (scripts/setup).
+	Variant string
+	// Recipe says what the layers above the packages do.
+	Recipe Recipe
 }
+
+// Recipe names what the upper layers of a Debian tree do.
+type Recipe string
+
+const (
+	// RecipeTest makes every case a flattener must get right (whiteouts,
+	// opaque directories, type changes, hardlinks, xattrs) and replaces the
+	// init with the marker script: a tree to judge flatteners and
+	// filesystem writers, booted only as far as the marker.
+	RecipeTest Recipe = ""
+	// RecipeSystemd keeps a configured root bootable: it removes the
+	// documentation and manual pages in one layer and configures the
+	// network in the next.
+	RecipeSystemd Recipe = "systemd"
+	// RecipeUnpacked adds, above an extracted root, the dpkg database that
+	// `dpkg --unpack` of its packages would have left, so that a second
+	// stage can configure it (see ExtractRoot).
+	RecipeUnpacked Recipe = "unpacked"
+)
 
 // DefaultTree is the Debian root of issues 2, 3 and 5: about 6,700 entries
 // and 190 MB once flattened.
@@ -38,6 +65,35 @@ func LargeTree() TreeSpec {
 	// libreoffice-core and the compilers the bulk of the bytes.
 	s.Packages = append(s.Packages, "gcc", "g++", "gdb", "golang-go", "libreoffice-core", "libboost-dev")
 	return s
+}
+
+// SystemdRootSpec is the spec of the systemd root (Cache.SystemdRoot):
+// minbase plus bootPackages, configured, with RecipeSystemd's layers.
+func SystemdRootSpec() TreeSpec {
+	return TreeSpec{Name: "systemd-root", Suite: "bookworm", Variant: "minbase", Recipe: RecipeSystemd,
+		Packages: bootPackages()}
+}
+
+// ExtractRootSpec is the spec of the unpacked root (Cache.ExtractRoot):
+// the same packages as SystemdRootSpec, extracted, with RecipeUnpacked's
+// dpkg database.
+func ExtractRootSpec() TreeSpec {
+	return TreeSpec{Name: "extract-root", Suite: "bookworm", Variant: "extract", Recipe: RecipeUnpacked,
+		// minbase's set, which the extract variant does not add by itself:
+		// Essential: yes, Priority: required and apt. usr-is-merged takes
+		// the place of the placeholder the merged-/usr hook registers.
+		Packages: append([]string{"?essential", "?priority(required)", "apt", "usr-is-merged"}, bootPackages()...)}
+}
+
+// bootPackages are what a minimal Debian system needs, on top of minbase
+// (the essential packages, those of priority required, and apt), to boot
+// to a login prompt on QEMU virt and on a board and be reached over ssh:
+// systemd as init, udev to load the NIC's and disks' modules, e2fsprogs for
+// the root's fsck, dbus for systemctl and logind, sudo, sshd, and
+// systemd-resolved for DNS from the DHCP lease that systemd-networkd (part
+// of the systemd package) gets.
+func bootPackages() []string {
+	return []string{"systemd-sysv", "udev", "dbus", "e2fsprogs", "openssh-server", "sudo", "systemd-resolved"}
 }
 
 // ArchiveURI returns the Debian archive the machine's apt is configured
@@ -123,10 +179,10 @@ func indexKey(suite string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// mmdebstrap writes the extracted (not configured) root of spec as a plain
-// tar at out. The extract variant runs no maintainer scripts, so it needs no
-// arm64 emulation; SOURCE_DATE_EPOCH makes its output reproducible.
-func mmdebstrap(ctx context.Context, spec TreeSpec, out string) error {
+// mmdebstrap writes the root of spec as a plain tar at out, with extra
+// arguments (hooks) before the suite. SOURCE_DATE_EPOCH makes its output
+// reproducible.
+func mmdebstrap(ctx context.Context, spec TreeSpec, out string, extra ...string) error {
 	uri, err := ArchiveURI(spec.Suite)
 	if err != nil {
 		return err
@@ -134,8 +190,14 @@ func mmdebstrap(ctx context.Context, spec TreeSpec, out string) error {
 	if _, err := exec.LookPath("mmdebstrap"); err != nil {
 		return fmt.Errorf("mmdebstrap not found (apt-get install mmdebstrap): %w", ErrUnavailable)
 	}
-	args := []string{"--variant=extract", "--arch=" + Arch, "--include=" + strings.Join(spec.Packages, ","),
-		"--quiet", spec.Suite, out, uri}
+	variant := cmp.Or(spec.Variant, "extract")
+	if variant != "extract" {
+		if err := canRun(ctx, Arch); err != nil {
+			return err
+		}
+	}
+	args := append([]string{"--variant=" + variant, "--arch=" + Arch, "--quiet"}, includeArgs(spec.Packages)...)
+	args = append(append(args, extra...), spec.Suite, out, uri)
 	cmd := exec.CommandContext(ctx, "mmdebstrap", args...)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.Itoa(SourceDateEpoch))
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -148,4 +210,38 @@ func mmdebstrap(ctx context.Context, spec TreeSpec, out string) error {
 		return fmt.Errorf("mmdebstrap %s: %w: %s: %w", strings.Join(args, " "), err, msg, ErrUnavailable)
 	}
 	return nil
+}
+
+// canRun checks that this machine runs programs of Debian architecture
+// arch, natively or through qemu-user and binfmt_misc, with arch-test (what
+// mmdebstrap itself asks).
+func canRun(ctx context.Context, arch string) error {
+	const how = "configuring a foreign root needs qemu-user-static, binfmt-support and arch-test, " +
+		"and binfmt_misc mounted with the interpreters enabled: run scripts/setup"
+	if _, err := exec.LookPath("arch-test"); err != nil {
+		return fmt.Errorf("arch-test not found (%s): %w", how, ErrUnavailable)
+	}
+	if out, err := exec.CommandContext(ctx, "arch-test", arch).CombinedOutput(); err != nil {
+		return fmt.Errorf("this machine cannot run %s programs (arch-test: %s; %s): %w",
+			arch, strings.TrimSpace(string(out)), how, ErrUnavailable)
+	}
+	return nil
+}
+
+// includeArgs returns mmdebstrap's --include options for pkgs. An --include
+// that starts with "?" is taken as one apt pattern, not split at commas,
+// so each pattern gets an option of its own and the names share one.
+func includeArgs(pkgs []string) []string {
+	var args, names []string
+	for _, p := range pkgs {
+		if strings.HasPrefix(p, "?") {
+			args = append(args, "--include="+p)
+		} else {
+			names = append(names, p)
+		}
+	}
+	if len(names) > 0 {
+		args = append(args, "--include="+strings.Join(names, ","))
+	}
+	return args
 }

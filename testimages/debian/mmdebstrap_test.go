@@ -1,6 +1,9 @@
 package debian
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestURIFromSources(t *testing.T) {
 	const sources = `Types: deb
@@ -43,6 +46,43 @@ func TestURIFromList(t *testing.T) {
 	} {
 		if got := uriFromList(tc.content, tc.suite); got != tc.want {
 			t.Errorf("uriFromList(%q, %s) = %q, want %q", tc.content, tc.suite, got, tc.want)
+		}
+	}
+}
+
+func TestIncludeArgs(t *testing.T) {
+	for _, tc := range []struct {
+		pkgs, want []string
+	}{
+		{[]string{"systemd", "python3"}, []string{"--include=systemd,python3"}},
+		{[]string{"?essential", "?priority(required)", "apt", "sudo"},
+			[]string{"--include=?essential", "--include=?priority(required)", "--include=apt,sudo"}},
+		{[]string{"?essential"}, []string{"--include=?essential"}},
+		{nil, nil},
+	} {
+		if got := includeArgs(tc.pkgs); !slices.Equal(got, tc.want) {
+			t.Errorf("includeArgs(%q) = %q, want %q", tc.pkgs, got, tc.want)
+		}
+	}
+}
+
+// Every spec names a recipe that exists, and the boot roots share their
+// packages (the extract root adds what minbase would).
+func TestSpecs(t *testing.T) {
+	for _, spec := range []TreeSpec{DefaultTree(), LargeTree(), SystemdRootSpec(), ExtractRootSpec()} {
+		if _, err := recipeSteps(spec, &dpkgDatabase{}); err != nil {
+			t.Errorf("%s: %v", spec.Name, err)
+		}
+	}
+	if _, err := recipeSteps(TreeSpec{Name: "x", Recipe: "bogus"}, nil); err == nil {
+		t.Error("an unknown recipe was accepted")
+	}
+	if _, err := recipeSteps(ExtractRootSpec(), nil); err == nil {
+		t.Error("the unpacked recipe was accepted without a dpkg database")
+	}
+	for _, p := range SystemdRootSpec().Packages {
+		if !slices.Contains(ExtractRootSpec().Packages, p) {
+			t.Errorf("the extract root lacks the systemd root's %s", p)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1"
@@ -26,8 +27,34 @@ const SourceDateEpoch = 1700000000
 // Epoch returns SourceDateEpoch as a time.
 func Epoch() time.Time { return time.Unix(SourceDateEpoch, 0).UTC() }
 
-// Platform returns the platform recorded in every layout's index.
+// Platform returns the platform recorded in a layout's index unless
+// another architecture is asked for: linux/arm64.
 func Platform() v1.Platform { return v1.Platform{OS: "linux", Architecture: Arch} }
+
+// PlatformOf returns the OCI platform of a Debian architecture: armhf is
+// linux/arm/v7 (ARMv7 with VFPv3-D16, the baseline Debian builds it for).
+func PlatformOf(debArch string) (v1.Platform, error) {
+	switch debArch {
+	case "arm64":
+		return Platform(), nil
+	case "armhf":
+		return v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, nil
+	}
+	return v1.Platform{}, fmt.Errorf("architecture %q: want arm64 or armhf", debArch)
+}
+
+// DebianArch returns Debian's name for an architecture spelt the Debian,
+// OCI or kernel way: arm64 or aarch64 is arm64; armhf, arm or arm/v7 is
+// armhf.
+func DebianArch(s string) (string, error) {
+	switch strings.TrimPrefix(s, "linux/") {
+	case "arm64", "aarch64", "arm64/v8":
+		return "arm64", nil
+	case "armhf", "arm", "arm/v7", "armv7l":
+		return "armhf", nil
+	}
+	return "", fmt.Errorf("architecture %q: want arm64 or armhf (arm, arm/v7)", s)
+}
 
 // Tag is the ref.name annotation of the image in every layout, so
 // "oci:DIR:latest" and "oci:DIR" both name it.
@@ -41,9 +68,35 @@ type layerEntry struct {
 }
 
 // writeLayer writes entries, in the order given, as a gzip-compressed tar at
-// file. The gzip stream has no name or time, so it depends on the entries
-// alone.
+// file.
 func writeLayer(file string, entries []layerEntry) error {
+	return writeGzip(file, func(w io.Writer) error {
+		tw := tar.NewWriter(w)
+		for i := range entries {
+			e := &entries[i]
+			if err := tw.WriteHeader(&e.Hdr); err != nil {
+				return fmt.Errorf("%s: %w", e.Hdr.Name, err)
+			}
+			if e.Hdr.Typeflag != tar.TypeReg || e.Hdr.Size == 0 {
+				continue
+			}
+			r, err := e.Body.Open()
+			if err != nil {
+				return fmt.Errorf("%s: %w", e.Hdr.Name, err)
+			}
+			_, err = io.Copy(tw, r)
+			r.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", e.Hdr.Name, err)
+			}
+		}
+		return tw.Close()
+	})
+}
+
+// writeGzip writes what write writes, gzip-compressed, at file. The gzip
+// stream has no name or time, so it depends on the content alone.
+func writeGzip(file string, write func(io.Writer) error) error {
 	f, err := os.Create(file)
 	if err != nil {
 		return err
@@ -53,26 +106,7 @@ func writeLayer(file string, entries []layerEntry) error {
 	if err != nil {
 		return err
 	}
-	tw := tar.NewWriter(zw)
-	for i := range entries {
-		e := &entries[i]
-		if err := tw.WriteHeader(&e.Hdr); err != nil {
-			return fmt.Errorf("layer %s: %s: %w", file, e.Hdr.Name, err)
-		}
-		if e.Hdr.Typeflag != tar.TypeReg || e.Hdr.Size == 0 {
-			continue
-		}
-		r, err := e.Body.Open()
-		if err != nil {
-			return fmt.Errorf("layer %s: %s: %w", file, e.Hdr.Name, err)
-		}
-		_, err = io.Copy(tw, r)
-		r.Close()
-		if err != nil {
-			return fmt.Errorf("layer %s: %s: %w", file, e.Hdr.Name, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
+	if err := write(zw); err != nil {
 		return fmt.Errorf("layer %s: %w", file, err)
 	}
 	if err := zw.Close(); err != nil {
@@ -86,17 +120,22 @@ type imageSpec struct {
 	Layers    []string // gzip tar files, bottom layer first
 	CreatedBy []string // one history line per layer
 	Cmd       []string
+	Platform  v1.Platform // linux/arm64 when empty
 }
 
-// writeLayout writes spec as an OCI image layout at dir with one linux/arm64
-// image in its index, OCI media types and fixed times. It returns the
-// manifest digest.
+// writeLayout writes spec as an OCI image layout at dir with one image in
+// its index, for spec's platform, OCI media types and fixed times. It
+// returns the manifest digest.
 func writeLayout(dir string, spec imageSpec) (v1.Hash, error) {
-	platform := Platform()
+	platform := spec.Platform
+	if platform.Architecture == "" {
+		platform = Platform()
+	}
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err := mutate.ConfigFile(img, &v1.ConfigFile{
 		Architecture: platform.Architecture,
+		Variant:      platform.Variant,
 		OS:           platform.OS,
 		Created:      v1.Time{Time: Epoch()},
 		Config: v1.Config{

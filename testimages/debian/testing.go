@@ -53,6 +53,15 @@ func KernelDeb(t testing.TB) string {
 	return p
 }
 
+// KernelDebFor returns the path of the Debian kernel package k names: an
+// armhf flavour, or the arm64 kernel of bookworm-backports.
+func KernelDebFor(t testing.TB, k KernelSpec) string {
+	t.Helper()
+	p, err := testCache(t).KernelFor(t.Context(), k)
+	check(t, err)
+	return p
+}
+
 // BusyboxRoot returns the OCI layout directory of the busybox test root,
 // whose init prints Marker and powers off.
 func BusyboxRoot(t testing.TB) string {
@@ -63,7 +72,14 @@ func BusyboxRoot(t testing.TB) string {
 // BusyboxRootMarker is BusyboxRoot with an init that prints marker instead.
 func BusyboxRootMarker(t testing.TB, marker string) string {
 	t.Helper()
-	p, err := testCache(t).BusyboxRoot(t.Context(), marker)
+	return BusyboxRootArch(t, Arch, marker)
+}
+
+// BusyboxRootArch is BusyboxRootMarker for a Debian architecture: arm64, or
+// armhf for a linux/arm/v7 root of busybox-static:armhf.
+func BusyboxRootArch(t testing.TB, arch, marker string) string {
+	t.Helper()
+	p, err := testCache(t).BusyboxRootArch(t.Context(), arch, marker)
 	check(t, err)
 	return p
 }
@@ -88,4 +104,26 @@ func TreeOf(t testing.TB, spec TreeSpec) *DebianTree {
 	d, err := testCache(t).Tree(t.Context(), spec)
 	check(t, err)
 	return d
+}
+
+// SystemdRoot returns the configured systemd root (SystemdRoot): made on
+// first use, which takes minutes (every maintainer script runs under
+// emulation) and needs qemu-user through binfmt_misc (scripts/setup).
+func SystemdRoot(t testing.TB) *DebianTree {
+	t.Helper()
+	return TreeOf(t, SystemdRootSpec())
+}
+
+// ExtractRoot returns the unpacked, unconfigured root (ExtractRoot).
+func ExtractRoot(t testing.TB) *DebianTree {
+	t.Helper()
+	return TreeOf(t, ExtractRootSpec())
+}
+
+// Rpi5Kernel returns the OCI layout of the Pi 5 test kernel (Cache.Rpi5Kernel).
+func Rpi5Kernel(t testing.TB) string {
+	t.Helper()
+	p, err := testCache(t).Rpi5Kernel(t.Context())
+	check(t, err)
+	return p
 }

@@ -2,6 +2,7 @@ package debian
 
 import (
 	"archive/tar"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/gob"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -22,8 +24,18 @@ import (
 
 // treeFormat names the recipe of the Debian trees (split and changes);
 // change it whenever the recipe changes so that caches built by older code
-// are not reused.
+// are not reused. recipeFormat does the same for the bootable recipes.
 const treeFormat = "debian-tree/v2"
+
+func recipeFormat(r Recipe) string {
+	switch r {
+	case RecipeSystemd:
+		return "boot-recipes/v1"
+	case RecipeUnpacked:
+		return "unpacked/v2"
+	}
+	return ""
+}
 
 // DebianTree is a Debian root made by mmdebstrap, as a layered OCI image
 // and as the tree that image must flatten to.
@@ -45,9 +57,12 @@ type DebianTree struct {
 	Layers []string
 	// Changes lists what the upper layers do to the original tree.
 	Changes []Change
-	Marker  string // what /sbin/init prints
-	Entries int    // len(Expected)
-	Bytes   int64  // regular file bytes of Expected, each inode once
+	Marker  string // what /sbin/init prints (RecipeTest)
+	// DpkgTar holds, for RecipeUnpacked, the dpkg database the upper
+	// layers add, as a plain tar; "" for the other recipes.
+	DpkgTar string
+	Entries int   // len(Expected)
+	Bytes   int64 // regular file bytes of Expected, each inode once
 }
 
 // ExpectedLines is Expected rendered with fstree.Record.String, for diffs.
@@ -93,15 +108,19 @@ type treeInfo struct {
 }
 
 // Tree returns the Debian tree of spec, making it on first use (minutes:
-// mmdebstrap downloads and extracts every package). The cache key is the
-// recipe, the package list, the marker and the machine's apt index for the
-// suite, so new package versions make a new tree.
+// mmdebstrap downloads and extracts every package, and a configured variant
+// runs every maintainer script under emulation). The cache key is the
+// recipe, the package list, the marker, the variant and the machine's apt
+// index for the suite, so new package versions make a new tree.
 func (c *Cache) Tree(ctx context.Context, spec TreeSpec) (*DebianTree, error) {
-	if spec.Marker == "" {
+	if spec.Marker == "" && spec.Recipe == RecipeTest {
 		spec.Marker = Marker
 	}
 	if spec.Suite == "" || len(spec.Packages) == 0 || spec.Name == "" {
 		return nil, fmt.Errorf("debian tree: spec needs a name, a suite and packages: %+v", spec)
+	}
+	if _, err := recipeSteps(spec, &dpkgDatabase{}); err != nil {
+		return nil, err
 	}
 	uri, err := ArchiveURI(spec.Suite)
 	if err != nil {
@@ -109,8 +128,13 @@ func (c *Cache) Tree(ctx context.Context, spec TreeSpec) (*DebianTree, error) {
 	}
 	pkgs := slices.Clone(spec.Packages)
 	slices.Sort(pkgs)
-	key := sha256.Sum256([]byte(strings.Join([]string{treeFormat, spec.Suite, Arch, strings.Join(pkgs, ","),
-		spec.Marker, uri, indexKey(spec.Suite)}, "\x00")))
+	parts := []string{treeFormat, spec.Suite, Arch, strings.Join(pkgs, ","), spec.Marker, uri, indexKey(spec.Suite)}
+	if spec.Variant != "" || spec.Recipe != RecipeTest {
+		// Only the trees added with variants and recipes say so, so the
+		// test trees keep the keys they had.
+		parts = append(parts, "variant="+spec.Variant, "recipe="+string(spec.Recipe), recipeFormat(spec.Recipe))
+	}
+	key := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	dir, err := c.entry(filepath.Join(spec.Name, hex.EncodeToString(key[:8])), func(tmp string) error {
 		return c.buildTree(ctx, spec, tmp)
 	})
@@ -134,6 +158,9 @@ func loadTree(dir string) (*DebianTree, error) {
 		RootfsTar: filepath.Join(dir, "rootfs.tar"), FlatTar: filepath.Join(dir, "flat.tar"),
 		Expected: info.Expected, Changes: info.Changes, Marker: info.Spec.Marker,
 		Entries: len(info.Expected), Bytes: info.Bytes}
+	if info.Spec.Recipe == RecipeUnpacked {
+		d.DpkgTar = filepath.Join(dir, "dpkg.tar")
+	}
 	if d.Layers, err = layerBlobs(d.Layout); err != nil {
 		return nil, err
 	}
@@ -142,8 +169,50 @@ func loadTree(dir string) (*DebianTree, error) {
 
 func (c *Cache) buildTree(ctx context.Context, spec TreeSpec, dir string) error {
 	rootfs := filepath.Join(dir, "rootfs.tar")
-	c.Log.Info("running mmdebstrap", "packages", spec.Packages, "suite", spec.Suite)
-	if err := mmdebstrap(ctx, spec, rootfs); err != nil {
+	var extra []string
+	if spec.Recipe != RecipeTest {
+		// Merged /usr from the start, as Debian 12 systems are, instead of
+		// the usrmerge package converting the root in its postinst (and
+		// pulling in perl).
+		const hooks = "/usr/share/mmdebstrap/hooks/merged-usr"
+		if _, err := os.Stat(hooks); err != nil {
+			return fmt.Errorf("debian tree %s: mmdebstrap's merged-/usr hooks: %w (apt-get install mmdebstrap): %w", spec.Name, err, ErrUnavailable)
+		}
+		extra = append(extra, "--hook-dir="+hooks)
+	}
+	debs := filepath.Join(dir, "debs")
+	if spec.Recipe == RecipeUnpacked {
+		// The extract variant leaves no record of what it unpacked: keep
+		// the packages to write the dpkg database from.
+		if err := os.Mkdir(debs, 0o755); err != nil {
+			return err
+		}
+		extra = append(extra, "--extract-hook=cp \"$1\"/var/cache/apt/archives/*.deb "+shellQuote(debs),
+			// mmdebstrap copies in the build machine's host name and name
+			// server; neither belongs in the root, and they would make
+			// its bytes depend on the machine.
+			`--extract-hook=rm -f "$1/etc/hostname" "$1/etc/resolv.conf"`)
+	}
+	c.Log.Info("running mmdebstrap", "packages", spec.Packages, "suite", spec.Suite, "variant", cmp.Or(spec.Variant, "extract"))
+	if err := mmdebstrap(ctx, spec, rootfs, extra...); err != nil {
+		return err
+	}
+	var db *dpkgDatabase
+	if spec.Recipe == RecipeUnpacked {
+		c.Log.Info("writing the dpkg database of the unpacked packages", "debs", debs)
+		var err error
+		if db, err = c.unpackedDB(ctx, rootfs, debs); err != nil {
+			return err
+		}
+		if err := db.writeTar(filepath.Join(dir, "dpkg.tar")); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(debs); err != nil {
+			return err
+		}
+	}
+	steps, err := recipeSteps(spec, db)
+	if err != nil {
 		return err
 	}
 	c.Log.Info("splitting into layers", "tar", rootfs)
@@ -152,7 +221,7 @@ func (c *Cache) buildTree(ctx context.Context, spec TreeSpec, dir string) error 
 		return err
 	}
 	defer f.Close()
-	s, err := split(f, spec.Marker)
+	s, err := split(f, steps)
 	if err != nil {
 		return fmt.Errorf("debian tree %s: %w", rootfs, err)
 	}
@@ -175,8 +244,56 @@ func (c *Cache) buildTree(ctx context.Context, spec TreeSpec, dir string) error 
 	return out.Close()
 }
 
-// split reads the original tar and runs the whole recipe on it.
-func split(f *os.File, marker string) (*splitter, error) {
+// unpackedDB makes the dpkg database of the .debs in dir, keeping the
+// stanzas the root's status file already has (mmdebstrap's merged-/usr
+// hook registers a placeholder usr-is-merged there) unless a .deb replaces
+// them.
+func (c *Cache) unpackedDB(ctx context.Context, rootfs, dir string) (*dpkgDatabase, error) {
+	debs, err := filepath.Glob(filepath.Join(dir, "*.deb"))
+	if err != nil || len(debs) == 0 {
+		return nil, fmt.Errorf("debian tree: no packages kept in %s (%v)", dir, err)
+	}
+	slices.Sort(debs)
+	status, err := tarFile(rootfs, path.Join(dpkgDir, "status"))
+	if err != nil {
+		return nil, err
+	}
+	return unpackedDatabase(ctx, debs, string(status))
+}
+
+// tarFile returns the content of the regular file name (a cleaned path) of
+// a plain tar, or nothing when the tar has no such file.
+func tarFile(file, name string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if p, err := fstree.Clean(h.Name); err == nil && p == name && h.Typeflag == tar.TypeReg {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", file, name, err)
+			}
+			return b, nil
+		}
+	}
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// split reads the original tar and runs steps, the recipe of the upper
+// layers, on it.
+func split(f *os.File, steps []step) (*splitter, error) {
 	orig, err := readOriginal(f)
 	if err != nil {
 		return nil, err
@@ -185,7 +302,7 @@ func split(f *os.File, marker string) (*splitter, error) {
 	if err := s.addOriginals(f, orig); err != nil {
 		return nil, err
 	}
-	for _, st := range allSteps(marker) {
+	for _, st := range steps {
 		if err := st.do(s, st.layer); err != nil {
 			return nil, fmt.Errorf("layer %d: %s: %w", st.layer, st.op, err)
 		}

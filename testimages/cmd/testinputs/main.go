@@ -2,14 +2,22 @@
 // testimages/debian from a shell, so that scripts (the README demo, bench/)
 // use the very inputs the tests use, from the same cache.
 //
-//	testinputs busybox-root [--marker M] [-o DIR]   the busybox test root (OCI layout)
-//	testinputs kernel-deb                           the Debian arm64 kernel .deb
-//	testinputs package NAME[:ARCH]                  any Debian package's .deb
+//	testinputs busybox-root [--arch A] [--marker M] [-o DIR]
+//	                                                the busybox test root (OCI layout)
+//	testinputs kernel-deb [--arch A] [--flavour F] [--suite S]
+//	                                                a Debian kernel .deb (arm64 by default)
+//	testinputs package NAME[:ARCH][/SUITE]          any Debian package's .deb
+//	testinputs rpi5-kernel [-o DIR]                 a kernel the rpi5 board takes (OCI layout)
 //	testinputs debian-tree [--large] [-o DIR] [--extract DIR]
 //	                                                the layered Debian root (OCI layout);
 //	                                                --extract also writes its flattened
 //	                                                tree into DIR (as root), for mke2fs -d
 //	testinputs debian-tree-info [--large]           where its tars and listing are, and its size
+//	testinputs systemd-root [--info] [-o DIR] [--extract DIR]
+//	                                                a configured systemd Debian root (OCI layout)
+//	testinputs extract-root [--info] [-o DIR] [--extract DIR]
+//	                                                the same packages unpacked, not configured,
+//	                                                with dpkg's database (OCI layout)
 //
 // Each prints the path of what it made. Without -o the path is inside the
 // cache ($OCIDISK_TESTDATA, else the XDG cache directory); with -o the
@@ -34,13 +42,29 @@ import (
 const usage = `usage: testinputs COMMAND [flags]
 
 commands:
-  busybox-root [--marker M] [-o DIR]  the busybox test root, an OCI layout
-  kernel-deb                          the Debian arm64 kernel package
-  package NAME[:ARCH]                 a Debian package (arm64 unless NAME:ARCH)
+  busybox-root [--arch arm64|arm] [--marker M] [-o DIR]
+                                      the busybox test root, an OCI layout
+                                      (linux/arm64, or linux/arm/v7 from armhf)
+  kernel-deb [--arch arm64|armhf] [--flavour armmp|armmp-lpae] [--suite S]
+                                      a Debian kernel package: arm64 by default,
+                                      armhf's armmp or armmp-lpae, or one from
+                                      another suite (bookworm-backports: 6.12)
+  package NAME[:ARCH][/SUITE]         a Debian package (arm64 unless NAME:ARCH)
+  rpi5-kernel [-o DIR]                bookworm-backports' arm64 kernel (with the Pi 5's
+                                      device tree) and its SD driver listed as built in,
+                                      an OCI layout for ocidisk build --board rpi5
   debian-tree [--large] [-o DIR] [--extract DIR]
                                       the Debian root in 5 layers, an OCI layout;
                                       --extract writes its flattened tree to DIR
   debian-tree-info [--large]          the Debian root's files, size and changes
+  systemd-root [--info] [-o DIR] [--extract DIR]
+                                      a configured Debian root booting systemd,
+                                      DHCP and sshd, in 5 layers, an OCI layout
+  extract-root [--info] [-o DIR] [--extract DIR]
+                                      its packages unpacked and not configured,
+                                      with dpkg's database, an OCI layout: the
+                                      input of a second stage (dpkg --configure -a)
+  --info (tree commands) prints where the tree's tars and listing are instead
 `
 
 type usageError struct{ error }
@@ -72,8 +96,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	verbose := fs.BoolP("verbose", "v", false, "log each step")
 	extract := fs.String("extract", "", "debian-tree: also extract the flattened tree into this directory (needs root)")
 	large := fs.Bool("large", false, "the larger Debian tree (over 1 GiB, 40,000 entries)")
+	arch := fs.String("arch", debian.Arch, "the architecture: arm64, or armhf (arm, arm/v7)")
+	flavour := fs.String("flavour", "", "kernel-deb: the kernel flavour (armhf: armmp, armmp-lpae)")
+	suite := fs.String("suite", "", "kernel-deb: the suite to take the kernel from (bookworm-backports)")
+	info := fs.Bool("info", false, "tree commands: print the tree's files, size and changes")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Errorf("%s: %w", cmd, err)}
+	}
+	debArch, err := debian.DebianArch(*arch)
+	if err != nil {
+		return usageError{fmt.Errorf("%s: --arch: %w", cmd, err)}
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -95,24 +127,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := wantArgs(0); err != nil {
 			return err
 		}
-		path, err = c.BusyboxRoot(ctx, *marker)
+		path, err = c.BusyboxRootArch(ctx, debArch, *marker)
 	case "kernel-deb":
 		if err := wantArgs(0); err != nil {
 			return err
 		}
-		path, err = c.Kernel(ctx)
+		k := debian.KernelSpec{Arch: debArch, Flavour: *flavour, Suite: *suite}
+		if _, err := k.Package(); err != nil {
+			return usageError{fmt.Errorf("%s: %w", cmd, err)}
+		}
+		path, err = c.KernelFor(ctx, k)
+	case "rpi5-kernel":
+		if err := wantArgs(0); err != nil {
+			return err
+		}
+		path, err = c.Rpi5Kernel(ctx)
 	case "package":
 		if err := wantArgs(1); err != nil {
 			return err
 		}
 		path, err = c.Package(ctx, fs.Arg(0))
-	case "debian-tree", "debian-tree-info":
+	case "debian-tree", "debian-tree-info", "systemd-root", "extract-root":
 		if err := wantArgs(0); err != nil {
 			return err
 		}
-		spec := debian.DefaultTree()
-		if *large {
-			spec = debian.LargeTree()
+		spec := map[string]debian.TreeSpec{"systemd-root": debian.SystemdRootSpec(), "extract-root": debian.ExtractRootSpec()}[cmd]
+		if spec.Name == "" {
+			spec = debian.DefaultTree()
+			if *large {
+				spec = debian.LargeTree()
+			}
 		}
 		var d *debian.DebianTree
 		if d, err = c.Tree(ctx, spec); err != nil {
@@ -124,7 +168,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("%s: %w", cmd, err)
 			}
 		}
-		if cmd == "debian-tree-info" {
+		if cmd == "debian-tree-info" || *info {
 			printInfo(stdout, d)
 			return nil
 		}
@@ -190,6 +234,9 @@ func copyFile(src, dst string) error {
 func printInfo(w io.Writer, d *debian.DebianTree) {
 	fmt.Fprintf(w, "layout\t%s\nrootfs-tar\t%s\nflat-tar\t%s\nentries\t%d\nbytes\t%d\nmarker\t%s\n",
 		d.Layout, d.RootfsTar, d.FlatTar, d.Entries, d.Bytes, d.Marker)
+	if d.DpkgTar != "" {
+		fmt.Fprintf(w, "dpkg-tar\t%s\n", d.DpkgTar)
+	}
 	for _, l := range d.Layers {
 		fmt.Fprintf(w, "layer\t%s\n", l)
 	}

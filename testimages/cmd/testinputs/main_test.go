@@ -19,6 +19,11 @@ func TestUsage(t *testing.T) {
 		{"package", "a", "b"},
 		{"kernel-deb", "extra"},
 		{"busybox-root", "--no-such-flag"},
+		{"busybox-root", "--arch", "riscv64"},
+		{"kernel-deb", "--arch", "armhf", "--flavour", "arm64"},
+		{"kernel-deb", "--flavour", "armmp"},
+		{"systemd-root", "extra"},
+		{"extract-root", "--large=maybe"},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(t.Context(), args, &out, &errOut)
@@ -53,5 +58,23 @@ func TestBusyboxRootOutput(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"busybox-root", "-o", dst}, &out, &out); err == nil {
 		t.Error("a second copy over an existing output succeeded")
+	}
+}
+
+// busybox-root --arch arm gives the armhf root, a layout other than the
+// arm64 one, whatever the spelling of the architecture.
+func TestBusyboxRootArch(t *testing.T) {
+	cached := debian.BusyboxRootArch(t, "armhf", debian.Marker)
+	for _, arch := range []string{"arm", "armhf", "arm/v7", "linux/arm/v7"} {
+		var out bytes.Buffer
+		if err := run(t.Context(), []string{"busybox-root", "--arch", arch}, &out, &out); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(out.String()); got != cached {
+			t.Errorf("--arch %s printed %q, want %q", arch, got, cached)
+		}
+	}
+	if cached == debian.BusyboxRoot(t) {
+		t.Error("the armhf and arm64 roots are the same layout")
 	}
 }
