@@ -43,7 +43,7 @@ type Image struct {
 	// Layout is how the image's boot configs say it boots: its slots.
 	Layout Layout
 	r      io.ReaderAt
-	close func() error
+	close  func() error
 }
 
 // Part is a partition (or, without a table, the whole image) and what it
