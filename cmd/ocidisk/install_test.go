@@ -53,6 +53,12 @@ func TestStaticBinaryAndVersion(t *testing.T) {
 	if err != nil {
 		t.Skipf("not a git checkout: %v", err)
 	}
+	// Go stamps the revision only from a .git directory, not from the
+	// .git file of a git worktree.
+	top, _ := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if st, err := os.Stat(filepath.Join(strings.TrimSpace(string(top)), ".git")); err == nil && !st.IsDir() && os.Getenv("CI") != "true" {
+		t.Skip("a git worktree: go build records no revision here")
+	}
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		v, err := exec.Command(bin, args...).Output()
 		if err != nil || !strings.Contains(string(v), strings.TrimSpace(string(rev))) || !strings.HasPrefix(string(v), "ocidisk ") {
