@@ -108,9 +108,10 @@ const (
 type session struct {
 	opts TestOptions
 	// mark is the run's random token; quiet is how long the console may
-	// stay silent before a prompt is asked for again.
-	mark  string
-	quiet time.Duration
+	// stay silent before a prompt is asked for again; settle is how long
+	// a login prompt is given before the answer is typed.
+	mark          string
+	quiet, settle time.Duration
 
 	m      *matcher
 	inputs chan<- string
@@ -123,24 +124,34 @@ type session struct {
 	cmdAt    time.Time
 	// cmdTimer ends the running command at CommandTimeout.
 	cmdTimer *time.Timer
-	start    time.Time
-	res      *Result
-	exited   bool // QEMU exited
+	// answer is typed when answerTimer fires.
+	answer      string
+	answerTimer *time.Timer
+	start       time.Time
+	res         *Result
+	exited      bool // QEMU exited
 }
 
 // Defaults of a session.
 const (
-	defaultQuiet    = 5 * time.Second
+	defaultQuiet = 5 * time.Second
+	// Programs print a login prompt before they are ready for the
+	// answer: busybox's login turns echo off after printing "Password: "
+	// (an answer typed at once is echoed on the console, the password
+	// with it), PAM's conversation flushes the input after printing its
+	// prompt (an answer typed at once is lost).
+	defaultSettle   = 500 * time.Millisecond
 	defaultPowerOff = "poweroff"
 )
 
 func newSession(opts TestOptions) *session {
 	s := &session{
-		opts:  opts,
-		mark:  "ocidisk" + rand.Text()[:12],
-		quiet: defaultQuiet,
-		m:     &matcher{expect: opts.Expect},
-		res:   &Result{},
+		opts:   opts,
+		mark:   "ocidisk" + rand.Text()[:12],
+		quiet:  defaultQuiet,
+		settle: defaultSettle,
+		m:      &matcher{expect: opts.Expect},
+		res:    &Result{},
 	}
 	for _, c := range opts.Run {
 		s.res.Commands = append(s.res.Commands, CommandResult{Command: c, Status: -1})
@@ -171,13 +182,24 @@ func (s *session) run(ctx context.Context, chunks <-chan []byte, in io.Writer) *
 	quiet := time.NewTimer(s.quiet)
 	defer quiet.Stop()
 	defer s.stopCmdTimer()
+	defer func() {
+		if s.answerTimer != nil {
+			s.answerTimer.Stop()
+		}
+	}()
 	s.advance(false)
 	for s.phase != finished {
-		var cmdDeadline <-chan time.Time
+		var cmdDeadline, answerDue <-chan time.Time
 		if s.cmdTimer != nil {
 			cmdDeadline = s.cmdTimer.C
 		}
+		if s.answerTimer != nil {
+			answerDue = s.answerTimer.C
+		}
 		select {
+		case <-answerDue:
+			s.answerTimer = nil
+			s.typeText(s.answer)
 		case p, ok := <-chunks:
 			if !ok {
 				s.qemuExited()
@@ -223,6 +245,13 @@ func (s *session) run(ctx context.Context, chunks <-chan []byte, in io.Writer) *
 
 // typeText sends text to the console.
 func (s *session) typeText(t string) { s.inputs <- t }
+
+// answerPrompt types text once the program that printed a prompt is
+// ready for it.
+func (s *session) answerPrompt(text string) {
+	s.answer = text
+	s.answerTimer = time.NewTimer(s.settle)
+}
 
 // enter starts a phase whose search starts at the end of the console.
 func (s *session) enter(p phase) {
@@ -274,7 +303,7 @@ func (s *session) step(done bool) {
 	case waitLogin:
 		if strings.HasSuffix(lastLine(log[s.from:]), "login:") {
 			s.enter(waitPassword)
-			s.typeText(s.opts.Login.User + "\n")
+			s.answerPrompt(s.opts.Login.User + "\n")
 		}
 	case waitPassword, waitShell:
 		region := log[s.from:]
@@ -288,7 +317,7 @@ func (s *session) step(done bool) {
 				return
 			}
 			s.enter(waitShell)
-			s.typeText(s.opts.Login.Password + "\n")
+			s.answerPrompt(s.opts.Login.Password + "\n")
 		case isShellPrompt(line):
 			s.setup()
 		}

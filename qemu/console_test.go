@@ -205,7 +205,7 @@ func converse(t *testing.T, g *fakeGuest, opts TestOptions) (*Result, *session) 
 		g.play()
 	}()
 	s := newSession(opts)
-	s.quiet = 300 * time.Millisecond
+	s.quiet, s.settle = 300*time.Millisecond, 20*time.Millisecond
 	chunks := readChunks(outR)
 	res := s.run(ctx, chunks, inW)
 	cancel()

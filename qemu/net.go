@@ -34,8 +34,8 @@ var Nets = []Net{NetNone, NetUser}
 // udev); romfile= because the card's boot ROM (efi-virtio.rom) is only for
 // network boots and Debian's QEMU lacks it. The Raspberry Pi machines have
 // no Ethernet of their own in QEMU (a real Pi's is a USB chip): they get a
-// USB network card (CDC Ethernet, Linux's cdc_ether) on their USB
-// controller (dwc2).
+// USB network card on their USB controller, which Linux sees as usb0 once
+// dwc2 and cdc_ether are loaded.
 var nics = map[string]string{
 	"virt":     "virtio-net-pci,netdev=n0,romfile=",
 	"raspi0":   "usb-net,netdev=n0",

@@ -9,10 +9,16 @@
 // cmdline.txt, or extlinux.conf, from the image's boot partition and has
 // QEMU load the kernel, initramfs and device tree they name.
 //
+// A boot has no network unless asked (Config.Net): then a network card on
+// QEMU's user-mode network, with host ports published to the guest. It
+// runs under KVM when the host can (an aarch64 guest on an arm64 host),
+// else under TCG as the profile says.
+//
 // Run boots interactively with the serial console on the terminal; Test
 // boots unattended and passes when the expected lines appear on the
 // console in order, failing on timeout, kernel panic or a failure reported
-// by ocidisk's initramfs init.
+// by ocidisk's initramfs init. It can then log in on the serial console
+// and run commands in the guest's shell, judged by their exit status.
 package qemu
 
 import (

@@ -57,6 +57,20 @@ func TestTestCommandUsage(t *testing.T) {
 		{[]string{"test", "--expect", "x", "--board", "./missing.yaml", img}, exitFailure, "missing.yaml"},
 		{[]string{"run", "--board", "no-such-board", img}, exitUsage, "unknown board"},
 		{[]string{"run"}, exitUsage, "one IMAGE"},
+		{[]string{"test", "--run", "true", img}, exitUsage, "--run needs --login"},
+		{[]string{"test", "--expect", "x", "--run", "true", img}, exitUsage, "--run needs --login"},
+		{[]string{"test", "--login", ":pw", img}, exitUsage, "--login"},
+		{[]string{"test", "--login", "root", "--run", "", img}, exitUsage, "--run: empty command"},
+		{[]string{"test", "--login", "root", "--publish", "8080:80", img}, exitUsage, "--publish: publishing 127.0.0.1:8080:80 needs the user network"},
+		{[]string{"test", "--login", "root", "--net", "tap", img}, exitUsage, `--net "tap": want none or user`},
+		{[]string{"run", "--net", "none", "--publish", "2222:22", img}, exitUsage, "--publish"},
+		{[]string{"run", "--publish", "22", img}, exitUsage, `--publish "22"`},
+		{[]string{"run", "--publish", "localhost:2222:22", img}, exitUsage, "not an IPv4 address"},
+		{[]string{"run", "--publish", "2222:22", "--publish", "2222:23", img}, exitUsage, "published twice"},
+		{[]string{"run", "--mem", "0", img}, exitUsage, "--mem"},
+		{[]string{"run", "--mem", "1000KiB", img}, exitUsage, "--mem"},
+		{[]string{"run", "--cpus", "0", img}, exitUsage, "--cpus"},
+		{[]string{"run", "--cpus", "two", img}, exitUsage, "--cpus"},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.msg) {
@@ -93,8 +107,14 @@ func TestTestCommandFails(t *testing.T) {
 	if code != exitFailure {
 		t.Fatalf("exit %d, want %d: %s", code, exitFailure, errOut)
 	}
-	if !strings.Contains(errOut, "timed out after 4s") || !strings.Contains(errOut, "NEVER-PRINTED") {
-		t.Errorf("stderr %q does not say what timed out", errOut)
+	// The console's tail as it was, many lines, then the one-line error.
+	lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "timed out after 4s") || !strings.Contains(last, "NEVER-PRINTED") || !strings.HasSuffix(last, "see the console tail above") {
+		t.Errorf("stderr %q does not end with what timed out", errOut)
+	}
+	if lines[0] != "--- last lines of the serial console ---" || len(lines) < 5 || !strings.Contains(errOut, "\nU-Boot ") {
+		t.Errorf("stderr does not show the console's tail line by line:\n%s", errOut)
 	}
 	var doc struct {
 		Suites []struct {

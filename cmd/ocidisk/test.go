@@ -52,11 +52,11 @@ func testCommand(e *env) *cobra.Command {
 }
 
 func runTest(ctx context.Context, e *env, a *testArgs, image string) error {
-	if len(a.expects) == 0 && a.login == "" {
-		return usagef("give at least one --expect REGEX, or --login USER[:PASSWORD]")
-	}
 	if len(a.runs) > 0 && a.login == "" {
 		return usagef("--run needs --login USER[:PASSWORD]: commands run in the login's shell")
+	}
+	if len(a.expects) == 0 && a.login == "" {
+		return usagef("give at least one --expect REGEX, or --login USER[:PASSWORD]")
 	}
 	var res []*regexp.Regexp
 	for _, x := range a.expects {
