@@ -360,7 +360,7 @@ func (s *session) booted() {
 // no kernel messages on the console to break into the marks.
 func (s *session) setup() {
 	s.enter(waitReady)
-	s.typeText("stty -echo 2>/dev/null; PS1='' PS2=''; unset PROMPT_COMMAND; " +
+	s.typeText("{ stty -echo || busybox stty -echo; } 2>/dev/null; PS1='' PS2=''; unset PROMPT_COMMAND; " +
 		"export TERM=dumb PAGER=cat SYSTEMD_PAGER=cat; dmesg -n 1 2>/dev/null; " +
 		"printf '%s-%s\\n' " + s.mark + " R\n")
 }

@@ -177,7 +177,7 @@ func Test(ctx context.Context, cfg Config, opts TestOptions) (*Result, error) {
 	}
 	_ = cmd.Wait()
 
-	res.Loaded = v.Loaded
+	res.Loaded, res.Matched = v.Loaded, s.m.next
 	res.Tail, res.Console = s.m.tail(tailN), s.m.log.String()
 	if res.Passed {
 		return res, nil

@@ -62,7 +62,7 @@ func TestTestCommandUsage(t *testing.T) {
 		{[]string{"test", "--login", ":pw", img}, exitUsage, "--login"},
 		{[]string{"test", "--login", "root", "--run", "", img}, exitUsage, "--run: empty command"},
 		{[]string{"test", "--login", "root", "--publish", "8080:80", img}, exitUsage, "--publish: publishing 127.0.0.1:8080:80 needs the user network"},
-		{[]string{"test", "--login", "root", "--net", "tap", img}, exitUsage, `--net "tap": want none or user`},
+		{[]string{"test", "--login", "root", "--net", "tap", img}, exitUsage, `--net "tap": want`},
 		{[]string{"run", "--net", "none", "--publish", "2222:22", img}, exitUsage, "--publish"},
 		{[]string{"run", "--publish", "22", img}, exitUsage, `--publish "22"`},
 		{[]string{"run", "--publish", "localhost:2222:22", img}, exitUsage, "not an IPv4 address"},

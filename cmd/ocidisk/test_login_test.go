@@ -98,8 +98,9 @@ func TestTestLogin(t *testing.T) {
 		stop := make(chan struct{})
 		defer close(stop)
 		go func() {
-			// Until the guest listens, the forwarded connection closes
-			// at once.
+			// Until the guest listens, the forwarded connection closes at
+			// once, or (before the guest's network is up) waits while
+			// QEMU tries to reach the guest: it may still be served.
 			for {
 				select {
 				case <-stop:
@@ -110,7 +111,7 @@ func TestTestLogin(t *testing.T) {
 				if err != nil {
 					continue
 				}
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				c.SetReadDeadline(time.Now().Add(3 * time.Minute))
 				line, _ := bufio.NewReader(c).ReadString('\n')
 				c.Close()
 				if line != "" {
