@@ -116,24 +116,7 @@ func TestTestCommandFails(t *testing.T) {
 	if lines[0] != "--- last lines of the serial console ---" || len(lines) < 5 || !strings.Contains(errOut, "\nU-Boot ") {
 		t.Errorf("stderr does not show the console's tail line by line:\n%s", errOut)
 	}
-	var doc struct {
-		Suites []struct {
-			Failures int `xml:"failures,attr"`
-			Cases    []struct {
-				Failure *struct {
-					Message string `xml:"message,attr"`
-				} `xml:"failure"`
-				Out string `xml:"system-out"`
-			} `xml:"testcase"`
-		} `xml:"testsuite"`
-	}
-	raw, err := os.ReadFile(junit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := xml.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
+	doc, raw := readJUnit(t, junit)
 	c := doc.Suites[0].Cases[0]
 	if doc.Suites[0].Failures != 1 || c.Failure == nil || !strings.Contains(c.Failure.Message, "timed out") || !strings.Contains(c.Out, "U-Boot") {
 		t.Errorf("JUnit report: %s", raw)
@@ -144,4 +127,36 @@ func TestTestCommandFails(t *testing.T) {
 	if left, _ := os.ReadDir(tmp); len(left) > 0 {
 		t.Errorf("temporary files left behind: %v", left)
 	}
+}
+
+// junitReport is what the tests read of a JUnit report.
+type junitReport struct {
+	Suites []struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Cases    []struct {
+			Name    string `xml:"name,attr"`
+			Failure *struct {
+				Message string `xml:"message,attr"`
+			} `xml:"failure"`
+			Out string `xml:"system-out"`
+		} `xml:"testcase"`
+	} `xml:"testsuite"`
+}
+
+// readJUnit reads a JUnit report that must have one suite.
+func readJUnit(t *testing.T, path string) (*junitReport, []byte) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc junitReport
+	if err := xml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Suites) != 1 {
+		t.Fatalf("JUnit report with %d suites:\n%s", len(doc.Suites), raw)
+	}
+	return &doc, raw
 }

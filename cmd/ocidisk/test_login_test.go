@@ -2,12 +2,10 @@ package main
 
 import (
 	"bufio"
-	"encoding/xml"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -45,23 +43,7 @@ func TestTestLogin(t *testing.T) {
 		if fileHash(t, img) == before {
 			t.Error("the writable image did not change")
 		}
-		var doc struct {
-			Suites []struct {
-				Tests    int `xml:"tests,attr"`
-				Failures int `xml:"failures,attr"`
-				Cases    []struct {
-					Name string `xml:"name,attr"`
-					Out  string `xml:"system-out"`
-				} `xml:"testcase"`
-			} `xml:"testsuite"`
-		}
-		raw, err := os.ReadFile(junit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := xml.Unmarshal(raw, &doc); err != nil {
-			t.Fatal(err)
-		}
+		doc, raw := readJUnit(t, junit)
 		s := doc.Suites[0]
 		if s.Tests != 3 || s.Failures != 0 || s.Cases[1].Name != "$ uname -m" || s.Cases[1].Out != "aarch64\n" || s.Cases[2].Name != "$ test -e /etc/passwd" {
 			t.Errorf("JUnit report:\n%s", raw)
