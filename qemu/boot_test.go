@@ -43,11 +43,17 @@ func bootImage(t testing.TB, cmdlineAppend ...string) string {
 
 func bootImageTable(t testing.TB, table diskimage.Table, cmdlineAppend ...string) string {
 	t.Helper()
+	k, root := loadInputs(t)
+	return bootImageOf(t, table, k, root, cmdlineAppend...)
+}
+
+// bootImageOf builds a qemu-virt-arm64 image of root with kernel k.
+func bootImageOf(t testing.TB, table diskimage.Table, k *kernel.Kernel, root *fstree.Tree, cmdlineAppend ...string) string {
+	t.Helper()
 	b, err := boards.Load("qemu-virt-arm64")
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, root := loadInputs(t)
 	when := time.Unix(1_700_000_000, 0)
 	l := &diskimage.Layout{
 		Table: table, ID: testDiskID, Seed: []byte("ocidisk qemu boot test"),

@@ -20,31 +20,41 @@ var failPatterns = []*regexp.Regexp{
 
 // matcher follows a serial console stream: expectations must match in
 // order, each after the end of the previous match; a failure pattern on a
-// complete line ends the test.
+// complete line ends the test, except on the lines up to the last
+// expectation's match (a test may expect a panic).
 type matcher struct {
-	expect  []*regexp.Regexp
-	next    int          // index of the expectation being waited for
-	log     bytes.Buffer // the console, with carriage returns dropped
-	from    int          // where the next expectation may start
-	checked int          // end of the last line checked for failures
+	expect    []*regexp.Regexp
+	next      int          // index of the expectation being waited for
+	log       bytes.Buffer // the console, with carriage returns dropped
+	from      int          // where the next expectation may start
+	lastStart int          // where the last expectation's match started
+	checked   int          // end of the last line checked for failures
 }
 
 // feed adds console output and reports whether every expectation has
-// matched, or the failure line seen.
+// matched, and the failure line seen, if any.
 func (m *matcher) feed(p []byte) (done bool, failure string) {
 	m.log.Write(bytes.ReplaceAll(p, []byte("\r"), nil))
 	b := m.log.Bytes()
-	for m.next < len(m.expect) {
-		loc := m.expect[m.next].FindIndex(b[m.from:])
-		if loc == nil {
-			break
+	if m.next < len(m.expect) {
+		for m.next < len(m.expect) {
+			loc := m.expect[m.next].FindIndex(b[m.from:])
+			if loc == nil {
+				break
+			}
+			m.lastStart = m.from + loc[0]
+			m.from += loc[1]
+			m.next++
 		}
-		m.from += loc[1]
-		m.next++
+		if m.next == len(m.expect) {
+			// The expectations judged the lines they matched.
+			if i := bytes.IndexByte(b[m.from:], '\n'); i >= 0 {
+				m.checked = max(m.checked, m.from+i+1)
+			}
+			return true, ""
+		}
 	}
-	if m.next == len(m.expect) {
-		return true, ""
-	}
+	done = m.next == len(m.expect)
 	if end := bytes.LastIndexByte(b, '\n'); end >= m.checked {
 		lines := b[m.checked:end]
 		m.checked = end + 1
@@ -57,10 +67,10 @@ func (m *matcher) feed(p []byte) (done bool, failure string) {
 			}
 		}
 		if first != nil {
-			return false, string(lines[first[0]:first[1]])
+			return done, string(lines[first[0]:first[1]])
 		}
 	}
-	return false, ""
+	return done, ""
 }
 
 // tail returns the last n lines of the console.

@@ -1,9 +1,11 @@
 package qemu
 
 import (
+	"cmp"
 	"encoding/xml"
 	"fmt"
 	"io"
+	"time"
 )
 
 type junitSuites struct {
@@ -15,6 +17,7 @@ type junitSuite struct {
 	Name      string      `xml:"name,attr"`
 	Tests     int         `xml:"tests,attr"`
 	Failures  int         `xml:"failures,attr"`
+	Skipped   int         `xml:"skipped,attr"`
 	Time      string      `xml:"time,attr"`
 	Timestamp string      `xml:"timestamp,attr"`
 	Cases     []junitCase `xml:"testcase"`
@@ -25,6 +28,7 @@ type junitCase struct {
 	Classname string        `xml:"classname,attr"`
 	Time      string        `xml:"time,attr"`
 	Failure   *junitFailure `xml:"failure,omitempty"`
+	Skipped   *junitSkipped `xml:"skipped,omitempty"`
 	SystemOut junitText     `xml:"system-out"`
 }
 
@@ -34,26 +38,46 @@ type junitText struct {
 	Text string `xml:",cdata"`
 }
 
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
+}
+
 type junitFailure struct {
 	Message string `xml:"message,attr"`
 	Type    string `xml:"type,attr"`
 	Text    string `xml:",cdata"`
 }
 
-// WriteJUnit writes r as a JUnit XML report of one test case, named name
-// in class class, with the whole serial console as its output.
+// WriteJUnit writes r as a JUnit XML report: one test case for the boot
+// (its expectations and the login), named name in class class, with the
+// whole serial console as its output; then one for each command run after
+// logging in, named "$ COMMAND", with the command's output. Commands not
+// reached are skipped.
 func WriteJUnit(w io.Writer, class, name string, r *Result) error {
-	secs := fmt.Sprintf("%.3f", r.Duration.Seconds())
-	c := junitCase{Name: name, Classname: class, Time: secs, SystemOut: junitText{xmlSafe(r.Console)}}
-	failures := 0
-	if !r.Passed {
-		failures = 1
-		c.Failure = &junitFailure{Message: xmlSafe(r.Reason), Type: "BootFailure", Text: xmlSafe(r.Tail)}
+	secs := func(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
+	failed := r.Failed()
+	boot := junitCase{Name: name, Classname: class, Time: secs(cmp.Or(r.BootDuration, r.Duration)), SystemOut: junitText{xmlSafe(r.Console)}}
+	suite := junitSuite{Name: "ocidisk test", Time: secs(r.Duration), Timestamp: r.Start.UTC().Format("2006-01-02T15:04:05")}
+	if !r.Passed && failed == nil {
+		boot.Failure = &junitFailure{Message: xmlSafe(r.Reason), Type: "BootFailure", Text: xmlSafe(r.Tail)}
+		suite.Failures++
 	}
-	doc := junitSuites{Suites: []junitSuite{{
-		Name: "ocidisk test", Tests: 1, Failures: failures, Time: secs,
-		Timestamp: r.Start.UTC().Format("2006-01-02T15:04:05"), Cases: []junitCase{c},
-	}}}
+	suite.Cases = append(suite.Cases, boot)
+	for i := range r.Commands {
+		c := &r.Commands[i]
+		tc := junitCase{Name: "$ " + xmlSafe(c.Command), Classname: class, Time: secs(c.Duration), SystemOut: junitText{xmlSafe(c.Output)}}
+		switch {
+		case !c.Ran:
+			tc.Skipped = &junitSkipped{Message: "not run: an earlier step failed"}
+			suite.Skipped++
+		case !c.Passed():
+			tc.Failure = &junitFailure{Message: xmlSafe(c.Failure), Type: "CommandFailure", Text: xmlSafe(c.Output)}
+			suite.Failures++
+		}
+		suite.Cases = append(suite.Cases, tc)
+	}
+	suite.Tests = len(suite.Cases)
+	doc := junitSuites{Suites: []junitSuite{suite}}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}

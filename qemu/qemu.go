@@ -9,13 +9,20 @@
 // cmdline.txt, or extlinux.conf, from the image's boot partition and has
 // QEMU load the kernel, initramfs and device tree they name.
 //
+// A boot has no network unless asked (Config.Net): then a network card on
+// QEMU's user-mode network, with host ports published to the guest. It
+// runs under KVM when the host can (an aarch64 guest on an arm64 host),
+// else under TCG as the profile says.
+//
 // Run boots interactively with the serial console on the terminal; Test
 // boots unattended and passes when the expected lines appear on the
 // console in order, failing on timeout, kernel panic or a failure reported
-// by ocidisk's initramfs init.
+// by ocidisk's initramfs init. It can then log in on the serial console
+// and run commands in the guest's shell, judged by their exit status.
 package qemu
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +31,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -51,6 +59,14 @@ type Config struct {
 	// guest writes stays (a test of first-boot changes, on a copy it
 	// made). An SD card's image must then have a power-of-two size.
 	Writable bool
+	// Net is the guest's network: NetNone when empty.
+	Net Net
+	// Publish forwards host ports to the guest (Net must be NetUser).
+	Publish []Publish
+	// Memory (MiB) and CPUs replace the profile's when not 0.
+	Memory, CPUs int
+	// ExtraArgs are appended to QEMU's command line, last.
+	ExtraArgs []string
 	// Log receives progress; nil discards.
 	Log *slog.Logger
 }
@@ -65,6 +81,16 @@ type Boot struct {
 	BIOS, EnvFlash string
 	// Kernel, Initrd, DTB and Append are a direct boot's.
 	Kernel, Initrd, DTB, Append string
+	// Net and Publish are the guest's network.
+	Net     Net
+	Publish []Publish
+	// Memory (MiB) and CPUs replace the profile's when not 0.
+	Memory, CPUs int
+	// KVM runs the guest under KVM on the host's CPU instead of the
+	// profile's accelerator and CPU model.
+	KVM bool
+	// Extra is appended last.
+	Extra []string
 }
 
 // VM is a prepared boot: the command line and the temporary files it
@@ -97,6 +123,9 @@ func Prepare(cfg Config) (*VM, error) {
 	if p == nil {
 		return nil, errors.New("the board has no QEMU profile")
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	st, err := os.Stat(cfg.Image)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", cfg.Image, err)
@@ -121,7 +150,8 @@ func Prepare(cfg Config) (*VM, error) {
 	if v.dir, err = os.MkdirTemp("", "ocidisk-qemu-"); err != nil {
 		return nil, err
 	}
-	b := Boot{Image: cfg.Image, Writable: cfg.Writable}
+	b := Boot{Image: cfg.Image, Writable: cfg.Writable, Net: cfg.Net, Publish: cfg.Publish,
+		Memory: cfg.Memory, CPUs: cfg.CPUs, KVM: useKVM(p, runtime.GOARCH, kvmDevice), Extra: cfg.ExtraArgs}
 	switch p.Boot {
 	case boards.BootConfigTxt, boards.BootExtlinux:
 		if cfg.BIOS != "" {
@@ -143,6 +173,9 @@ func Prepare(cfg Config) (*VM, error) {
 	v.Args = Args(p, b)
 	if v.Loaded != "" {
 		logger(cfg).Info("direct boot", "machine", p.Machine, "loaded", v.Loaded)
+	}
+	if b.KVM {
+		logger(cfg).Info("accelerated by KVM", "device", kvmDevice)
 	}
 	return v, nil
 }
@@ -195,25 +228,32 @@ func writeFlash(path string, img []byte, size int64) error {
 	return f.Close()
 }
 
-// Args returns QEMU's arguments for a profile: the machine, the serial
-// console on stdio (-nographic), no reboot (a reboot ends QEMU), no
-// network, the firmware and its environment flash or the kernel of a
-// direct boot, and the image (as a snapshot unless b.Writable).
+// Args returns QEMU's arguments for a profile: the machine, its CPU (the
+// host's under KVM), CPUs and memory, the serial console on stdio
+// (-nographic), no reboot (a reboot ends QEMU), the network (none unless
+// asked), the firmware and its environment flash or the kernel of a direct
+// boot, the image (as a snapshot unless b.Writable), then the profile's
+// own arguments and b.Extra.
 func Args(p *boards.QEMU, b Boot) []string {
 	a := []string{"-M", p.Machine}
-	if p.CPU != "" {
-		a = append(a, "-cpu", p.CPU)
+	cpu, accel := p.CPU, p.Accel
+	if b.KVM {
+		cpu, accel = "host", "kvm"
 	}
-	if p.SMP > 0 {
-		a = append(a, "-smp", strconv.Itoa(p.SMP))
+	if cpu != "" {
+		a = append(a, "-cpu", cpu)
 	}
-	if p.Memory > 0 {
-		a = append(a, "-m", strconv.Itoa(p.Memory))
+	if n := cmp.Or(b.CPUs, p.SMP); n > 0 {
+		a = append(a, "-smp", strconv.Itoa(n))
 	}
-	if p.Accel != "" {
-		a = append(a, "-accel", p.Accel)
+	if m := cmp.Or(b.Memory, p.Memory); m > 0 {
+		a = append(a, "-m", strconv.Itoa(m))
 	}
-	a = append(a, "-nographic", "-no-reboot", "-nic", "none")
+	if accel != "" {
+		a = append(a, "-accel", accel)
+	}
+	a = append(a, "-nographic", "-no-reboot")
+	a = append(a, netArgs(p.Machine, b.Net, b.Publish)...)
 	if b.BIOS != "" {
 		a = append(a, "-bios", b.BIOS)
 	}
@@ -237,7 +277,8 @@ func Args(p *boards.QEMU, b Boot) []string {
 		snapshot = ""
 	}
 	a = append(a, "-drive", "if="+p.Drive+",format="+format+snapshot+",file="+optEscape(b.Image))
-	return append(a, p.Args...)
+	a = append(a, p.Args...)
+	return append(a, b.Extra...)
 }
 
 // optEscape escapes commas in a QEMU option value.

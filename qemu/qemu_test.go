@@ -212,14 +212,7 @@ func TestWriteJUnit(t *testing.T) {
 		{Passed: true, Duration: 2500 * time.Millisecond, Console: "boot\x1b[0m ok\n]]> <end>\n", Start: time.Unix(1_700_000_000, 0)},
 		{Reason: "timed out after 1m0s", Tail: "last line", Console: "ok\nlast line\n", Duration: time.Minute},
 	} {
-		var b bytes.Buffer
-		if err := WriteJUnit(&b, "ocidisk.qemu-virt-arm64", "t.img", r); err != nil {
-			t.Fatal(err)
-		}
-		var doc junitSuites
-		if err := xml.Unmarshal(b.Bytes(), &doc); err != nil {
-			t.Fatalf("JUnit does not parse: %v\n%s", err, b.String())
-		}
+		doc, _ := writeJUnit(t, r)
 		s := doc.Suites[0]
 		c := s.Cases[0]
 		if s.Tests != 1 || (s.Failures == 0) != r.Passed || (c.Failure == nil) != r.Passed || c.Name != "t.img" {
@@ -231,5 +224,51 @@ func TestWriteJUnit(t *testing.T) {
 		if want := strings.ReplaceAll(r.Console, "\x1b", ""); c.SystemOut.Text != want {
 			t.Errorf("system-out %q", c.SystemOut)
 		}
+	}
+}
+
+// writeJUnit writes r's report and reads it back.
+func writeJUnit(t *testing.T, r *Result) (junitSuites, string) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := WriteJUnit(&b, "ocidisk.qemu-virt-arm64", "t.img", r); err != nil {
+		t.Fatal(err)
+	}
+	var doc junitSuites
+	if err := xml.Unmarshal(b.Bytes(), &doc); err != nil {
+		t.Fatalf("JUnit does not parse: %v\n%s", err, b.String())
+	}
+	return doc, b.String()
+}
+
+// TestWriteJUnitCommands reports a test that logged in: the boot passed,
+// one command passed, one failed and one was not reached.
+func TestWriteJUnitCommands(t *testing.T) {
+	r := &Result{
+		Reason: `command 2 "false" exited with status 1`, Console: "login: root\n", Tail: "tail",
+		Duration: 9 * time.Second, BootDuration: 7 * time.Second, LoggedIn: true,
+		Commands: []CommandResult{
+			{Command: "uname -m", Ran: true, Output: "aarch64\n", Duration: time.Second},
+			{Command: "false", Ran: true, Status: 1, Failure: "exited with status 1", Output: "no\x01pe"},
+			{Command: "echo <never>", Status: -1},
+		},
+	}
+	doc, raw := writeJUnit(t, r)
+	s := doc.Suites[0]
+	if s.Tests != 4 || s.Failures != 1 || s.Skipped != 1 || len(s.Cases) != 4 {
+		t.Fatalf("suite: %d tests, %d failures, %d skipped, %d cases\n%s", s.Tests, s.Failures, s.Skipped, len(s.Cases), raw)
+	}
+	boot, ok, failed, skipped := s.Cases[0], s.Cases[1], s.Cases[2], s.Cases[3]
+	if boot.Name != "t.img" || boot.Failure != nil || boot.Time != "7.000" || boot.SystemOut.Text != r.Console {
+		t.Errorf("boot case %+v", boot)
+	}
+	if ok.Name != "$ uname -m" || ok.Failure != nil || ok.Skipped != nil || ok.SystemOut.Text != "aarch64\n" || ok.Time != "1.000" {
+		t.Errorf("passed command %+v", ok)
+	}
+	if failed.Name != "$ false" || failed.Failure == nil || failed.Failure.Message != "exited with status 1" || failed.Failure.Text != "nope" {
+		t.Errorf("failed command %+v", failed)
+	}
+	if skipped.Name != "$ echo <never>" || skipped.Skipped == nil || skipped.Failure != nil {
+		t.Errorf("command not run %+v", skipped)
 	}
 }

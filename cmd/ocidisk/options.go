@@ -28,8 +28,9 @@ type option struct {
 	arg   string
 	usage string
 	value value
-	// field is the pipeline.Config field the option sets, which library
-	// errors (pipeline.ConfigError) name.
+	// field is the library field the option sets (of pipeline.Config,
+	// or of qemu.Config and qemu.TestOptions), which library errors
+	// (pipeline.ConfigError, qemu.ConfigError) name.
 	field string
 	// path says how a build file's relative value is resolved against
 	// the file's directory.
@@ -286,3 +287,83 @@ func (v *durationValue) Set(s string) error {
 func (v *durationValue) String() string  { return v.p.String() }
 func (v *durationValue) Type() string    { return "duration" }
 func (v *durationValue) kind() valueKind { return single }
+
+// mibValue is an amount of memory in MiB: a plain number is MiB, a size
+// with a unit ("2GiB") is converted.
+type mibValue struct{ p *int }
+
+func newMiB(p *int, def int) *mibValue {
+	*p = def
+	return &mibValue{p}
+}
+
+func (v *mibValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		size, perr := bytesize.Parse(s)
+		if perr != nil || size%(1<<20) != 0 {
+			return fmt.Errorf("want a number of MiB, or a size such as 512MiB or 2GiB")
+		}
+		n = int(size >> 20)
+	}
+	if n <= 0 {
+		return fmt.Errorf("want a positive amount of memory")
+	}
+	*v.p = n
+	return nil
+}
+
+func (v *mibValue) String() string {
+	if *v.p == 0 {
+		return ""
+	}
+	return bytesize.Size(int64(*v.p) << 20).String()
+}
+func (v *mibValue) Type() string    { return "mib" }
+func (v *mibValue) kind() valueKind { return single }
+
+// countValue is a positive whole number.
+type countValue struct{ p *int }
+
+func newCount(p *int, def int) *countValue {
+	*p = def
+	return &countValue{p}
+}
+
+func (v *countValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("want a positive whole number")
+	}
+	*v.p = n
+	return nil
+}
+
+func (v *countValue) String() string {
+	if *v.p == 0 {
+		return ""
+	}
+	return strconv.Itoa(*v.p)
+}
+func (v *countValue) Type() string    { return "int" }
+func (v *countValue) kind() valueKind { return single }
+
+// inOrder returns opts in the order of flags, then those flags does not
+// name: commands that share options list them where their synopsis wants
+// them.
+func inOrder(opts []option, flags ...string) []option {
+	out := make([]option, 0, len(opts))
+	for _, f := range flags {
+		for _, o := range opts {
+			if o.flag == f {
+				out = append(out, o)
+			}
+		}
+	}
+	for _, o := range opts {
+		if !slices.Contains(flags, o.flag) {
+			out = append(out, o)
+		}
+	}
+	return out
+}

@@ -57,6 +57,20 @@ func TestTestCommandUsage(t *testing.T) {
 		{[]string{"test", "--expect", "x", "--board", "./missing.yaml", img}, exitFailure, "missing.yaml"},
 		{[]string{"run", "--board", "no-such-board", img}, exitUsage, "unknown board"},
 		{[]string{"run"}, exitUsage, "one IMAGE"},
+		{[]string{"test", "--run", "true", img}, exitUsage, "--run needs --login"},
+		{[]string{"test", "--expect", "x", "--run", "true", img}, exitUsage, "--run needs --login"},
+		{[]string{"test", "--login", ":pw", img}, exitUsage, "--login"},
+		{[]string{"test", "--login", "root", "--run", "", img}, exitUsage, "--run: empty command"},
+		{[]string{"test", "--login", "root", "--publish", "8080:80", img}, exitUsage, "--publish: publishing 127.0.0.1:8080:80 needs the user network"},
+		{[]string{"test", "--login", "root", "--net", "tap", img}, exitUsage, `--net "tap": want`},
+		{[]string{"run", "--net", "none", "--publish", "2222:22", img}, exitUsage, "--publish"},
+		{[]string{"run", "--publish", "22", img}, exitUsage, `--publish "22"`},
+		{[]string{"run", "--publish", "localhost:2222:22", img}, exitUsage, "not an IPv4 address"},
+		{[]string{"run", "--publish", "2222:22", "--publish", "2222:23", img}, exitUsage, "published twice"},
+		{[]string{"run", "--mem", "0", img}, exitUsage, "--mem"},
+		{[]string{"run", "--mem", "1000KiB", img}, exitUsage, "--mem"},
+		{[]string{"run", "--cpus", "0", img}, exitUsage, "--cpus"},
+		{[]string{"run", "--cpus", "two", img}, exitUsage, "--cpus"},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.msg) {
@@ -93,27 +107,16 @@ func TestTestCommandFails(t *testing.T) {
 	if code != exitFailure {
 		t.Fatalf("exit %d, want %d: %s", code, exitFailure, errOut)
 	}
-	if !strings.Contains(errOut, "timed out after 4s") || !strings.Contains(errOut, "NEVER-PRINTED") {
-		t.Errorf("stderr %q does not say what timed out", errOut)
+	// The console's tail as it was, many lines, then the one-line error.
+	lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "timed out after 4s") || !strings.Contains(last, "NEVER-PRINTED") || !strings.HasSuffix(last, "see the console tail above") {
+		t.Errorf("stderr %q does not end with what timed out", errOut)
 	}
-	var doc struct {
-		Suites []struct {
-			Failures int `xml:"failures,attr"`
-			Cases    []struct {
-				Failure *struct {
-					Message string `xml:"message,attr"`
-				} `xml:"failure"`
-				Out string `xml:"system-out"`
-			} `xml:"testcase"`
-		} `xml:"testsuite"`
+	if lines[0] != "--- last lines of the serial console ---" || len(lines) < 5 || !strings.Contains(errOut, "\nU-Boot ") {
+		t.Errorf("stderr does not show the console's tail line by line:\n%s", errOut)
 	}
-	raw, err := os.ReadFile(junit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := xml.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
+	doc, raw := readJUnit(t, junit)
 	c := doc.Suites[0].Cases[0]
 	if doc.Suites[0].Failures != 1 || c.Failure == nil || !strings.Contains(c.Failure.Message, "timed out") || !strings.Contains(c.Out, "U-Boot") {
 		t.Errorf("JUnit report: %s", raw)
@@ -124,4 +127,36 @@ func TestTestCommandFails(t *testing.T) {
 	if left, _ := os.ReadDir(tmp); len(left) > 0 {
 		t.Errorf("temporary files left behind: %v", left)
 	}
+}
+
+// junitReport is what the tests read of a JUnit report.
+type junitReport struct {
+	Suites []struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Cases    []struct {
+			Name    string `xml:"name,attr"`
+			Failure *struct {
+				Message string `xml:"message,attr"`
+			} `xml:"failure"`
+			Out string `xml:"system-out"`
+		} `xml:"testcase"`
+	} `xml:"testsuite"`
+}
+
+// readJUnit reads a JUnit report that must have one suite.
+func readJUnit(t *testing.T, path string) (*junitReport, []byte) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc junitReport
+	if err := xml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Suites) != 1 {
+		t.Fatalf("JUnit report with %d suites:\n%s", len(doc.Suites), raw)
+	}
+	return &doc, raw
 }
