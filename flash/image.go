@@ -1,7 +1,7 @@
 // Package flash writes disk images to block devices safely: only the
 // ranges that hold data (from the image's .bmap, in bmaptool's format, or
-// from the image file's holes), decompressing gzip, xz and zstd images on
-// the fly, then reading every range back to check it.
+// from the image file's holes), decompressing compressed images (gzip, xz,
+// zstd, lz4, bzip2) on the fly, then reading every range back to check it.
 //
 // Check applies the safety rules before anything is opened for writing: it
 // refuses the disk holding the root filesystem, disks with anything
@@ -13,16 +13,12 @@ package flash
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
-	"github.com/ulikunitz/xz"
+	"github.com/ocidisk/ocidisk/internal/compression"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,9 +26,8 @@ import (
 // to copy.
 type Image struct {
 	Path string
-	// Format is the compression: "" (raw), "gz", "xz" or "zstd", told by
-	// the file's first bytes.
-	Format string
+	// Format is the compression, told by the file's first bytes.
+	Format compression.Format
 	Map    *Map
 	f      *os.File
 }
@@ -69,9 +64,9 @@ func Open(path string, opts OpenOptions) (*Image, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("image %s: not a regular file", path)
 	}
-	var magic [6]byte
-	n, _ := f.ReadAt(magic[:], 0)
-	im.Format = compression(magic[:n])
+	if im.Format, err = compression.SniffAt(f); err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
 
 	if !opts.NoBmap {
 		bmapPath := opts.Bmap
@@ -86,14 +81,14 @@ func Open(path string, opts OpenOptions) (*Image, error) {
 			if im.Map, err = ParseBmap(bmapPath, data); err != nil {
 				return nil, err
 			}
-			if im.Format == "" && im.Map.ImageSize != st.Size() {
+			if im.Format == compression.None && im.Map.ImageSize != st.Size() {
 				return nil, fmt.Errorf("image %s is %d bytes, but its block map %s describes %d bytes: they do not belong together",
 					path, st.Size(), bmapPath, im.Map.ImageSize)
 			}
 		}
 	}
 	if im.Map == nil {
-		if im.Format == "" {
+		if im.Format == compression.None {
 			if im.Map, err = mapHoles(f, st.Size()); err != nil {
 				return nil, fmt.Errorf("image %s: %w", path, err)
 			}
@@ -113,28 +108,13 @@ func (im *Image) Close() error { return im.f.Close() }
 // build --bmap --compress writes.
 func findBmap(path string) string {
 	cands := []string{path + ".bmap"}
-	for _, ext := range []string{".zst", ".xz", ".gz"} {
-		if base, ok := strings.CutSuffix(path, ext); ok {
-			cands = append([]string{base + ".bmap"}, cands...)
-		}
+	if base, f := compression.TrimExt(path); f != compression.None {
+		cands = append([]string{base + ".bmap"}, cands...)
 	}
 	for _, c := range cands {
 		if st, err := os.Stat(c); err == nil && st.Mode().IsRegular() {
 			return c
 		}
-	}
-	return ""
-}
-
-// compression tells the format from the first bytes of a file.
-func compression(magic []byte) string {
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		return "gz"
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		return "xz"
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return "zstd"
 	}
 	return ""
 }
@@ -177,29 +157,6 @@ func mapHoles(f *os.File, size int64) (*Map, error) {
 
 // stream returns the image's raw bytes from the start.
 func (im *Image) stream() (io.ReadCloser, error) {
-	r := io.NewSectionReader(im.f, 0, 1<<62)
-	br := bufio.NewReaderSize(r, 1<<20)
-	switch im.Format {
-	case "":
-		return io.NopCloser(br), nil
-	case "gz":
-		z, err := pgzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: gzip: %w", im.Path, err)
-		}
-		return z, nil
-	case "xz":
-		z, err := xz.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: xz: %w", im.Path, err)
-		}
-		return io.NopCloser(z), nil
-	case "zstd":
-		z, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: zstd: %w", im.Path, err)
-		}
-		return z.IOReadCloser(), nil
-	}
-	return nil, fmt.Errorf("image %s: compression %q", im.Path, im.Format)
+	br := bufio.NewReaderSize(io.NewSectionReader(im.f, 0, 1<<62), 1<<20)
+	return compression.NewReader(br, im.Format, compression.Options{Name: "image " + im.Path, Parallel: true})
 }

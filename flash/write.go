@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
+
+	"github.com/ocidisk/ocidisk/internal/compression"
 )
 
 // Device is what an image is written to: a block device or, in tests and
@@ -74,7 +76,7 @@ func Write(ctx context.Context, im *Image, dev Device, opts WriteOptions) (*Resu
 		return nil, err
 	}
 	defer src.Close()
-	raw := im.Format == ""
+	raw := im.Format == compression.None
 
 	free := make(chan []byte, 4)
 	for range cap(free) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ocidisk/ocidisk/internal/compression"
 )
 
 // cache is the on-disk store under Options.CacheDir:
@@ -71,7 +73,7 @@ func (c cache) writeLayer(im *Image, r io.Reader, want v1.Hash) (*io.SectionRead
 		}
 	}()
 	br := bufio.NewReaderSize(r, 256<<10)
-	dec, kind, err := decompress(br)
+	dec, _, err := compression.Open(br, compression.Options{})
 	if err != nil {
 		return nil, v1.Hash{}, preferDigestError(br, err)
 	}
@@ -89,9 +91,6 @@ func (c cache) writeLayer(im *Image, r io.Reader, want v1.Hash) (*io.SectionRead
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	n, err := io.CopyBuffer(io.MultiWriter(bw, h), dec, make([]byte, 1<<20))
 	if err != nil {
-		if kind != "" {
-			err = fmt.Errorf("%s: %w", kind, err)
-		}
 		closeDec()
 		return nil, v1.Hash{}, preferDigestError(br, err)
 	}

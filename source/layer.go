@@ -7,6 +7,8 @@ import (
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ocidisk/ocidisk/internal/compression"
 )
 
 // Layer is one filesystem changeset of an image: a tar archive, stored
@@ -75,11 +77,11 @@ func (l *Layer) open(ctx context.Context) (*io.SectionReader, error) {
 		}
 	}
 	if l.local != nil {
-		kind, err := sniffAt(l.local)
+		kind, err := compression.SniffAt(l.local)
 		if err != nil {
 			return nil, err
 		}
-		if kind == "" {
+		if kind == compression.None {
 			return l.inPlace(ctx)
 		}
 		r := io.Reader(io.NewSectionReader(l.local, 0, l.local.Size()))
