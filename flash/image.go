@@ -158,5 +158,5 @@ func mapHoles(f *os.File, size int64) (*Map, error) {
 // stream returns the image's raw bytes from the start.
 func (im *Image) stream() (io.ReadCloser, error) {
 	br := bufio.NewReaderSize(io.NewSectionReader(im.f, 0, 1<<62), 1<<20)
-	return compression.NewReader(br, im.Format, compression.Options{Name: "image " + im.Path, Parallel: true})
+	return compression.NewReader(br, im.Format, compression.Options{Parallel: true})
 }

@@ -3,7 +3,6 @@ package flash
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -117,7 +116,11 @@ func Write(ctx context.Context, im *Image, dev Device, opts WriteOptions) (*Resu
 				} else {
 					k, err = io.ReadFull(src, b[:n])
 				}
-				if r.Len < 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+				// The image's own end: io.ReadFull says so with these
+				// two, unwrapped. A decoder that finds its input cut
+				// short returns an error that wraps io.ErrUnexpectedEOF,
+				// which is no end but a truncated image.
+				if r.Len < 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
 					err = nil
 					r.Len = done + int64(k)
 				}
