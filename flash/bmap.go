@@ -14,7 +14,7 @@ import (
 )
 
 // Map is what of an image to copy: its ranges of data, each with the
-// checksum a .bmap gives (none for a map made from the image's holes).
+// checksum a .bmap gives (none for the whole image, without a .bmap).
 type Map struct {
 	// ImageSize is the raw image's size, -1 when not known before the
 	// image is read (a compressed image without a .bmap).

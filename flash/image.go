@@ -1,7 +1,7 @@
 // Package flash writes disk images to block devices safely: only the
-// ranges that hold data (from the image's .bmap, in bmaptool's format, or
-// from the image file's holes), decompressing compressed images (gzip, xz,
-// zstd, lz4, bzip2) on the fly, then reading every range back to check it.
+// ranges that hold data when the image has a .bmap (bmaptool's format),
+// every byte otherwise, decompressing compressed images (gzip, xz, zstd,
+// lz4, bzip2) on the fly, then reading every range back to check it.
 //
 // Check applies the safety rules before anything is opened for writing: it
 // refuses the disk holding the root filesystem, disks with anything
@@ -13,13 +13,11 @@ package flash
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/ocidisk/ocidisk/internal/compression"
-	"golang.org/x/sys/unix"
 )
 
 // Image is an image file to flash, raw or compressed, with the map of what
@@ -37,14 +35,15 @@ type OpenOptions struct {
 	// Bmap is the .bmap to use; "" looks beside the image for
 	// IMAGE.bmap, and for a compressed IMAGE.EXT for IMAGE.bmap too.
 	Bmap string
-	// NoBmap ignores any .bmap: a raw image is mapped by its holes, a
-	// compressed one copied whole.
+	// NoBmap ignores any .bmap: the image is copied whole.
 	NoBmap bool
 }
 
 // Open opens an image and finds its map: the .bmap beside it, else the
-// image file's holes (SEEK_DATA/SEEK_HOLE), else, for a compressed image,
-// the whole image.
+// whole image. Without a .bmap nothing says which zero blocks the image's
+// filesystems count on reading as zeros (a new image file has them as
+// holes, a used card has old data there), so every byte is written, the
+// holes as zeros, and read back.
 func Open(path string, opts OpenOptions) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -89,9 +88,7 @@ func Open(path string, opts OpenOptions) (*Image, error) {
 	}
 	if im.Map == nil {
 		if im.Format == compression.None {
-			if im.Map, err = mapHoles(f, st.Size()); err != nil {
-				return nil, fmt.Errorf("image %s: %w", path, err)
-			}
+			im.Map = &Map{ImageSize: st.Size(), Ranges: []Range{{Off: 0, Len: st.Size()}}, Source: "the whole image (no .bmap)"}
 		} else {
 			im.Map = &Map{ImageSize: -1, Ranges: []Range{{Off: 0, Len: -1}}, Source: "the whole image (no .bmap)"}
 		}
@@ -117,42 +114,6 @@ func findBmap(path string) string {
 		}
 	}
 	return ""
-}
-
-// holeBlock is the granularity of a map made from holes: filesystems
-// allocate in 4 KiB blocks.
-const holeBlock = 4096
-
-// mapHoles maps the data of a sparse file with SEEK_DATA and SEEK_HOLE. A
-// filesystem without hole support reports the whole file as data.
-func mapHoles(f *os.File, size int64) (*Map, error) {
-	m := &Map{ImageSize: size, Source: "the image's holes (no .bmap)"}
-	fd := int(f.Fd())
-	for off := int64(0); off < size; {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("SEEK_DATA: %w", err)
-		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
-		if err != nil {
-			return nil, fmt.Errorf("SEEK_HOLE: %w", err)
-		}
-		start := data / holeBlock * holeBlock
-		end := min((hole+holeBlock-1)/holeBlock*holeBlock, size)
-		if k := len(m.Ranges); k > 0 && m.Ranges[k-1].Off+m.Ranges[k-1].Len >= start {
-			m.Ranges[k-1].Len = end - m.Ranges[k-1].Off
-		} else {
-			m.Ranges = append(m.Ranges, Range{Off: start, Len: end - start})
-		}
-		off = hole
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 // stream returns the image's raw bytes from the start.

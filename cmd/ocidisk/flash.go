@@ -34,7 +34,7 @@ func flashCommand(e *env) *cobra.Command {
 		{flag: "force", usage: "write a disk that is not removable or is larger than --max-size", value: newBool(&a.force, false)},
 		{flag: "max-size", arg: "S", usage: "largest disk written without --force", value: newSize(&a.maxSize, 256<<30, "a size such as 64GiB", nil)},
 		{flag: "bmap", arg: "FILE", usage: "block map to use (default: IMAGE.bmap beside the image, also without its .zst/.xz/.gz)", value: newString(&a.bmap, "", nil)},
-		{flag: "no-bmap", usage: "ignore any .bmap: copy a raw image's data by its holes, a compressed one whole", value: newBool(&a.noBmap, false)},
+		{flag: "no-bmap", usage: "ignore any .bmap: write every byte of the image", value: newBool(&a.noBmap, false)},
 		{flag: "allow-file", usage: "let DEVICE be a regular file (created if missing)", value: newBool(&a.allowFile, false)},
 	}
 	c := &cobra.Command{

@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/ocidisk/ocidisk/diskimage"
+	"github.com/ocidisk/ocidisk/testimages/debian"
 )
 
 // compressedImage writes a small disk image and its compressed copy in
@@ -50,4 +54,75 @@ func TestFlashTruncatedImage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// randomCard returns a file of n random bytes: a card that held something
+// else before.
+func randomCard(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	rng := rand.New(rand.NewChaCha8([32]byte{13, 2}))
+	for i := 0; i < n; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], rng.Uint64())
+	}
+	p := filepath.Join(t.TempDir(), "card.img")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Issue 13.2: an image flashed onto a used card, with its .bmap and
+// without, gives a card whose filesystems check clean and that boots;
+// without a .bmap the card holds the image byte for byte, holes included.
+func TestFlashUsedCardBoots(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and boots an image")
+	}
+	kernel := debian.KernelDeb(t)
+	root := debian.BusyboxRoot(t)
+	img := buildImage(t, "--board", "qemu-virt-arm64", "--kernel", "deb:"+kernel, "--bmap", "oci:"+root)
+	data, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		whole bool
+	}{{"with .bmap", nil, false}, {"without a .bmap", []string{"--no-bmap"}, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			card := randomCard(t, len(data)+1<<20)
+			args := append(append([]string{"flash", "--allow-file"}, tc.args...), img, card)
+			if code, stdout, stderr := runCLI(t, args...); code != exitOK {
+				t.Fatalf("ocidisk %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
+			}
+			if tc.whole {
+				got, err := os.ReadFile(card)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i := firstDifference(got[:len(data)], data); i >= 0 {
+					t.Errorf("the card differs from the image at byte %d", i)
+				}
+			}
+			checkStatic(t, card)
+			code, out := bootTest(t, card, "--expect", regexp.QuoteMeta(debian.Marker), "--timeout", "120s")
+			if code != exitOK {
+				t.Fatalf("the flashed card did not boot (exit %d):\n%s", code, tail(out, 40))
+			}
+		})
+	}
+}
+
+func firstDifference(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	if len(a) != len(b) {
+		return min(len(a), len(b))
+	}
+	return -1
 }
