@@ -29,11 +29,11 @@ func writeFormat(c string) (compression.Format, error) {
 	return f, fmt.Errorf("compression %q: images are written as none, gz, xz or zstd", c)
 }
 
-// newCompressor returns a writer compressing into w with every core the
+// newCompressor returns a writer compressing size bytes into w with every core the
 // format lets us use. The output depends only on the input, never on the
 // number of cores: pgzip and zstd cut their input into blocks of fixed
 // size, and xz is cut into streams of fixed size (see xzStreams).
-func newCompressor(format compression.Format, w io.Writer) (io.WriteCloser, error) {
+func newCompressor(format compression.Format, w io.Writer, size int64) (io.WriteCloser, error) {
 	procs := runtime.GOMAXPROCS(0)
 	switch format {
 	case compression.Gzip:
@@ -46,7 +46,15 @@ func newCompressor(format compression.Format, w io.Writer) (io.WriteCloser, erro
 		}
 		return z, nil
 	case compression.Zstd:
-		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(procs))
+		z, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(procs))
+		if err != nil {
+			return nil, err
+		}
+		// The frame records the image's size, so that ocidisk flash
+		// knows it before writing anything (xz's index has it too;
+		// gzip cannot hold it).
+		z.ResetContentSize(w, size)
+		return z, nil
 	case compression.XZ:
 		return newXZStreams(w, xzChunk, min(procs, 8)), nil
 	}

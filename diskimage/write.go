@@ -232,7 +232,7 @@ func finish(ctx context.Context, r io.ReaderAt, size int64, rec *recorder, bmapO
 	if compOut != nil {
 		bw = bufio.NewWriterSize(compOut, 1<<20)
 		var err error
-		if comp, err = newCompressor(format, bw); err != nil {
+		if comp, err = newCompressor(format, bw, size); err != nil {
 			return err
 		}
 	}

@@ -13,6 +13,7 @@ package flash
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -32,6 +33,10 @@ type Image struct {
 
 // OpenOptions say where the map comes from.
 type OpenOptions struct {
+	// Progress, when set, is called as a compressed image whose format
+	// does not record its size is decompressed to measure it, with the
+	// compressed bytes read and the file's size.
+	Progress func(done, total int64)
 	// Bmap is the .bmap to use; "" looks beside the image for
 	// IMAGE.bmap, and for a compressed IMAGE.EXT for IMAGE.bmap too.
 	Bmap string
@@ -44,7 +49,15 @@ type OpenOptions struct {
 // filesystems count on reading as zeros (a new image file has them as
 // holes, a used card has old data there), so every byte is written, the
 // holes as zeros, and read back.
-func Open(path string, opts OpenOptions) (*Image, error) {
+//
+// The image's size is known when Open returns, so that a disk too small
+// for it is refused before anything is written: a raw image's is the
+// file's, a compressed one's comes from its .bmap, else from what its
+// format records (xz's index, zstd's frame headers), else from
+// decompressing it once without writing anything (gzip records the size
+// only modulo 4 GiB, bzip2 not at all). That pass also proves the file
+// whole: a truncated image is refused before the card is touched.
+func Open(ctx context.Context, path string, opts OpenOptions) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, err)
@@ -80,19 +93,26 @@ func Open(path string, opts OpenOptions) (*Image, error) {
 			if im.Map, err = ParseBmap(bmapPath, data); err != nil {
 				return nil, err
 			}
-			if im.Format == compression.None && im.Map.ImageSize != st.Size() {
-				return nil, fmt.Errorf("image %s is %d bytes, but its block map %s describes %d bytes: they do not belong together",
-					path, st.Size(), bmapPath, im.Map.ImageSize)
-			}
 		}
 	}
-	if im.Map == nil {
-		if im.Format == compression.None {
-			im.Map = &Map{ImageSize: st.Size(), Ranges: []Range{{Off: 0, Len: st.Size()}}, Source: "the whole image (no .bmap)"}
-		} else {
-			im.Map = &Map{ImageSize: -1, Ranges: []Range{{Off: 0, Len: -1}}, Source: "the whole image (no .bmap)"}
+	size, err := compression.Size(f, st.Size(), im.Format)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %v: %w", path, im.Format, err)
+	}
+	if im.Map != nil {
+		if size >= 0 && im.Map.ImageSize != size {
+			return nil, fmt.Errorf("image %s is %d bytes, but its block map %s describes %d bytes: they do not belong together",
+				path, size, im.Map.Source, im.Map.ImageSize)
+		}
+		ok = true
+		return im, nil
+	}
+	if size < 0 {
+		if size, err = im.measure(ctx, st.Size(), opts.Progress); err != nil {
+			return nil, err
 		}
 	}
+	im.Map = &Map{ImageSize: size, Ranges: []Range{{Off: 0, Len: size}}, Source: "the whole image (no .bmap)"}
 	ok = true
 	return im, nil
 }
@@ -114,6 +134,46 @@ func findBmap(path string) string {
 		}
 	}
 	return ""
+}
+
+// measure decompresses the image to count its bytes.
+func (im *Image) measure(ctx context.Context, fileSize int64, progress func(done, total int64)) (int64, error) {
+	var r io.Reader = io.NewSectionReader(im.f, 0, fileSize)
+	if progress != nil || ctx.Done() != nil {
+		r = &measureReader{ctx: ctx, r: r, total: fileSize, progress: progress}
+	}
+	d, err := compression.NewReader(bufio.NewReaderSize(r, 1<<20), im.Format, compression.Options{Parallel: true})
+	if err != nil {
+		return 0, fmt.Errorf("image %s: %w", im.Path, err)
+	}
+	defer d.Close()
+	n, err := io.CopyBuffer(io.Discard, d, make([]byte, 1<<20))
+	if err != nil {
+		return 0, fmt.Errorf("image %s: %w", im.Path, err)
+	}
+	return n, nil
+}
+
+// measureReader reports the compressed bytes read and stops when ctx
+// ends.
+type measureReader struct {
+	ctx      context.Context
+	r        io.Reader
+	done     int64
+	total    int64
+	progress func(done, total int64)
+}
+
+func (m *measureReader) Read(p []byte) (int, error) {
+	if err := m.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := m.r.Read(p)
+	m.done += int64(n)
+	if m.progress != nil {
+		m.progress(m.done, m.total)
+	}
+	return n, err
 }
 
 // stream returns the image's raw bytes from the start.

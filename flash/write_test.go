@@ -57,7 +57,7 @@ func target(t *testing.T, n int64) string {
 
 func flashFile(t *testing.T, image, dst string, opts OpenOptions) (*Result, *Image, error) {
 	t.Helper()
-	im, err := Open(image, opts)
+	im, err := Open(t.Context(), image, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func (f flipper) WriteAt(p []byte, off int64) (int, error) {
 func TestVerifyCatchesCorruption(t *testing.T) {
 	raw := testImage(t, "")
 	for _, opts := range []OpenOptions{{}, {NoBmap: true}} {
-		im, err := Open(raw, opts)
+		im, err := Open(t.Context(), raw, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +200,7 @@ func TestVerifyCatchesCorruption(t *testing.T) {
 // An image that no longer matches its .bmap fails while it is read.
 func TestWriteDamagedImage(t *testing.T) {
 	raw := testImage(t, "")
-	im, err := Open(raw, OpenOptions{})
+	im, err := Open(t.Context(), raw, OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

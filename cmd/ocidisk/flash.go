@@ -51,7 +51,15 @@ func runFlash(ctx context.Context, e *env, a *flashArgs, image, device string) e
 	if a.bmap != "" && a.noBmap {
 		return usagef("--bmap and --no-bmap exclude each other")
 	}
-	im, err := flash.Open(image, flash.OpenOptions{Bmap: a.bmap, NoBmap: a.noBmap})
+	oo := flash.OpenOptions{Bmap: a.bmap, NoBmap: a.noBmap}
+	p := e.progress()
+	if p != nil {
+		oo.Progress = func(done, total int64) { p.update("decompressing to measure", done, total) }
+	}
+	im, err := flash.Open(ctx, image, oo)
+	if p != nil {
+		p.done()
+	}
 	if err != nil {
 		return err
 	}
@@ -82,7 +90,6 @@ func runFlash(ctx context.Context, e *env, a *flashArgs, image, device string) e
 	defer dev.Close()
 
 	opts := flash.WriteOptions{Log: e.log}
-	p := e.progress()
 	if p != nil {
 		opts.Progress = p.update
 	}

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/ocidisk/ocidisk/diskimage"
+	"github.com/ocidisk/ocidisk/internal/hosttool"
 	"github.com/ocidisk/ocidisk/testimages/debian"
 )
 
@@ -125,4 +128,46 @@ func firstDifference(a, b []byte) int {
 		return min(len(a), len(b))
 	}
 	return -1
+}
+
+// loopDevice attaches a file of size bytes of a pattern as a loop block
+// device: a small card. It returns the device and the file.
+func loopDevice(t *testing.T, size int) (dev, file string) {
+	t.Helper()
+	losetup := hosttool.Require(t, "losetup", "mount")
+	if os.Getuid() != 0 {
+		hosttool.Missing(t, "a loop device needs root")
+	}
+	file = usedCard(t, size)
+	out, err := exec.Command(losetup, "--find", "--show", file).Output()
+	if err != nil {
+		hosttool.Missing(t, fmt.Sprintf("losetup --find --show: %v (no loop devices here?)", err))
+	}
+	dev = strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command(losetup, "--detach", dev).Run() })
+	return dev, file
+}
+
+// Issue 13.12: a compressed image without a .bmap is refused by a disk too
+// small for it before anything is written, whether its format records its
+// size (xz, zstd) or it must be decompressed once to know (gzip).
+func TestFlashRefusesSmallDiskBeforeWriting(t *testing.T) {
+	for _, format := range []string{"gz", "xz", "zstd"} {
+		t.Run(format, func(t *testing.T) {
+			raw, comp := compressedImage(t, format)
+			st, _ := os.Stat(raw)
+			dev, file := loopDevice(t, 4<<20)
+			before, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, stderr := runCLI(t, "flash", "--yes", "--force", comp, dev)
+			if code != exitFailure || !strings.Contains(stderr, "refusing to write "+dev) || !strings.Contains(stderr, "larger than the disk") {
+				t.Errorf("flash of a %d-byte image to a 4 MiB disk: exit %d\n%s%s", st.Size(), code, stdout, stderr)
+			}
+			if after, _ := os.ReadFile(file); !bytes.Equal(before, after) {
+				t.Errorf("the disk was written before the refusal")
+			}
+		})
+	}
 }

@@ -143,11 +143,3 @@ func (s *lz4Scanner) scan(b []byte) {
 		s.state = s.after
 	}
 }
-
-// noEOF makes an end of input inside a structure what it is.
-func noEOF(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
-}

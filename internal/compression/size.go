@@ -41,7 +41,9 @@ func zstdSize(r io.ReaderAt, size int64) (int64, error) {
 			return 0, err
 		}
 		var h zstd.Header
-		if err := h.Decode(buf[:n]); err != nil {
+		if err := h.Decode(buf[:n]); err == io.ErrUnexpectedEOF {
+			return 0, fmt.Errorf("the file ends inside a zstd frame header, at byte %d (truncated): %w", size, err)
+		} else if err != nil {
 			return 0, fmt.Errorf("zstd frame at byte %d: %w", off, err)
 		}
 		if h.Skippable {
@@ -58,8 +60,10 @@ func zstdSize(r io.ReaderAt, size int64) (int64, error) {
 		off += int64(h.HeaderSize)
 		for last := false; !last; {
 			var bh [3]byte
-			if _, err := r.ReadAt(bh[:], off); err != nil {
-				return 0, fmt.Errorf("zstd block header at byte %d: %w", off, noEOF(err))
+			if _, err := r.ReadAt(bh[:], off); err == io.EOF {
+				return 0, fmt.Errorf("the file ends inside a zstd frame, at byte %d (truncated): %w", size, io.ErrUnexpectedEOF)
+			} else if err != nil {
+				return 0, err
 			}
 			v := uint32(bh[0]) | uint32(bh[1])<<8 | uint32(bh[2])<<16
 			last = v&1 != 0
@@ -76,7 +80,7 @@ func zstdSize(r io.ReaderAt, size int64) (int64, error) {
 			off += 4
 		}
 		if off > size {
-			return 0, fmt.Errorf("zstd frame ends at byte %d, past the end of the file (%d bytes): %w", off, size, io.ErrUnexpectedEOF)
+			return 0, fmt.Errorf("the file ends inside a zstd frame, at byte %d (truncated): %w", size, io.ErrUnexpectedEOF)
 		}
 	}
 	return total, nil
