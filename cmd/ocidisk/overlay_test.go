@@ -1,0 +1,74 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ocidisk/ocidisk/testimages"
+	"github.com/ocidisk/ocidisk/testimages/debian"
+)
+
+// writeTar writes entries as a tar file and returns its path.
+func writeTar(t *testing.T, entries []testimages.Entry) string {
+	t.Helper()
+	b, err := testimages.TarOf(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "root.tar")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// inspectEntries lists a directory of the image's root with ocidisk inspect
+// --json: name to type.
+func inspectEntries(t *testing.T, img, path string) map[string]string {
+	t.Helper()
+	code, stdout, stderr := runCLI(t, "inspect", "--json", img, path)
+	if code != exitOK {
+		t.Fatalf("inspect %s: exit %d: %s", path, code, stderr)
+	}
+	var doc struct {
+		Entries []struct{ Name, Type, Target string }
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("inspect %s: %v\n%s", path, err, stdout)
+	}
+	out := map[string]string{}
+	for _, e := range doc.Entries {
+		out[e.Name] = e.Type
+	}
+	return out
+}
+
+// Issue 13.6: an --overlay holding bin/x over a merged-/usr root (bin ->
+// usr/bin) puts x into /usr/bin, beside what the root has there, and /bin
+// stays the symlink, as cp -a overlay/. root/ would; it turned /bin into a
+// directory holding only x.
+func TestBuildOverlayOverMergedUsr(t *testing.T) {
+	kernel := debian.KernelDeb(t)
+	root := writeTar(t, []testimages.Entry{
+		testimages.Dir("usr", 0o755), testimages.Dir("usr/bin", 0o755),
+		testimages.File("usr/bin/sh", "#!sh\n", 0o755),
+		testimages.Symlink("bin", "usr/bin"),
+	})
+	overlay := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(overlay, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(overlay, "bin", "x"), []byte("x\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img := buildImage(t, "--kernel", "deb:"+kernel, "--overlay", overlay, "tar:"+root)
+	if got := inspectEntries(t, img, "/bin")["bin"]; got != "symlink" {
+		t.Errorf("/bin is a %q, want the root's symlink", got)
+	}
+	usrBin := inspectEntries(t, img, "/usr/bin/")
+	if usrBin["x"] != "file" || usrBin["sh"] != "file" {
+		t.Errorf("/usr/bin holds %v, want the root's sh and the overlay's x", usrBin)
+	}
+}
