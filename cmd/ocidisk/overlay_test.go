@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ocidisk/ocidisk/testimages"
@@ -70,5 +71,25 @@ func TestBuildOverlayOverMergedUsr(t *testing.T) {
 	usrBin := inspectEntries(t, img, "/usr/bin/")
 	if usrBin["x"] != "file" || usrBin["sh"] != "file" {
 		t.Errorf("/usr/bin holds %v, want the root's sh and the overlay's x", usrBin)
+	}
+}
+
+// Issue 13.7: a boot overlay holding IMAGE beside the kernel's Image fails
+// the build, naming both: FAT names must differ in more than case, and the
+// firmware or Linux would find only one of them.
+func TestBuildRefusesFATNamesDifferingInCase(t *testing.T) {
+	kernel := debian.KernelDeb(t)
+	root := debian.BusyboxRoot(t)
+	boot := t.TempDir()
+	if err := os.WriteFile(filepath.Join(boot, "IMAGE"), []byte("not the kernel\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "t.img")
+	code, stdout, stderr := runCLI(t, "build", "-o", out, "--kernel", "deb:"+kernel, "--boot-overlay", boot, "oci:"+root)
+	if code != exitFailure || !strings.Contains(stderr, "/IMAGE and /Image") || !strings.Contains(stderr, "case") {
+		t.Errorf("build with IMAGE beside Image: exit %d\n%s%s\nwant exit 1 and an error naming both", code, stdout, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("the failed build left %s", out)
 	}
 }

@@ -23,6 +23,12 @@ func TestRefused(t *testing.T) {
 		names bool   // errors.Is ErrInvalidName
 	}{
 		{name: "colon", put: func(tr *fstree.Tree) { tr.Put("dir/a:b", file(), fstree.NewDir(0o755)) }, err: "/dir/a:b", names: true},
+		{name: "case", put: func(tr *fstree.Tree) { tr.Put("Image", file(), nil); tr.Put("IMAGE", file(), nil) }, err: "/IMAGE and /Image", names: true},
+		{name: "case nested", put: func(tr *fstree.Tree) {
+			tr.Put("d/Straße", file(), fstree.NewDir(0o755))
+			tr.Put("d/STRASSE", file(), nil)
+			tr.Put("d/straße", file(), nil)
+		}, err: "/d/Straße and /d/straße", names: true},
 		{name: "star", put: func(tr *fstree.Tree) { tr.Put("a*", file(), nil) }, err: "/a*", names: true},
 		{name: "trailing dot", put: func(tr *fstree.Tree) { tr.Put("x/name.", fstree.NewDir(0o755), fstree.NewDir(0o755)) }, err: "/x/name.", names: true},
 		{name: "control", put: func(tr *fstree.Tree) { tr.Put("a\tb", file(), nil) }, err: "a\\tb", names: true},
