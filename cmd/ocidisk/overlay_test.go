@@ -93,3 +93,42 @@ func TestBuildRefusesFATNamesDifferingInCase(t *testing.T) {
 		t.Errorf("the failed build left %s", out)
 	}
 }
+
+// Issue 13.8: a control character in --cmdline-append, or in a build
+// file's cmdline-append (through a variable), is a usage error naming the
+// flag and the character, before anything is built: a newline would have
+// become new directives in extlinux.conf.
+func TestBuildRefusesControlCharactersInCmdline(t *testing.T) {
+	isolate(t)
+	root := writeTar(t, []testimages.Entry{testimages.Dir("etc", 0o755)})
+	out := filepath.Join(t.TempDir(), "t.img")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"newline", []string{"--cmdline-append", "quiet\nappend init=/bin/sh"}},
+		{"escape", []string{"--cmdline-append", "console=ttyAMA0", "--cmdline-append", "x=\x1b[2J"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string{"build", "-o", out}, tc.args...), "tar:"+root)
+			code, _, stderr := runCLI(t, args...)
+			if code != exitUsage || !strings.Contains(stderr, "--cmdline-append") || !strings.Contains(stderr, "control character") || !strings.Contains(stderr, "U+00") {
+				t.Errorf("exit %d, %q; want exit 2 naming the flag and the character", code, stderr)
+			}
+		})
+	}
+	// The same through a build file whose variable holds a newline.
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ocidisk.yaml")
+	if err := os.WriteFile(file, []byte("source: tar:"+root+"\ncmdline-append: [\"${EXTRA}\"]\noutput: {path: "+out+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("EXTRA", "quiet\ninitrd /evil")
+	code, _, stderr := runCLI(t, "build", "-f", file)
+	if code != exitUsage || !strings.Contains(stderr, "control character") || !strings.Contains(stderr, "U+000A") {
+		t.Errorf("build file: exit %d, %q; want exit 2 naming the character", code, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a refused build left %s", out)
+	}
+}
