@@ -244,3 +244,36 @@ func TestCheckNameAndEntryPath(t *testing.T) {
 		t.Errorf("root path = %q", got)
 	}
 }
+
+// Fingerprint changes with what a writer stores and with nothing else:
+// times past the limit count as the limit.
+func TestFingerprint(t *testing.T) {
+	limit := time.Unix(1_700_000_000, 0)
+	mk := func(mtime time.Time, mode uint32, body string) *Tree {
+		tr := New()
+		n := NewFile(mode, int64(len(body)), Bytes(body))
+		n.Mtime = mtime
+		_ = tr.Put("etc/motd", n, NewDir(0o755))
+		_ = tr.Put("etc/hard", n, nil)
+		return tr
+	}
+	base := mk(limit.Add(time.Hour), 0o644, "hi").Fingerprint(limit)
+	for _, tc := range []struct {
+		name string
+		tr   *Tree
+		same bool
+	}{
+		{"touched later", mk(limit.Add(48*time.Hour), 0o644, "hi"), true},
+		{"at the limit", mk(limit, 0o644, "hi"), true},
+		{"earlier", mk(limit.Add(-time.Second), 0o644, "hi"), false},
+		{"mode", mk(limit.Add(time.Hour), 0o600, "hi"), false},
+		{"size", mk(limit.Add(time.Hour), 0o644, "hi!"), false},
+	} {
+		if got := tc.tr.Fingerprint(limit); (got == base) != tc.same {
+			t.Errorf("%s: fingerprint equal %v, want %v", tc.name, got == base, tc.same)
+		}
+	}
+	if mk(limit.Add(time.Hour), 0o644, "hi").Fingerprint(time.Time{}) == base {
+		t.Error("without a limit, a later time is not clamped")
+	}
+}
