@@ -82,7 +82,7 @@ func Write(ctx context.Context, path string, l *Layout, opts WriteOptions) (*Res
 	var raw *outfile.File
 	if format != compression.None && !opts.KeepRaw {
 		// The raw image is only a step towards the compressed one.
-		if f, err = os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".raw-*"); err != nil {
+		if f, err = outfile.NewTemp(filepath.Dir(path), "."+filepath.Base(path)); err != nil {
 			return nil, fmt.Errorf("output %s: %w", path, err)
 		}
 		defer os.Remove(f.Name())

@@ -155,6 +155,24 @@ var looksLikeTransport = regexp.MustCompile(`^[a-z][a-z0-9+.-]*$`)
 // registryPort matches the rest of "host:PORT/repo" after the colon.
 var registryPort = regexp.MustCompile(`^[0-9]+/`)
 
+// LocalPath returns the file or directory on this machine that spec reads,
+// "" for a registry image: commands check that no output overwrites an
+// input.
+func LocalPath(spec string) string {
+	transport, rest, ok := strings.Cut(spec, ":")
+	if !ok || strings.HasPrefix(spec, "docker://") {
+		return ""
+	}
+	switch transport {
+	case "oci", "oci-archive", "docker-archive":
+		p, _ := splitPathRef(rest)
+		return p
+	case "tar", "deb", "dir":
+		return rest
+	}
+	return ""
+}
+
 // Open resolves spec to an image. It reads manifests and configs and
 // checks what it can cheaply; layer data is read when a Layer is opened.
 func Open(ctx context.Context, spec string, opts Options) (*Image, error) {
