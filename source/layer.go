@@ -70,7 +70,11 @@ func (l *Layer) open(ctx context.Context) (*io.SectionReader, error) {
 		diffID = c.alias(l.blob)
 	}
 	if diffID != (v1.Hash{}) {
-		if sr, ok := c.openLayer(l.im, diffID); ok {
+		sr, ok, err := c.openLayer(ctx, l.im, diffID, nil)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			l.im.progress.add(l.size)
 			l.im.log.Debug("layer from cache", "layer", l.name, "diffID", diffID)
 			return sr, nil

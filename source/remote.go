@@ -13,6 +13,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/ocidisk/ocidisk/internal/outfile"
 )
 
 // openRemote opens an image in a registry, through go-containerregistry
@@ -114,7 +116,7 @@ func (s *registryStore) fetch(ctx context.Context, h v1.Hash) (io.ReadCloser, bo
 		rc.Close()
 		return nil, false, fmt.Errorf("cache: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(final), ".tmp-*")
+	tmp, err := outfile.NewTemp(filepath.Dir(final), "")
 	if err != nil {
 		rc.Close()
 		return nil, false, fmt.Errorf("cache: %w", err)

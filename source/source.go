@@ -191,6 +191,7 @@ func Open(ctx context.Context, spec string, opts Options) (*Image, error) {
 		spec = t + spec
 	}
 	im := &Image{cache: cache{dir: opts.CacheDir}, log: opts.Log, progress: &progress{fn: opts.Progress}}
+	im.cache.sweep()
 	transport, rest, ok := strings.Cut(spec, ":")
 	switch {
 	case strings.HasPrefix(spec, "docker://"):

@@ -23,7 +23,8 @@ type File struct {
 
 // Create starts an output for path, which Check must accept. The
 // temporary file sits in the same directory so that Commit is an atomic
-// rename on one filesystem.
+// rename on one filesystem; temporaries of path that a killed process
+// left there are swept first (see Sweep).
 func Create(path string) (*File, error) {
 	if err := Check(path); err != nil {
 		return nil, err
@@ -32,6 +33,7 @@ func Create(path string) (*File, error) {
 	if dir == "" {
 		dir = "."
 	}
+	Sweep(dir, "."+base)
 	f, err := NewTemp(dir, "."+base)
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", path, err)
