@@ -83,6 +83,7 @@ func (c cache) openLayer(ctx context.Context, im *Image, diffID v1.Hash, p *prog
 		return nil, false, nil
 	}
 	im.keep(f)
+	used(path)
 	return sr, true, nil
 }
 
@@ -123,7 +124,10 @@ func (c cache) writeLayer(im *Image, r io.Reader, want v1.Hash) (*io.SectionRead
 	}
 	defer closeDec()
 	h := sha256.New()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
+	// Runs of zeros (a layer that holds an image of zeros, tar padding)
+	// become holes: a 1 MB gzip of zeros must not take a gigabyte.
+	sparse := outfile.NewSparse(tmp)
+	bw := bufio.NewWriterSize(sparse, 1<<20)
 	n, err := io.CopyBuffer(io.MultiWriter(bw, h), dec, make([]byte, 1<<20))
 	if err != nil {
 		closeDec()
@@ -136,6 +140,9 @@ func (c cache) writeLayer(im *Image, r io.Reader, want v1.Hash) (*io.SectionRead
 		return nil, v1.Hash{}, err
 	}
 	if err := bw.Flush(); err != nil {
+		return nil, v1.Hash{}, fmt.Errorf("cache: %w", err)
+	}
+	if err := sparse.Finish(); err != nil {
 		return nil, v1.Hash{}, fmt.Errorf("cache: %w", err)
 	}
 	got := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
@@ -165,6 +172,7 @@ func (c cache) alias(blob v1.Hash) v1.Hash {
 	if err != nil {
 		return v1.Hash{}
 	}
+	used(c.path("diffids", blob))
 	h, err := v1.NewHash(strings.TrimSpace(string(b)))
 	if err != nil {
 		return v1.Hash{}

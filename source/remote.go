@@ -101,6 +101,7 @@ func (s *registryStore) layer(_ context.Context, d v1.Descriptor, diffID v1.Hash
 func (s *registryStore) fetch(ctx context.Context, h v1.Hash) (io.ReadCloser, bool, error) {
 	c := s.im.cache
 	if f, err := os.Open(c.path("blobs", h)); err == nil {
+		used(f.Name())
 		return readCloser{verify(f, h), f}, true, nil
 	}
 	l, err := remote.Layer(s.repo.Digest(h.String()), s.with(ctx)...)

@@ -155,6 +155,7 @@ func rootCommand(e *env) *cobra.Command {
 		boardsCommand(e),
 		flashCommand(e),
 		inspectCommand(e),
+		cacheCommand(e),
 		versionCommand(e),
 	)
 	return root
