@@ -46,6 +46,7 @@ func TestRefused(t *testing.T) {
 		{name: "xattr", put: func(tr *fstree.Tree) { n := file(); n.Xattrs = map[string]string{"user.x": "1"}; tr.Put("f", n, nil) }, err: "/f: has extended attributes"},
 		{name: "too big", put: func(tr *fstree.Tree) { tr.Put("huge.img", fstree.NewFile(0o644, 1<<32, nil), nil) }, err: "/huge.img: 4294967296 bytes, FAT files hold at most 4294967295"},
 		{name: "label", put: func(tr *fstree.Tree) {}, opts: fat.Options{Label: "A:B"}, err: "label \"A:B\"", names: true},
+		{name: "label space", put: func(tr *fstree.Tree) {}, opts: fat.Options{Label: " 0"}, err: "cannot start with a space", names: true},
 		{name: "long label", put: func(tr *fstree.Tree) {}, opts: fat.Options{Label: "TWELVE CHARS"}, err: "longer than 11"},
 		{name: "type", put: func(tr *fstree.Tree) {}, opts: fat.Options{Type: 12}, err: "type 12"},
 		{name: "content larger than size", put: func(tr *fstree.Tree) {

@@ -7,6 +7,7 @@ import (
 	"hash"
 	"log/slog"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -181,6 +182,11 @@ func (pl *planner) resolve(cp string, n *fstree.Node) (*fstree.Node, error) {
 		}
 		return n, nil
 	case fstree.TypeDir:
+		// A directory that is its own ancestor (a tree may put one node
+		// under two names) would be planned forever.
+		if slices.Contains(pl.stack, n) {
+			return nil, fmt.Errorf("/%s: directory inside itself (a loop in the tree)", cp)
+		}
 		return n, nil
 	case fstree.TypeSymlink:
 		switch pl.opts.Symlinks {
