@@ -17,7 +17,7 @@ import (
 // testImage writes a two-partition image with ocidisk's own diskimage: data
 // with runs of zeros, so that the image has holes, and its .bmap and the
 // compressed copy asked for.
-func testImage(t *testing.T, compress string) string {
+func testImage(t testing.TB, compress string) string {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
 	part := func(n int) []byte {
@@ -46,7 +46,7 @@ func testImage(t *testing.T, compress string) string {
 const pattern = 0xa5
 
 // target returns a file of n bytes of pattern: a used card.
-func target(t *testing.T, n int64) string {
+func target(t testing.TB, n int64) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "card")
 	if err := os.WriteFile(p, bytes.Repeat([]byte{pattern}, int(n)), 0o644); err != nil {
