@@ -10,39 +10,33 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/ulikunitz/xz"
+
+	"github.com/ocidisk/ocidisk/internal/compression"
 )
 
-// suffix is what a compressed output's name gets.
-func suffix(format string) string {
-	if format == "zstd" {
-		return ".zst"
+// writeFormat parses a compression for output: a name or alias of
+// package compression ("", "none", "gz", "gzip", "xz", "zst", "zstd") of a
+// format this package writes.
+func writeFormat(c string) (compression.Format, error) {
+	f, err := compression.Parse(c)
+	if err != nil {
+		return f, err
 	}
-	return "." + format
+	switch f {
+	case compression.None, compression.Gzip, compression.XZ, compression.Zstd:
+		return f, nil
+	}
+	return f, fmt.Errorf("compression %q: images are written as none, gz, xz or zstd", c)
 }
 
-// normalizeCompress accepts "", "none", "gz"/"gzip", "xz", "zst"/"zstd".
-func normalizeCompress(c string) (string, error) {
-	switch c {
-	case "", "none":
-		return "", nil
-	case "gz", "gzip":
-		return "gz", nil
-	case "xz":
-		return "xz", nil
-	case "zst", "zstd":
-		return "zstd", nil
-	}
-	return "", fmt.Errorf("compression %q: want none, gz, xz or zstd", c)
-}
-
-// newCompressor returns a writer compressing into w with every core the
+// newCompressor returns a writer compressing size bytes into w with every core the
 // format lets us use. The output depends only on the input, never on the
 // number of cores: pgzip and zstd cut their input into blocks of fixed
 // size, and xz is cut into streams of fixed size (see xzStreams).
-func newCompressor(format string, w io.Writer) (io.WriteCloser, error) {
+func newCompressor(format compression.Format, w io.Writer, size int64) (io.WriteCloser, error) {
 	procs := runtime.GOMAXPROCS(0)
 	switch format {
-	case "gz":
+	case compression.Gzip:
 		z, err := pgzip.NewWriterLevel(w, pgzip.DefaultCompression)
 		if err != nil {
 			return nil, err
@@ -51,12 +45,20 @@ func newCompressor(format string, w io.Writer) (io.WriteCloser, error) {
 			return nil, err
 		}
 		return z, nil
-	case "zstd":
-		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(procs))
-	case "xz":
+	case compression.Zstd:
+		z, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(procs))
+		if err != nil {
+			return nil, err
+		}
+		// The frame records the image's size, so that ocidisk flash
+		// knows it before writing anything (xz's index has it too;
+		// gzip cannot hold it).
+		z.ResetContentSize(w, size)
+		return z, nil
+	case compression.XZ:
 		return newXZStreams(w, xzChunk, min(procs, 8)), nil
 	}
-	return nil, fmt.Errorf("compression %q", format)
+	return nil, fmt.Errorf("compression %v", format)
 }
 
 // xzChunk is the input each xz stream covers: the size of the default

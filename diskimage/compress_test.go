@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"os"
 	"os/exec"
 	"testing"
 
 	"github.com/ocidisk/ocidisk/diskimage"
+	"github.com/ocidisk/ocidisk/internal/compression"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
 )
 
@@ -43,6 +45,21 @@ func TestDeterministicAndCompressed(t *testing.T) {
 				}
 				if got := hex.EncodeToString(h.Sum(nil)); got != sums[len(sums)-1][0] || n != res.Size {
 					t.Errorf("%s decompresses to %d bytes, sha256 %.16s; the image is %d bytes, %.16s", res.Compressed, n, got, res.Size, sums[len(sums)-1][0])
+				}
+				// xz's index and zstd's frame header record the size, for
+				// ocidisk flash to know before writing.
+				if format != "gz" {
+					f, err := os.Open(res.Compressed)
+					if err != nil {
+						t.Fatal(err)
+					}
+					st, _ := f.Stat()
+					cf, _ := compression.Parse(format)
+					size, err := compression.Size(f, st.Size(), cf)
+					f.Close()
+					if err != nil || size != res.Size {
+						t.Errorf("%s records a size of %d (%v), want %d", res.Compressed, size, err, res.Size)
+					}
 				}
 			}
 			for i, what := range []string{"image", ".bmap", format} {

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 
 	"github.com/ocidisk/ocidisk/internal/outfile"
+
+	"github.com/ocidisk/ocidisk/internal/compression"
 )
 
 // WriteOptions control the outputs of Write.
@@ -66,7 +68,7 @@ func Write(ctx context.Context, path string, l *Layout, opts WriteOptions) (*Res
 	if err != nil {
 		return nil, err
 	}
-	format, err := normalizeCompress(opts.Compress)
+	format, err := writeFormat(opts.Compress)
 	if err != nil {
 		return nil, err
 	}
@@ -78,9 +80,9 @@ func Write(ctx context.Context, path string, l *Layout, opts WriteOptions) (*Res
 
 	var f *os.File
 	var raw *outfile.File
-	if format != "" && !opts.KeepRaw {
+	if format != compression.None && !opts.KeepRaw {
 		// The raw image is only a step towards the compressed one.
-		if f, err = os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".raw-*"); err != nil {
+		if f, err = outfile.NewTemp(filepath.Dir(path), "."+filepath.Base(path)); err != nil {
 			return nil, fmt.Errorf("output %s: %w", path, err)
 		}
 		defer os.Remove(f.Name())
@@ -112,8 +114,8 @@ func Write(ctx context.Context, path string, l *Layout, opts WriteOptions) (*Res
 		}
 		defer bmapOut.Abort()
 	}
-	if format != "" {
-		if compOut, err = outfile.Create(path + suffix(format)); err != nil {
+	if format != compression.None {
+		if compOut, err = outfile.Create(path + format.Ext()); err != nil {
 			return nil, err
 		}
 		defer compOut.Abort()
@@ -223,14 +225,14 @@ func (pl *placement) log(log *slog.Logger) {
 // finish reads the image back once, in order: the recorded ranges from
 // the file, the holes as zeros without reading them. It hashes each range
 // for the .bmap and feeds everything to the compressor.
-func finish(ctx context.Context, r io.ReaderAt, size int64, rec *recorder, bmapOut, compOut io.Writer, format string, progress func(string, int64, int64)) error {
+func finish(ctx context.Context, r io.ReaderAt, size int64, rec *recorder, bmapOut, compOut io.Writer, format compression.Format, progress func(string, int64, int64)) error {
 	ranges, _ := rec.mapped()
 	var bw *bufio.Writer
 	var comp io.WriteCloser
 	if compOut != nil {
 		bw = bufio.NewWriterSize(compOut, 1<<20)
 		var err error
-		if comp, err = newCompressor(format, bw); err != nil {
+		if comp, err = newCompressor(format, bw, size); err != nil {
 			return err
 		}
 	}

@@ -14,13 +14,11 @@ import (
 )
 
 // Map is what of an image to copy: its ranges of data, each with the
-// checksum a .bmap gives (none for a map made from the image's holes).
+// checksum a .bmap gives (none for the whole image, without a .bmap).
 type Map struct {
-	// ImageSize is the raw image's size, -1 when not known before the
-	// image is read (a compressed image without a .bmap).
+	// ImageSize is the raw image's size.
 	ImageSize int64
-	// Ranges are sorted and do not overlap. The last one has Len -1 when
-	// it runs to the end of an image of unknown size.
+	// Ranges are sorted and do not overlap.
 	Ranges []Range
 	// Checksum names the hash of Range.Sum: "sha256", "sha1" or "".
 	Checksum string
@@ -34,13 +32,10 @@ type Range struct {
 	Sum      string
 }
 
-// Mapped is the number of bytes the map says to copy, -1 if not known.
+// Mapped is the number of bytes the map says to copy.
 func (m *Map) Mapped() int64 {
 	var n int64
 	for _, r := range m.Ranges {
-		if r.Len < 0 {
-			return -1
-		}
 		n += r.Len
 	}
 	return n

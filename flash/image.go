@@ -1,7 +1,7 @@
 // Package flash writes disk images to block devices safely: only the
-// ranges that hold data (from the image's .bmap, in bmaptool's format, or
-// from the image file's holes), decompressing gzip, xz and zstd images on
-// the fly, then reading every range back to check it.
+// ranges that hold data when the image has a .bmap (bmaptool's format),
+// every byte otherwise, decompressing compressed images (gzip, xz, zstd,
+// lz4, bzip2) on the fly, then reading every range back to check it.
 //
 // Check applies the safety rules before anything is opened for writing: it
 // refuses the disk holding the root filesystem, disks with anything
@@ -13,44 +13,51 @@ package flash
 
 import (
 	"bufio"
-	"bytes"
-	"errors"
+	"context"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
-	"github.com/ulikunitz/xz"
-	"golang.org/x/sys/unix"
+	"github.com/ocidisk/ocidisk/internal/compression"
 )
 
 // Image is an image file to flash, raw or compressed, with the map of what
 // to copy.
 type Image struct {
 	Path string
-	// Format is the compression: "" (raw), "gz", "xz" or "zstd", told by
-	// the file's first bytes.
-	Format string
+	// Format is the compression, told by the file's first bytes.
+	Format compression.Format
 	Map    *Map
 	f      *os.File
 }
 
 // OpenOptions say where the map comes from.
 type OpenOptions struct {
+	// Progress, when set, is called as a compressed image whose format
+	// does not record its size is decompressed to measure it, with the
+	// compressed bytes read and the file's size.
+	Progress func(done, total int64)
 	// Bmap is the .bmap to use; "" looks beside the image for
 	// IMAGE.bmap, and for a compressed IMAGE.EXT for IMAGE.bmap too.
 	Bmap string
-	// NoBmap ignores any .bmap: a raw image is mapped by its holes, a
-	// compressed one copied whole.
+	// NoBmap ignores any .bmap: the image is copied whole.
 	NoBmap bool
 }
 
 // Open opens an image and finds its map: the .bmap beside it, else the
-// image file's holes (SEEK_DATA/SEEK_HOLE), else, for a compressed image,
-// the whole image.
-func Open(path string, opts OpenOptions) (*Image, error) {
+// whole image. Without a .bmap nothing says which zero blocks the image's
+// filesystems count on reading as zeros (a new image file has them as
+// holes, a used card has old data there), so every byte is written, the
+// holes as zeros, and read back.
+//
+// The image's size is known when Open returns, so that a disk too small
+// for it is refused before anything is written: a raw image's is the
+// file's, a compressed one's comes from its .bmap, else from what its
+// format records (xz's index, zstd's frame headers), else from
+// decompressing it once without writing anything (gzip records the size
+// only modulo 4 GiB, bzip2 not at all). That pass also proves the file
+// whole: a truncated image is refused before the card is touched.
+func Open(ctx context.Context, path string, opts OpenOptions) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, err)
@@ -69,9 +76,9 @@ func Open(path string, opts OpenOptions) (*Image, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("image %s: not a regular file", path)
 	}
-	var magic [6]byte
-	n, _ := f.ReadAt(magic[:], 0)
-	im.Format = compression(magic[:n])
+	if im.Format, err = compression.SniffAt(f); err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
 
 	if !opts.NoBmap {
 		bmapPath := opts.Bmap
@@ -86,21 +93,26 @@ func Open(path string, opts OpenOptions) (*Image, error) {
 			if im.Map, err = ParseBmap(bmapPath, data); err != nil {
 				return nil, err
 			}
-			if im.Format == "" && im.Map.ImageSize != st.Size() {
-				return nil, fmt.Errorf("image %s is %d bytes, but its block map %s describes %d bytes: they do not belong together",
-					path, st.Size(), bmapPath, im.Map.ImageSize)
-			}
 		}
 	}
-	if im.Map == nil {
-		if im.Format == "" {
-			if im.Map, err = mapHoles(f, st.Size()); err != nil {
-				return nil, fmt.Errorf("image %s: %w", path, err)
-			}
-		} else {
-			im.Map = &Map{ImageSize: -1, Ranges: []Range{{Off: 0, Len: -1}}, Source: "the whole image (no .bmap)"}
+	size, err := compression.Size(f, st.Size(), im.Format)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %v: %w", path, im.Format, err)
+	}
+	if im.Map != nil {
+		if size >= 0 && im.Map.ImageSize != size {
+			return nil, fmt.Errorf("image %s is %d bytes, but its block map %s describes %d bytes: they do not belong together",
+				path, size, im.Map.Source, im.Map.ImageSize)
+		}
+		ok = true
+		return im, nil
+	}
+	if size < 0 {
+		if size, err = im.measure(ctx, st.Size(), opts.Progress); err != nil {
+			return nil, err
 		}
 	}
+	im.Map = &Map{ImageSize: size, Ranges: []Range{{Off: 0, Len: size}}, Source: "the whole image (no .bmap)"}
 	ok = true
 	return im, nil
 }
@@ -113,10 +125,8 @@ func (im *Image) Close() error { return im.f.Close() }
 // build --bmap --compress writes.
 func findBmap(path string) string {
 	cands := []string{path + ".bmap"}
-	for _, ext := range []string{".zst", ".xz", ".gz"} {
-		if base, ok := strings.CutSuffix(path, ext); ok {
-			cands = append([]string{base + ".bmap"}, cands...)
-		}
+	if base, f := compression.TrimExt(path); f != compression.None {
+		cands = append([]string{base + ".bmap"}, cands...)
 	}
 	for _, c := range cands {
 		if st, err := os.Stat(c); err == nil && st.Mode().IsRegular() {
@@ -126,80 +136,48 @@ func findBmap(path string) string {
 	return ""
 }
 
-// compression tells the format from the first bytes of a file.
-func compression(magic []byte) string {
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		return "gz"
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		return "xz"
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return "zstd"
+// measure decompresses the image to count its bytes.
+func (im *Image) measure(ctx context.Context, fileSize int64, progress func(done, total int64)) (int64, error) {
+	var r io.Reader = io.NewSectionReader(im.f, 0, fileSize)
+	if progress != nil || ctx.Done() != nil {
+		r = &measureReader{ctx: ctx, r: r, total: fileSize, progress: progress}
 	}
-	return ""
+	d, err := compression.NewReader(bufio.NewReaderSize(r, 1<<20), im.Format, compression.Options{Parallel: true})
+	if err != nil {
+		return 0, fmt.Errorf("image %s: %w", im.Path, err)
+	}
+	defer d.Close()
+	n, err := io.CopyBuffer(io.Discard, d, make([]byte, 1<<20))
+	if err != nil {
+		return 0, fmt.Errorf("image %s: %w", im.Path, err)
+	}
+	return n, nil
 }
 
-// holeBlock is the granularity of a map made from holes: filesystems
-// allocate in 4 KiB blocks.
-const holeBlock = 4096
+// measureReader reports the compressed bytes read and stops when ctx
+// ends.
+type measureReader struct {
+	ctx      context.Context
+	r        io.Reader
+	done     int64
+	total    int64
+	progress func(done, total int64)
+}
 
-// mapHoles maps the data of a sparse file with SEEK_DATA and SEEK_HOLE. A
-// filesystem without hole support reports the whole file as data.
-func mapHoles(f *os.File, size int64) (*Map, error) {
-	m := &Map{ImageSize: size, Source: "the image's holes (no .bmap)"}
-	fd := int(f.Fd())
-	for off := int64(0); off < size; {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("SEEK_DATA: %w", err)
-		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
-		if err != nil {
-			return nil, fmt.Errorf("SEEK_HOLE: %w", err)
-		}
-		start := data / holeBlock * holeBlock
-		end := min((hole+holeBlock-1)/holeBlock*holeBlock, size)
-		if k := len(m.Ranges); k > 0 && m.Ranges[k-1].Off+m.Ranges[k-1].Len >= start {
-			m.Ranges[k-1].Len = end - m.Ranges[k-1].Off
-		} else {
-			m.Ranges = append(m.Ranges, Range{Off: start, Len: end - start})
-		}
-		off = hole
+func (m *measureReader) Read(p []byte) (int, error) {
+	if err := m.ctx.Err(); err != nil {
+		return 0, err
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
+	n, err := m.r.Read(p)
+	m.done += int64(n)
+	if m.progress != nil {
+		m.progress(m.done, m.total)
 	}
-	return m, nil
+	return n, err
 }
 
 // stream returns the image's raw bytes from the start.
 func (im *Image) stream() (io.ReadCloser, error) {
-	r := io.NewSectionReader(im.f, 0, 1<<62)
-	br := bufio.NewReaderSize(r, 1<<20)
-	switch im.Format {
-	case "":
-		return io.NopCloser(br), nil
-	case "gz":
-		z, err := pgzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: gzip: %w", im.Path, err)
-		}
-		return z, nil
-	case "xz":
-		z, err := xz.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: xz: %w", im.Path, err)
-		}
-		return io.NopCloser(z), nil
-	case "zstd":
-		z, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: zstd: %w", im.Path, err)
-		}
-		return z.IOReadCloser(), nil
-	}
-	return nil, fmt.Errorf("image %s: compression %q", im.Path, im.Format)
+	br := bufio.NewReaderSize(io.NewSectionReader(im.f, 0, 1<<62), 1<<20)
+	return compression.NewReader(br, im.Format, compression.Options{Parallel: true})
 }

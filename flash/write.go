@@ -3,7 +3,6 @@ package flash
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -12,6 +11,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
+
+	"github.com/ocidisk/ocidisk/internal/compression"
 )
 
 // Device is what an image is written to: a block device or, in tests and
@@ -24,8 +25,7 @@ type Device interface {
 // WriteOptions control Write.
 type WriteOptions struct {
 	// Progress is called as ranges are written (stage "write") and read
-	// back (stage "verify"), with bytes done and the total (-1 when not
-	// known: a compressed image without a .bmap).
+	// back (stage "verify"), with bytes done and the total.
 	Progress func(stage string, done, total int64)
 	Log      *slog.Logger
 }
@@ -35,8 +35,7 @@ type Result struct {
 	// Written and Verified count bytes; Ranges the ranges written.
 	Written, Verified int64
 	Ranges            int
-	// ImageSize is the raw image's size, known after writing even for a
-	// compressed image without a .bmap.
+	// ImageSize is the raw image's size.
 	ImageSize int64
 }
 
@@ -74,7 +73,7 @@ func Write(ctx context.Context, im *Image, dev Device, opts WriteOptions) (*Resu
 		return nil, err
 	}
 	defer src.Close()
-	raw := im.Format == ""
+	raw := im.Format == compression.None
 
 	free := make(chan []byte, 4)
 	for range cap(free) {
@@ -91,23 +90,22 @@ func Write(ctx context.Context, im *Image, dev Device, opts WriteOptions) (*Resu
 		for i := range ranges {
 			r := &ranges[i]
 			if !raw {
-				if _, err := io.CopyN(io.Discard, src, r.Off-pos); err != nil {
-					return fmt.Errorf("image %s ends before offset %d, where %s says data is", im.Path, r.Off, im.Map.Source)
+				if _, err := io.CopyN(io.Discard, src, r.Off-pos); err == io.EOF {
+					return fmt.Errorf("image %s ends before offset %d, where %s says data is (truncated): %w", im.Path, r.Off, im.Map.Source, io.ErrUnexpectedEOF)
+				} else if err != nil {
+					return fmt.Errorf("image %s: %w", im.Path, err)
 				}
 				pos = r.Off
 			}
 			h := im.Map.newHash()
-			for done := int64(0); r.Len < 0 || done < r.Len; {
+			for done := int64(0); done < r.Len; {
 				var b []byte
 				select {
 				case b = <-free:
 				case <-gctx.Done():
 					return gctx.Err()
 				}
-				n := int64(len(b))
-				if r.Len >= 0 {
-					n = min(n, r.Len-done)
-				}
+				n := min(int64(len(b)), r.Len-done)
 				var k int
 				var err error
 				if raw {
@@ -115,9 +113,12 @@ func Write(ctx context.Context, im *Image, dev Device, opts WriteOptions) (*Resu
 				} else {
 					k, err = io.ReadFull(src, b[:n])
 				}
-				if r.Len < 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+				if int64(k) == n {
 					err = nil
-					r.Len = done + int64(k)
+				}
+				if err == io.EOF || err == io.ErrUnexpectedEOF {
+					return fmt.Errorf("image %s ends at byte %d, before the %d bytes %s says it has (truncated): %w",
+						im.Path, r.Off+done+int64(k), im.Map.ImageSize, im.Map.Source, io.ErrUnexpectedEOF)
 				}
 				if err != nil {
 					return fmt.Errorf("image %s at offset %d: %w", im.Path, r.Off+done, err)
@@ -126,15 +127,25 @@ func Write(ctx context.Context, im *Image, dev Device, opts WriteOptions) (*Resu
 				full <- chunk{off: r.Off + done, b: b[:k]}
 				done += int64(k)
 				pos += int64(k)
-				if int64(k) < n {
-					break
-				}
 			}
 			sums[i] = hex.EncodeToString(h.Sum(nil))
 			if r.Sum != "" && r.Sum != sums[i] {
 				return fmt.Errorf("image %s does not match %s at bytes %d-%d (%s %s, want %s): the image is damaged or the map belongs to another image",
 					im.Path, im.Map.Source, r.Off, r.Off+r.Len-1, im.Map.Checksum, sums[i], r.Sum)
 			}
+		}
+		if raw {
+			return nil
+		}
+		// Decode to the end of the stream: its format's own checks
+		// (gzip's CRC, xz's index...) come there, and the size it
+		// decodes to must be the one the image was checked against.
+		rest, err := io.Copy(io.Discard, src)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", im.Path, err)
+		}
+		if pos+rest != im.Map.ImageSize {
+			return fmt.Errorf("image %s decompresses to %d bytes, but %s says %d", im.Path, pos+rest, im.Map.Source, im.Map.ImageSize)
 		}
 		return nil
 	})
@@ -151,9 +162,6 @@ func Write(ctx context.Context, im *Image, dev Device, opts WriteOptions) (*Resu
 	})
 	if err := g.Wait(); err != nil {
 		return nil, err
-	}
-	if res.ImageSize < 0 && len(ranges) > 0 {
-		res.ImageSize = ranges[len(ranges)-1].Off + ranges[len(ranges)-1].Len
 	}
 	if err := flush(dev); err != nil {
 		return nil, err

@@ -6,19 +6,22 @@ import (
 )
 
 // Merge moves every entry of src into dst at directory at ("" for the
-// root), the way an overlay is applied: directories merge (an existing
-// directory keeps its own metadata), anything else replaces what dst had at
-// that path, including a directory. src must not be used afterwards: its
-// nodes now belong to dst.
+// root), the way an overlay is applied, as `cp -a src/. dst/` copies:
+// directories merge (an existing directory keeps its own metadata), and a
+// directory of src merges into whatever directory dst's entry of that name
+// leads to when it is a symlink (over a merged-/usr root, an overlay's
+// bin/x lands in usr/bin, and /bin stays the symlink). Anything else
+// replaces what dst had at that path, including a directory. src must not
+// be used afterwards: its nodes now belong to dst.
 func Merge(dst *Tree, at string, src *Tree) error {
 	base, err := dst.MkdirAll(at, nil)
 	if err != nil {
 		return fmt.Errorf("merge at %q: %w", at, err)
 	}
-	return mergeDir(base, src.Root, at)
+	return mergeDir(dst, base, src.Root, at)
 }
 
-func mergeDir(dst, src *Node, p string) error {
+func mergeDir(t *Tree, dst, src *Node, p string) error {
 	for _, e := range src.Entries() {
 		cp := e.Name
 		if p != "" {
@@ -26,8 +29,15 @@ func mergeDir(dst, src *Node, p string) error {
 		}
 		cur := dst.entries[e.Name]
 		src.RemoveChild(e.Name)
+		if e.Node.Type == TypeDir && cur != nil && cur.Type == TypeSymlink {
+			if real, err := t.Realpath(cp); err == nil {
+				if n, err := t.Lookup(real); err == nil && n.Type == TypeDir {
+					cur, cp = n, real
+				}
+			}
+		}
 		if e.Node.Type == TypeDir && cur != nil && cur.Type == TypeDir {
-			if err := mergeDir(cur, e.Node, cp); err != nil {
+			if err := mergeDir(t, cur, e.Node, cp); err != nil {
 				return err
 			}
 			continue

@@ -120,6 +120,46 @@ func TestMergeAndClamp(t *testing.T) {
 	}
 }
 
+// Merge follows the destination's symlinked directories, as cp -a does:
+// over a merged-/usr root, bin/x goes to usr/bin and /bin stays a link,
+// through an absolute link and a chain of them too. A symlink to nothing,
+// or to a file, is replaced.
+func TestMergeFollowsSymlinkedDirs(t *testing.T) {
+	dst := New()
+	_, _ = dst.MkdirAll("usr/bin", nil)
+	_, _ = dst.MkdirAll("usr/lib/firmware", nil)
+	_ = dst.Put("usr/bin/sh", NewFile(0o755, 1, Bytes("s")), nil)
+	_ = dst.Put("bin", NewSymlink("usr/bin"), nil)
+	_ = dst.Put("lib", NewSymlink("/usr/lib"), nil)
+	_ = dst.Put("usr/lib/fw", NewSymlink("firmware"), nil)
+	_ = dst.Put("dangling", NewSymlink("nowhere"), nil)
+	_ = dst.Put("file", NewFile(0o644, 1, Bytes("f")), nil)
+	_ = dst.Put("tofile", NewSymlink("file"), nil)
+	src := New()
+	for _, p := range []string{"bin/x", "lib/fw/blob", "dangling/y", "tofile/z"} {
+		_ = src.Put(p, NewFile(0o644, 1, Bytes("n")), NewDir(0o700))
+	}
+	if err := Merge(dst, "", src); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		typ  Type
+	}{
+		{"bin", TypeSymlink}, {"usr/bin/x", TypeRegular}, {"usr/bin/sh", TypeRegular},
+		{"lib", TypeSymlink}, {"usr/lib/fw", TypeSymlink}, {"usr/lib/firmware/blob", TypeRegular},
+		{"dangling", TypeDir}, {"dangling/y", TypeRegular}, {"tofile", TypeDir}, {"file", TypeRegular},
+	} {
+		n, err := dst.Lookup(tc.path)
+		if err != nil || n.Type != tc.typ {
+			t.Errorf("%s: %v, %v; want a %v", tc.path, n, err, tc.typ)
+		}
+	}
+	if d, _ := dst.Lookup("usr/bin"); d.Mode != 0o755 {
+		t.Errorf("usr/bin mode %o: the merged directory keeps its own metadata", d.Mode)
+	}
+}
+
 // Link counts follow whole subtrees: removing, replacing or moving a
 // directory changes the counts of the hardlinks below it, and a directory
 // built apart brings its names along when it is put into the tree.
@@ -202,5 +242,38 @@ func TestCheckNameAndEntryPath(t *testing.T) {
 	}
 	if got := root.String(); got != "/" {
 		t.Errorf("root path = %q", got)
+	}
+}
+
+// Fingerprint changes with what a writer stores and with nothing else:
+// times past the limit count as the limit.
+func TestFingerprint(t *testing.T) {
+	limit := time.Unix(1_700_000_000, 0)
+	mk := func(mtime time.Time, mode uint32, body string) *Tree {
+		tr := New()
+		n := NewFile(mode, int64(len(body)), Bytes(body))
+		n.Mtime = mtime
+		_ = tr.Put("etc/motd", n, NewDir(0o755))
+		_ = tr.Put("etc/hard", n, nil)
+		return tr
+	}
+	base := mk(limit.Add(time.Hour), 0o644, "hi").Fingerprint(limit)
+	for _, tc := range []struct {
+		name string
+		tr   *Tree
+		same bool
+	}{
+		{"touched later", mk(limit.Add(48*time.Hour), 0o644, "hi"), true},
+		{"at the limit", mk(limit, 0o644, "hi"), true},
+		{"earlier", mk(limit.Add(-time.Second), 0o644, "hi"), false},
+		{"mode", mk(limit.Add(time.Hour), 0o600, "hi"), false},
+		{"size", mk(limit.Add(time.Hour), 0o644, "hi!"), false},
+	} {
+		if got := tc.tr.Fingerprint(limit); (got == base) != tc.same {
+			t.Errorf("%s: fingerprint equal %v, want %v", tc.name, got == base, tc.same)
+		}
+	}
+	if mk(limit.Add(time.Hour), 0o644, "hi").Fingerprint(time.Time{}) == base {
+		t.Error("without a limit, a later time is not clamped")
 	}
 }

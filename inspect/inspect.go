@@ -20,6 +20,7 @@ import (
 	"github.com/ocidisk/ocidisk/inspect/ext4"
 	"github.com/ocidisk/ocidisk/inspect/fat"
 	"github.com/ocidisk/ocidisk/inspect/ptable"
+	"github.com/ocidisk/ocidisk/internal/compression"
 )
 
 // FS is a filesystem the readers opened.
@@ -185,16 +186,18 @@ func openFile(path string) (io.ReaderAt, int64, func() error, error) {
 		f.Close()
 		return nil, 0, nil, fmt.Errorf("%s: neither a regular file nor a block device", path)
 	}
-	magic := make([]byte, 6)
-	n, _ := f.ReadAt(magic, 0)
-	format := compression(magic[:n])
-	if format == "" {
+	format, err := compression.SniffAt(f)
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if format == compression.None {
 		return f, size, f.Close, nil
 	}
 	defer f.Close()
 	tmp, size, err := decompress(f, format)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("%s: %s: %w", path, format, err)
+		return nil, 0, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return tmp, size, func() error {
 		tmp.Close()

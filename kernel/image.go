@@ -2,13 +2,11 @@ package kernel
 
 import (
 	"bytes"
-	"compress/gzip"
 	"fmt"
 	"io"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/ocidisk/ocidisk/fstree"
-	"github.com/ulikunitz/xz"
+	"github.com/ocidisk/ocidisk/internal/compression"
 )
 
 // arm64Magic is the magic of an arm64 Image, at byte 56 of its header.
@@ -66,28 +64,11 @@ func decompressor(n *fstree.Node) (func() (io.ReadCloser, error), error) {
 	if err != nil {
 		return nil, err
 	}
-	magic := make([]byte, 6)
+	magic := make([]byte, compression.MagicLen)
 	m, _ := io.ReadFull(r, magic)
 	r.Close()
-	magic = magic[:m]
-	var wrap func(io.Reader) (io.ReadCloser, error)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		wrap = func(r io.Reader) (io.ReadCloser, error) { return gzip.NewReader(r) }
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		wrap = func(r io.Reader) (io.ReadCloser, error) {
-			x, err := xz.NewReader(r)
-			return io.NopCloser(x), err
-		}
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		wrap = func(r io.Reader) (io.ReadCloser, error) {
-			z, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
-			if err != nil {
-				return nil, err
-			}
-			return z.IOReadCloser(), nil
-		}
-	default:
+	format := compression.Sniff(magic[:m])
+	if format == compression.None {
 		return nil, nil
 	}
 	return func() (io.ReadCloser, error) {
@@ -95,10 +76,10 @@ func decompressor(n *fstree.Node) (func() (io.ReadCloser, error), error) {
 		if err != nil {
 			return nil, err
 		}
-		d, err := wrap(raw)
+		d, err := compression.NewReader(raw, format, compression.Options{})
 		if err != nil {
 			raw.Close()
-			return nil, fmt.Errorf("decompress: %w", err)
+			return nil, err
 		}
 		return &stacked{d, raw}, nil
 	}, nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/diskimage"
+	"github.com/ocidisk/ocidisk/rootfs"
 	"github.com/ocidisk/ocidisk/source"
 )
 
@@ -100,8 +101,11 @@ type Input struct {
 	// "firmware", "overlay".
 	Role string
 	// Source is the spelling it was given as; ID its identity (the
-	// manifest digest, or the digest of the file or tree).
+	// manifest digest, or the digest of the file or of the tree as the
+	// image stores it).
 	Source, ID string
+
+	img *rootfs.Image
 }
 
 // Build runs the whole pipeline: it loads the inputs, assembles the boot

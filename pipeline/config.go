@@ -7,6 +7,9 @@ import (
 	"unicode"
 
 	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/internal/compression"
+	"github.com/ocidisk/ocidisk/internal/outfile"
+	"github.com/ocidisk/ocidisk/source"
 )
 
 // ConfigError is a problem with one field of a Config, named as the Config
@@ -57,7 +60,42 @@ func (cfg Config) check() (*boards.Layout, error) {
 	if cfg.SlotImage != "" && cfg.SlotImage == cfg.Output {
 		return nil, fieldErr("SlotImage", "%s is also the disk image's path", cfg.SlotImage)
 	}
+	if err := cfg.checkOutputs(); err != nil {
+		return nil, err
+	}
 	return l, nil
+}
+
+// checkOutputs refuses, before any work, outputs that could not be
+// written (a missing directory, a device node or symlink there) or that
+// are one of the build's inputs, even through a symlink, or inside an
+// input directory.
+func (cfg Config) checkOutputs() error {
+	inputs := []string{source.LocalPath(cfg.Source), source.LocalPath(cfg.Kernel), source.LocalPath(cfg.Firmware), cfg.DataOverlay}
+	inputs = append(append(inputs, cfg.Overlays...), cfg.BootOverlays...)
+	type output struct{ field, path string }
+	var outputs []output
+	if cfg.Output != "" {
+		outputs = append(outputs, output{"Output", cfg.Output})
+		if cfg.Bmap {
+			outputs = append(outputs, output{"Bmap", cfg.Output + ".bmap"})
+		}
+		if f, err := compression.Parse(cfg.Compress); err == nil && f != compression.None {
+			outputs = append(outputs, output{"Compress", cfg.Output + f.Ext()})
+		}
+	}
+	if cfg.SlotImage != "" {
+		outputs = append(outputs, output{"SlotImage", cfg.SlotImage}, output{"SlotImage", cfg.SlotImage + ".sha256"})
+	}
+	for _, o := range outputs {
+		if err := outfile.Check(o.path); err != nil {
+			return &ConfigError{Field: o.field, Err: err}
+		}
+		if err := outfile.Distinct(o.path, inputs...); err != nil {
+			return &ConfigError{Field: o.field, Err: err}
+		}
+	}
+	return nil
 }
 
 // CheckCmdlineArg refuses a kernel argument that would not stay on the

@@ -43,6 +43,12 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 	if in.root, err = in.load(ctx, "root image", cfg.Source); err != nil {
 		return nil, err
 	}
+	// The clamp known before the overlays: their identities are taken
+	// with it (see loader.overlay).
+	in.limit = cfg.Epoch
+	if in.limit.IsZero() && in.root.Config != nil {
+		in.limit = in.root.Config.Created.Time
+	}
 	for _, dir := range cfg.Overlays {
 		if err := in.overlay(ctx, in.root.Tree, dir); err != nil {
 			return nil, err
@@ -148,8 +154,16 @@ func epoch(set time.Time, root *rootfs.Image) time.Time {
 }
 
 // seed hashes everything that determines the image, so that identifiers
-// change exactly when the inputs do.
+// change exactly when the inputs do. A host directory's identity is taken
+// from its tree as stored (rootfs.Image.StoredID), with times clamped to
+// the epoch, not from the host's metadata: touching its files changes no
+// identifier. An overlay's was taken before it was merged.
 func (in *inputs) seed(cfg Config) []byte {
+	for i, inp := range in.inputs {
+		if inp.img != nil && inp.Role != "overlay" {
+			in.inputs[i].ID = inp.img.StoredID(in.epoch)
+		}
+	}
 	h := sha256.New()
 	o := cfg.Layout
 	fmt.Fprintf(h, "ocidisk build 1\nboard=%s\ntable=%s\nrootfs=%s\nboot=%d\nroot=%d\nepoch=%d\ncmdline=%q\n",
@@ -173,6 +187,7 @@ type loader struct {
 	log     *slog.Logger
 	opened  []*rootfs.Image
 	inputs  []Input
+	limit   time.Time           // the clamp the build's times get, when known before overlays
 	pending map[string]*pending // prefetched loads, by spec
 }
 
@@ -226,7 +241,7 @@ func (ld *loader) load(ctx context.Context, what, spec string) (*rootfs.Image, e
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	ld.opened = append(ld.opened, img)
-	ld.inputs = append(ld.inputs, Input{Role: what, Source: spec, ID: img.ID})
+	ld.inputs = append(ld.inputs, Input{Role: what, Source: spec, ID: img.ID, img: img})
 	return img, nil
 }
 
@@ -262,6 +277,9 @@ func (ld *loader) overlay(ctx context.Context, t *fstree.Tree, dir string) error
 		}
 		return nil
 	})
+	// Its identity is its tree as the image stores it (root-owned, times
+	// clamped), taken now: the merge consumes it.
+	ld.inputs[len(ld.inputs)-1].ID = img.StoredID(ld.limit)
 	if err := fstree.Merge(t, "", img.Tree); err != nil {
 		return fmt.Errorf("overlay %s: %w", dir, err)
 	}

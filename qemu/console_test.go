@@ -49,7 +49,7 @@ type guestSpec struct {
 	bareKernel bool
 	// noisy keeps the kernel's messages on the console after dmesg -n 1
 	// (as for a user who may not change it): one breaks in after the
-	// first line the shell prints for each line typed.
+	// first line the shell prints for each command typed.
 	noisy bool
 }
 
@@ -146,7 +146,13 @@ func (g *fakeGuest) play() {
 		if strings.Contains(line, "dmesg -n 1") && !g.noisy {
 			g.kernel = false
 		}
-		g.due = true
+		// Only a line that runs a command is followed by a message: the
+		// end mark's line, typed right after it, would otherwise move the
+		// message after the command's output or not, as the shell and
+		// this reader happen to interleave.
+		if strings.Contains(line, "eval ") || !strings.Contains(line, "printf") {
+			g.due = true
+		}
 		g.mu.Unlock()
 		if line == "poweroff" {
 			sh.Process.Kill()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"strings"
 
@@ -91,6 +92,20 @@ func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int) (entry
 		default:
 			return entry{path: path.Join(dir, hidden), kind: kindWhiteout}, nil
 		}
+	}
+	// Owners are 32-bit on Linux: a PAX record may say more, which must
+	// not wrap (2^32 would become 0, a setuid file setuid root). GNU tar
+	// refuses such archives too.
+	for _, id := range []struct {
+		name string
+		v    int
+	}{{"uid", h.Uid}, {"gid", h.Gid}} {
+		if id.v < 0 || int64(id.v) > math.MaxUint32 {
+			return entry{}, fmt.Errorf("%q: %s %d is outside 0..%d", h.Name, id.name, id.v, uint32(math.MaxUint32))
+		}
+	}
+	if !isSparse(h) && (h.Size < 0 || h.Size > sr.Size()-off) {
+		return entry{}, fmt.Errorf("%q: size %d runs past the end of the layer (%d bytes)", h.Name, h.Size, sr.Size())
 	}
 	mode := uint32(h.Mode) & fstree.ModeMask
 	var n *fstree.Node
@@ -210,7 +225,9 @@ func (b *bufSeeker) Seek(off int64, whence int) (int64, error) {
 		return 0, fmt.Errorf("seek: bad whence %d", whence)
 	}
 	if off < 0 {
-		return 0, fmt.Errorf("seek: negative position")
+		// archive/tar skips an entry's content by seeking: a size that
+		// overflows the position lands here.
+		return 0, fmt.Errorf("an entry's content runs past the end of the layer (%d bytes)", b.size)
 	}
 	b.pos = off
 	return off, nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,11 @@ func Flatten(ctx context.Context, layers []Layer, opts source.Options) (*fstree.
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// On return, whatever the reason (an error, a signal), the workers are
+	// stopped and waited for: one still decompressing a layer into the
+	// cache must remove its temporary before the process exits.
+	var workers sync.WaitGroup
+	defer workers.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -67,7 +73,7 @@ func Flatten(ctx context.Context, layers []Layer, opts source.Options) (*fstree.
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(size(layers[b]), size(layers[a])) })
 	var next atomic.Int64
 	for range min(runtime.GOMAXPROCS(0), len(layers)) {
-		go func() {
+		workers.Go(func() {
 			for {
 				n := int(next.Add(1) - 1)
 				if n >= len(layers) || ctx.Err() != nil {
@@ -77,7 +83,7 @@ func Flatten(ctx context.Context, layers []Layer, opts source.Options) (*fstree.
 				sr, err := layers[i].Open(ctx)
 				results[i] <- opened{sr, err}
 			}
-		}()
+		})
 	}
 
 	t := fstree.New()

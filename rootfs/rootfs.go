@@ -13,6 +13,7 @@ package rootfs
 import (
 	"context"
 	"fmt"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/ocidisk/ocidisk/fstree"
@@ -30,6 +31,23 @@ type Image struct {
 	Config *v1.ConfigFile
 
 	src *source.Image
+	// host is set for a source that is a ready tree of a host directory,
+	// whose ID hashes host metadata.
+	host bool
+}
+
+// StoredID identifies the input by what an image built from it stores,
+// for seeding identifiers. For layered sources it is ID, whose digests
+// name the content. A host directory's ID hashes its entries' host
+// metadata, mtimes unclamped, so touching a file changes it although the
+// image, with times clamped to SOURCE_DATE_EPOCH, would not: there it is
+// the fingerprint of the tree as it is when called (after clamping and
+// any change of owners), with times later than limit taken as limit.
+func (im *Image) StoredID(limit time.Time) string {
+	if !im.host {
+		return im.ID
+	}
+	return im.Tree.Fingerprint(limit)
 }
 
 // Close releases the files the tree's content is read from.
@@ -48,7 +66,7 @@ func Load(ctx context.Context, spec string, opts source.Options) (*Image, error)
 	}
 	im := &Image{ID: src.ID, Config: src.Config, src: src}
 	if src.Tree != nil {
-		im.Tree = src.Tree
+		im.Tree, im.host = src.Tree, true
 		return im, nil
 	}
 	layers := make([]Layer, len(src.Layers))

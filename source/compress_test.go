@@ -1,8 +1,8 @@
 package source
 
 import (
-	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -14,8 +14,8 @@ import (
 )
 
 // TestDecompress sends data through each compressor as its tool writes it
-// and back through decompress, which must name the format and restore the
-// bytes. xz with a branch filter is refused, saying why.
+// and opens it as a tar: layer, which must come out as the bytes put in.
+// xz with a branch filter is refused, saying why.
 func TestDecompress(t *testing.T) {
 	data := bytes.Repeat([]byte("ocidisk decompresses layers once\n"), 40000)
 	for i := range data {
@@ -26,16 +26,16 @@ func TestDecompress(t *testing.T) {
 	tests := []struct {
 		name, tool, pkg string
 		args            []string
-		kind            string
 		fails           bool // valid, but not supported
 	}{
-		{"plain", "", "", nil, "", false},
-		{"gzip", "gzip", "gzip", []string{"-c"}, "gzip", false},
-		{"zstd", "zstd", "zstd", []string{"-c", "-q"}, "zstd", false},
-		{"bzip2", "bzip2", "bzip2", []string{"-c"}, "bzip2", false},
-		{"xz", "xz", "xz-utils", []string{"-c"}, "xz", false},
-		{"xz blocks", "xz", "xz-utils", []string{"-c", "-T2", "--block-size=100KiB"}, "xz", false},
-		{"xz arm64 filter", "xz", "xz-utils", []string{"-c", "--arm64", "--lzma2"}, "xz", true},
+		{"plain", "", "", nil, false},
+		{"gzip", "gzip", "gzip", []string{"-c"}, false},
+		{"zstd", "zstd", "zstd", []string{"-c", "-q"}, false},
+		{"bzip2", "bzip2", "bzip2", []string{"-c"}, false},
+		{"lz4", "lz4", "lz4", []string{"-c", "-q"}, false},
+		{"xz", "xz", "xz-utils", []string{"-c"}, false},
+		{"xz blocks", "xz", "xz-utils", []string{"-c", "-T2", "--block-size=100KiB"}, false},
+		{"xz arm64 filter", "xz", "xz-utils", []string{"-c", "--arm64", "--lzma2"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,15 +48,16 @@ func TestDecompress(t *testing.T) {
 					t.Fatalf("%s %v: %v", tt.tool, tt.args, err)
 				}
 			}
-			r, kind, err := decompress(bufio.NewReader(bytes.NewReader(in)))
+			file := filepath.Join(t.TempDir(), "layer")
+			if err := os.WriteFile(file, in, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			im, err := Open(t.Context(), "tar:"+file, Options{CacheDir: t.TempDir()})
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer r.Close()
-			if kind != tt.kind {
-				t.Errorf("kind %q, want %q", kind, tt.kind)
-			}
-			got, err := io.ReadAll(r)
+			defer im.Close()
+			sr, err := im.Layers[0].Open(t.Context())
 			if tt.fails {
 				if err == nil || !strings.Contains(err.Error(), "unsupported") {
 					t.Errorf("got %v, want an error saying the input is unsupported", err)
@@ -66,10 +67,40 @@ func TestDecompress(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			got, err := io.ReadAll(io.NewSectionReader(sr, 0, sr.Size()))
+			if err != nil {
+				t.Fatal(err)
+			}
 			if !bytes.Equal(got, data) {
 				t.Errorf("got %d bytes back, want the %d put in", len(got), len(data))
 			}
 		})
+	}
+}
+
+// A truncated compressed layer is an error saying so, not a short layer.
+func TestTruncatedLayer(t *testing.T) {
+	data := bytes.Repeat([]byte("a layer cut short\n"), 100000)
+	for _, tool := range []struct{ name, pkg string }{{"gzip", "gzip"}, {"zstd", "zstd"}, {"xz", "xz-utils"}, {"bzip2", "bzip2"}, {"lz4", "lz4"}} {
+		cmd := exec.Command(hosttool.Require(t, tool.name, tool.pkg), "-c")
+		cmd.Stdin = bytes.NewReader(data)
+		in, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(t.TempDir(), "layer")
+		if err := os.WriteFile(file, in[:len(in)-5], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		im, err := Open(t.Context(), "tar:"+file, Options{CacheDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = im.Layers[0].Open(t.Context())
+		im.Close()
+		if !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), "layer sha256:") || !strings.Contains(err.Error(), "truncated") {
+			t.Errorf("%s, cut short: %v; want a truncation error naming the layer", tool.name, err)
+		}
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/ocidisk/ocidisk/internal/compression"
 )
 
 // files gives random access to the named files of an image layout: a
@@ -52,11 +54,11 @@ type tarFiles struct {
 }
 
 func indexTar(f *os.File) (*tarFiles, error) {
-	kind, err := sniffAt(f)
+	kind, err := compression.SniffAt(f)
 	if err != nil {
 		return nil, err
 	}
-	if kind != "" {
+	if kind != compression.None {
 		return nil, fmt.Errorf("the archive is compressed with %s; it is read in place, so decompress it first", kind)
 	}
 	t := &tarFiles{f: f, index: map[string][2]int64{}}

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ocidisk/ocidisk/internal/compression"
 )
 
 // Plain paths. A SOURCE without a transport that names an existing file or
@@ -96,11 +98,11 @@ func sniffFile(name string) (string, error) {
 	if bytes.Equal(head[:n], []byte("!<arch>\n")) {
 		return "deb:", nil
 	}
-	kind, err := sniffAt(f)
+	kind, err := compression.SniffAt(f)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", name, err)
 	}
-	if kind != "" {
+	if kind != compression.None {
 		return "tar:", nil // a compressed root tree
 	}
 	// An uncompressed tar: a layout or docker save archive has its

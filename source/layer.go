@@ -7,6 +7,8 @@ import (
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ocidisk/ocidisk/internal/compression"
 )
 
 // Layer is one filesystem changeset of an image: a tar archive, stored
@@ -68,18 +70,22 @@ func (l *Layer) open(ctx context.Context) (*io.SectionReader, error) {
 		diffID = c.alias(l.blob)
 	}
 	if diffID != (v1.Hash{}) {
-		if sr, ok := c.openLayer(l.im, diffID); ok {
+		sr, ok, err := c.openLayer(ctx, l.im, diffID, nil)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			l.im.progress.add(l.size)
 			l.im.log.Debug("layer from cache", "layer", l.name, "diffID", diffID)
 			return sr, nil
 		}
 	}
 	if l.local != nil {
-		kind, err := sniffAt(l.local)
+		kind, err := compression.SniffAt(l.local)
 		if err != nil {
 			return nil, err
 		}
-		if kind == "" {
+		if kind == compression.None {
 			return l.inPlace(ctx)
 		}
 		r := io.Reader(io.NewSectionReader(l.local, 0, l.local.Size()))

@@ -13,6 +13,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/ocidisk/ocidisk/internal/outfile"
 )
 
 // openRemote opens an image in a registry, through go-containerregistry
@@ -99,6 +101,7 @@ func (s *registryStore) layer(_ context.Context, d v1.Descriptor, diffID v1.Hash
 func (s *registryStore) fetch(ctx context.Context, h v1.Hash) (io.ReadCloser, bool, error) {
 	c := s.im.cache
 	if f, err := os.Open(c.path("blobs", h)); err == nil {
+		used(f.Name())
 		return readCloser{verify(f, h), f}, true, nil
 	}
 	l, err := remote.Layer(s.repo.Digest(h.String()), s.with(ctx)...)
@@ -114,7 +117,7 @@ func (s *registryStore) fetch(ctx context.Context, h v1.Hash) (io.ReadCloser, bo
 		rc.Close()
 		return nil, false, fmt.Errorf("cache: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(final), ".tmp-*")
+	tmp, err := outfile.NewTemp(filepath.Dir(final), "")
 	if err != nil {
 		rc.Close()
 		return nil, false, fmt.Errorf("cache: %w", err)

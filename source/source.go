@@ -36,6 +36,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -71,6 +72,11 @@ type Options struct {
 	// CacheDir holds downloaded blobs and uncompressed layers; "" means
 	// $XDG_CACHE_HOME/ocidisk (or ~/.cache/ocidisk).
 	CacheDir string
+	// CacheMaxSize bounds the bytes the cache takes on disk: when an
+	// Image is closed, the least recently used entries that no build used
+	// lately are removed. 0 means DefaultCacheMaxSize (or a quarter of the
+	// filesystem, if less); negative, no bound.
+	CacheMaxSize int64
 	// Log receives progress messages; nil discards them.
 	Log *slog.Logger
 	// Progress, when set, is called with the bytes of layer data read so
@@ -122,20 +128,29 @@ type Image struct {
 	cache    cache
 	log      *slog.Logger
 	progress *progress
+	opened   time.Time // when Open began: entries used since are this build's
+	maxCache int64     // the cache's bound, -1 for none
 
 	mu      sync.Mutex
 	closers []io.Closer
+	closed  bool
 }
 
-// Close closes every file the image and its layers opened.
+// Close closes every file the image and its layers opened, and keeps the
+// cache within its bound (see Options.CacheMaxSize).
 func (im *Image) Close() error {
 	im.mu.Lock()
 	defer im.mu.Unlock()
+	if im.closed {
+		return nil
+	}
+	im.closed = true
 	var errs []error
 	for _, c := range im.closers {
 		errs = append(errs, c.Close())
 	}
 	im.closers = nil
+	im.prune()
 	return errors.Join(errs...)
 }
 
@@ -155,6 +170,27 @@ var looksLikeTransport = regexp.MustCompile(`^[a-z][a-z0-9+.-]*$`)
 // registryPort matches the rest of "host:PORT/repo" after the colon.
 var registryPort = regexp.MustCompile(`^[0-9]+/`)
 
+// LocalPath returns the file or directory on this machine that spec reads,
+// "" for a registry image: commands check that no output overwrites an
+// input.
+func LocalPath(spec string) string {
+	if t, err := inferTransport(spec); err == nil && t != "" {
+		spec = t + spec // a plain path
+	}
+	transport, rest, ok := strings.Cut(spec, ":")
+	if !ok || strings.HasPrefix(spec, "docker://") {
+		return ""
+	}
+	switch transport {
+	case "oci", "oci-archive", "docker-archive":
+		p, _ := splitPathRef(rest)
+		return p
+	case "tar", "deb", "dir":
+		return rest
+	}
+	return ""
+}
+
 // Open resolves spec to an image. It reads manifests and configs and
 // checks what it can cheaply; layer data is read when a Layer is opened.
 func Open(ctx context.Context, spec string, opts Options) (*Image, error) {
@@ -172,7 +208,9 @@ func Open(ctx context.Context, spec string, opts Options) (*Image, error) {
 	case t != "":
 		spec = t + spec
 	}
-	im := &Image{cache: cache{dir: opts.CacheDir}, log: opts.Log, progress: &progress{fn: opts.Progress}}
+	im := &Image{cache: cache{dir: opts.CacheDir}, log: opts.Log, progress: &progress{fn: opts.Progress},
+		opened: time.Now(), maxCache: CacheMaxSize(opts, opts.CacheDir)}
+	im.cache.sweep()
 	transport, rest, ok := strings.Cut(spec, ":")
 	switch {
 	case strings.HasPrefix(spec, "docker://"):

@@ -78,9 +78,9 @@ func buildOptions(a *buildArgs) []option {
 			usage: "directory copied onto the data partition, files owned by root", value: newString(&c.DataOverlay, "", nil)},
 		{flag: "slot-image", key: "output.slot-image", arg: "OUT.root", field: "SlotImage", path: filePath,
 			usage: "write the root filesystem alone to OUT.root (and its SHA-256 to OUT.root.sha256), an update for the other slot; no disk image unless -o is given",
-			value: newString(&c.SlotImage, "", nil)},
+			value: newString(&c.SlotImage, "", notStdout)},
 		{flag: "output", short: "o", key: "output.path", arg: "OUT.img", field: "Output", path: filePath,
-			usage: "output image (default: BOARD.img)", value: newString(&c.Output, "", nil)},
+			usage: "output image (default: BOARD.img)", value: newString(&c.Output, "", notStdout)},
 		{flag: "bmap", key: "output.bmap", field: "Bmap",
 			usage: "also write OUT.bmap, the block map bmaptool and ocidisk flash use", value: newBool(&c.Bmap, false)},
 		{flag: "compress", key: "output.compress", arg: strings.Join(compressions, "|"), field: "Compress",
@@ -282,4 +282,13 @@ func printBuildResult(e *env, res *pipeline.Result) {
 	if res.Bmap != "" {
 		fmt.Fprintf(e.stdout, "  block map %s (%s mapped)\n", res.Bmap, bytesize.Human(res.Mapped))
 	}
+}
+
+// notStdout refuses "-" as an output path: disk images and filesystems
+// are written with seeks, not streamed.
+func notStdout(s string) error {
+	if s == "-" {
+		return errors.New("- (stdout): disk images and filesystems are written with seeks, not streamed; give a path")
+	}
+	return nil
 }

@@ -84,6 +84,11 @@ output: {path: out/x.img, bmap: true, compress: zstd, keep-raw: true}
 	if err := os.WriteFile(file, []byte(every), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The output's directory, relative to the build file, exists: outputs
+	// are checked before any work.
+	if err := os.MkdirAll(filepath.Join(dir, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	// @FILE in config-txt-append is read relative to the build file.
 	if err := os.WriteFile(filepath.Join(dir, "extra.txt"), []byte("gpu_mem=64\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ func flashCommand(e *env) *cobra.Command {
 		{flag: "force", usage: "write a disk that is not removable or is larger than --max-size", value: newBool(&a.force, false)},
 		{flag: "max-size", arg: "S", usage: "largest disk written without --force", value: newSize(&a.maxSize, 256<<30, "a size such as 64GiB", nil)},
 		{flag: "bmap", arg: "FILE", usage: "block map to use (default: IMAGE.bmap beside the image, also without its .zst/.xz/.gz)", value: newString(&a.bmap, "", nil)},
-		{flag: "no-bmap", usage: "ignore any .bmap: copy a raw image's data by its holes, a compressed one whole", value: newBool(&a.noBmap, false)},
+		{flag: "no-bmap", usage: "ignore any .bmap: write every byte of the image", value: newBool(&a.noBmap, false)},
 		{flag: "allow-file", usage: "let DEVICE be a regular file (created if missing)", value: newBool(&a.allowFile, false)},
 	}
 	c := &cobra.Command{
@@ -51,7 +51,15 @@ func runFlash(ctx context.Context, e *env, a *flashArgs, image, device string) e
 	if a.bmap != "" && a.noBmap {
 		return usagef("--bmap and --no-bmap exclude each other")
 	}
-	im, err := flash.Open(image, flash.OpenOptions{Bmap: a.bmap, NoBmap: a.noBmap})
+	oo := flash.OpenOptions{Bmap: a.bmap, NoBmap: a.noBmap}
+	p := e.progress()
+	if p != nil {
+		oo.Progress = func(done, total int64) { p.update("decompressing to measure", done, total) }
+	}
+	im, err := flash.Open(ctx, image, oo)
+	if p != nil {
+		p.done()
+	}
 	if err != nil {
 		return err
 	}
@@ -82,7 +90,6 @@ func runFlash(ctx context.Context, e *env, a *flashArgs, image, device string) e
 	defer dev.Close()
 
 	opts := flash.WriteOptions{Log: e.log}
-	p := e.progress()
 	if p != nil {
 		opts.Progress = p.update
 	}

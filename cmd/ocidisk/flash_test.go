@@ -136,7 +136,7 @@ func TestFlashRefusesRootDiskForReal(t *testing.T) {
 // The confirmation shows the disk and takes only a yes.
 func TestFlashConfirmation(t *testing.T) {
 	img, _ := flashImage(t)
-	im, err := flash.Open(img, flash.OpenOptions{})
+	im, err := flash.Open(t.Context(), img, flash.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -62,18 +63,22 @@ type flattenFormat struct {
 	name    string
 	options []option
 	write   func(o flattenOutput) error
+	// stream is set for formats written in one pass, which -o - sends
+	// to stdout; the others need a file to seek in.
+	stream bool
 }
 
 // flattenOutput is what a format's writer gets.
 type flattenOutput struct {
-	File  *outfile.File // the output, empty; committed after write returns
+	W     io.Writer     // the output: File, or stdout for -o -
+	File  io.WriterAt   // the output file, empty; committed after write returns; nil for -o -
 	Image *rootfs.Image // the tree (times already clamped) and the input's ID
 	Epoch time.Time     // SOURCE_DATE_EPOCH, zero when unset
 }
 
 func flattenFormats(a *flattenArgs) []flattenFormat {
 	return []flattenFormat{
-		{name: "tar", write: func(o flattenOutput) error { return tar.Write(o.File, o.Image.Tree) }},
+		{name: "tar", stream: true, write: func(o flattenOutput) error { return tar.Write(o.W, o.Image.Tree) }},
 		{
 			name: "ext4",
 			options: []option{
@@ -98,13 +103,13 @@ func flattenFormats(a *flattenArgs) []flattenFormat {
 // xattr erofs cannot name fails the write: a bare image is meant to be
 // the tree as it is.
 func writeErofs(o flattenOutput, size int64, label string) error {
-	return erofs.Write(o.File, 0, o.Image.Tree, erofs.Options{Size: size, Label: label, Seed: []byte(o.Image.ID), Time: o.Epoch})
+	return erofs.Write(o.File, 0, o.Image.Tree, erofs.Options{Size: size, Label: label, Seed: []byte(o.Image.StoredID(o.Epoch)), Time: o.Epoch})
 }
 
 // writeExt4 writes the tree as a bare ext4 filesystem image: sparse, with
-// identifiers derived from the input's ID. size 0 means auto.
+// identifiers derived from the input as stored. size 0 means auto.
 func writeExt4(o flattenOutput, size int64, label string) error {
-	opts := ext4.Options{Size: size, Label: label, Seed: []byte(o.Image.ID), Time: o.Epoch}
+	opts := ext4.Options{Size: size, Label: label, Seed: []byte(o.Image.StoredID(o.Epoch)), Time: o.Epoch}
 	if opts.Size == 0 {
 		n, err := ext4.MinSize(o.Image.Tree, opts)
 		if err != nil {
@@ -125,6 +130,20 @@ func runFlatten(ctx context.Context, e *env, a *flattenArgs, format flattenForma
 	if err != nil {
 		return usagef("%v", err)
 	}
+	// Outputs are checked before any work: -o - streams formats that
+	// allow it; a file must be writable and no input.
+	if a.out == "-" {
+		if !format.stream {
+			return usagef("-o -: --format %s needs a file it can seek in; give a path", format.name)
+		}
+	} else {
+		if err := outfile.Check(a.out); err != nil {
+			return err
+		}
+		if err := outfile.Distinct(a.out, source.LocalPath(spec)); err != nil {
+			return err
+		}
+	}
 	opts := source.Options{Platform: a.platform, Log: e.log}
 	p := e.progress()
 	if p != nil {
@@ -144,19 +163,65 @@ func runFlatten(ctx context.Context, e *env, a *flattenArgs, format flattenForma
 	if !limit.IsZero() {
 		img.Tree.ClampTimes(limit)
 	}
+	if a.out == "-" {
+		if err := format.write(flattenOutput{W: ctxWriter{ctx, e.stdout}, Image: img, Epoch: limit}); err != nil {
+			return fmt.Errorf("stdout: %w", err)
+		}
+		return nil
+	}
 	f, err := outfile.Create(a.out)
 	if err != nil {
 		return err
 	}
 	defer f.Abort()
-	if err := format.write(flattenOutput{File: f, Image: img, Epoch: limit}); err != nil {
+	w := ctxFile{ctx, f}
+	if err := format.write(flattenOutput{W: w, File: w, Image: img, Epoch: limit}); err != nil {
 		return fmt.Errorf("%s: %w", a.out, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if err := f.Commit(); err != nil {
 		return err
 	}
 	e.log.Info("wrote", "output", a.out, "format", format.name, "id", img.ID)
 	return nil
+}
+
+// ctxWriter stops a writer when ctx ends (a signal), so that an output
+// being written is abandoned at once.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
+// ctxFile is an output file that stops taking writes when ctx ends, so
+// that its temporary is removed at once; the rest (Stat, Truncate, for
+// writers that extend their output) is the file's.
+type ctxFile struct {
+	ctx context.Context
+	*outfile.File
+}
+
+func (c ctxFile) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.File.Write(p)
+}
+
+func (c ctxFile) WriteAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.File.WriteAt(p, off)
 }
 
 // sourceDateEpoch reads SOURCE_DATE_EPOCH: the latest time an output may

@@ -61,7 +61,15 @@ func (u usageError) Unwrap() error { return u.err }
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A signal that ends the process (Ctrl-C, kill, a closed terminal)
+	// cancels the command, which removes its temporaries and partial
+	// outputs as it returns. A second signal ends the process at once;
+	// the next run sweeps what it left.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, isTerminal(os.Stderr))
 	stop()
 	os.Exit(code)
@@ -147,6 +155,7 @@ func rootCommand(e *env) *cobra.Command {
 		boardsCommand(e),
 		flashCommand(e),
 		inspectCommand(e),
+		cacheCommand(e),
 		versionCommand(e),
 	)
 	return root

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/diskimage"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
 )
 
@@ -82,9 +83,9 @@ func TestTestCommandUsage(t *testing.T) {
 	}
 }
 
-// TestTestCommandFails boots an image with no partitions: U-Boot finds
-// nothing to boot, so the test must fail at its timeout, exit 1 and write a
-// JUnit report saying so.
+// TestTestCommandFails boots an image whose boot partition holds no
+// filesystem: U-Boot finds nothing to boot, so the test must fail at its
+// timeout, exit 1 and write a JUnit report saying so.
 func TestTestCommandFails(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU")
@@ -100,7 +101,12 @@ func TestTestCommandFails(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	img := filepath.Join(dir, "empty.img")
-	os.WriteFile(img, make([]byte, 4<<20), 0o644)
+	l := &diskimage.Layout{Table: diskimage.MBR, Seed: []byte("empty"), Partitions: []diskimage.Partition{
+		{Name: "boot", Kind: diskimage.KindFAT, Size: 4 << 20, Bootable: true},
+	}}
+	if _, err := diskimage.Write(t.Context(), img, l, diskimage.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	before, _ := os.ReadFile(img)
 	junit := filepath.Join(dir, "report.xml")
 	code, _, errOut := runCLI(t, "test", "--expect", "U-Boot", "--expect", "NEVER-PRINTED", "--timeout", "4s", "--junit", junit, img)

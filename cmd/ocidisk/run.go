@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/inspect/ptable"
+	"github.com/ocidisk/ocidisk/internal/compression"
 	"github.com/ocidisk/ocidisk/qemu"
 	"github.com/spf13/cobra"
 )
@@ -80,6 +82,9 @@ func (q *qemuArgs) config(image string) (*boards.Board, qemu.Config, error) {
 	if err != nil {
 		return nil, qemu.Config{}, err
 	}
+	if err := checkBootable(image, b, l.Partition(boards.RoleBoot).Number); err != nil {
+		return nil, qemu.Config{}, err
+	}
 	cfg := qemu.Config{Profile: b.QEMU, Image: image, BIOS: q.bios, BootPartition: l.Partition(boards.RoleBoot).Number,
 		Writable: q.writable, Tryboot: q.tryboot, Net: qemu.Net(q.net), Memory: q.mem, CPUs: q.cpus, ExtraArgs: q.extra}
 	for _, s := range q.publish {
@@ -131,4 +136,40 @@ func runRun(ctx context.Context, e *env, q *qemuArgs, image string) error {
 		}
 	}
 	return qemu.Run(ctx, cfg, e.stdin, e.stdout, e.stderr)
+}
+
+// checkBootable refuses, before QEMU starts, an image the board cannot
+// boot from: compressed, without a partition table, or without the
+// partition (boot, a number) the board boots from. Otherwise the firmware
+// would wait at its prompt until the timeout.
+func checkBootable(image string, b *boards.Board, boot int) error {
+	f, err := os.Open(image)
+	if err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil // a block device: QEMU reads it as it is
+	}
+	if format, err := compression.SniffAt(f); err == nil && format != compression.None {
+		return fmt.Errorf("image %s is compressed (%v): decompress it first, QEMU boots a raw image", image, format)
+	}
+	t, err := ptable.Read(f, st.Size())
+	if errors.Is(err, ptable.ErrNoTable) {
+		return fmt.Errorf("image %s has no partition table: not a disk image (ocidisk build writes one)", image)
+	}
+	if err != nil {
+		return fmt.Errorf("image %s: partition table: %w", image, err)
+	}
+	for _, p := range t.Partitions {
+		if p.Number == boot {
+			return nil
+		}
+	}
+	return fmt.Errorf("image %s has no partition %d, which board %s boots from (its %s table has %d partitions)",
+		image, boot, b.Name, t.Type, len(t.Partitions))
 }

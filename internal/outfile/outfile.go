@@ -4,10 +4,13 @@
 package outfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // File is an output being written under a temporary name beside its final
@@ -18,21 +21,111 @@ type File struct {
 	done  bool
 }
 
-// Create starts an output for path. The temporary file sits in the same
-// directory so that Commit is an atomic rename on one filesystem.
+// Create starts an output for path, which Check must accept. The
+// temporary file sits in the same directory so that Commit is an atomic
+// rename on one filesystem; temporaries of path that a killed process
+// left there are swept first (see Sweep).
 func Create(path string) (*File, error) {
+	if err := Check(path); err != nil {
+		return nil, err
+	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return nil, fmt.Errorf("output %s: is a directory", path)
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	Sweep(dir, "."+base)
+	f, err := NewTemp(dir, "."+base)
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", path, err)
 	}
 	return &File{File: f, final: path}, nil
+}
+
+// Check tells whether path may take an output, so that a command can say
+// so before any work: outputs replace only regular files (a device node,
+// FIFO or symlink there would be replaced by a file, or a directory
+// refuses the rename) or go to new paths, in a directory that exists.
+// Errors name the path and what is wrong with it.
+func Check(path string) error {
+	if path == "" {
+		return errors.New("output: no path given")
+	}
+	st, err := os.Lstat(path)
+	switch {
+	case err == nil && !st.Mode().IsRegular():
+		return fmt.Errorf("output %s is %s: outputs are written only to regular files or new paths", path, describe(path, st))
+	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
+		return fmt.Errorf("output %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	dst, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("output %s: directory %s does not exist", path, dir)
+	case err != nil:
+		return fmt.Errorf("output %s: directory %s: %w", path, dir, err)
+	case !dst.IsDir():
+		return fmt.Errorf("output %s: %s is not a directory", path, dir)
+	}
+	return nil
+}
+
+// describe says what a file that is not a regular one is.
+func describe(path string, st fs.FileInfo) string {
+	m := st.Mode()
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeSymlink != 0:
+		target, _ := os.Readlink(path)
+		return fmt.Sprintf("a symlink (to %s)", target)
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "not a regular file"
+}
+
+// Distinct refuses an output that is one of the command's inputs: the
+// same file (os.SameFile, so also through symlinks and hardlinks), or a
+// path inside an input directory (a blob of an OCI layout, a file of a
+// dir: tree). Inputs that do not exist are skipped: opening them fails
+// later, with the input's own error.
+func Distinct(output string, inputs ...string) error {
+	ost, oerr := os.Stat(output)
+	for _, in := range inputs {
+		if in == "" {
+			continue
+		}
+		ist, err := os.Stat(in)
+		if err != nil {
+			continue
+		}
+		if !ist.IsDir() {
+			if oerr == nil && os.SameFile(ist, ost) {
+				return fmt.Errorf("output %s is the input %s: writing it would destroy the input", output, in)
+			}
+			continue
+		}
+		abs, err := filepath.Abs(filepath.Dir(output))
+		if err != nil {
+			return fmt.Errorf("output %s: %w", output, err)
+		}
+		for d := abs; ; d = filepath.Dir(d) {
+			if dst, err := os.Stat(d); err == nil && os.SameFile(dst, ist) {
+				return fmt.Errorf("output %s is inside the input directory %s: writing it would change the input", output, in)
+			}
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // Commit syncs nothing (the page cache is enough for an image builder),

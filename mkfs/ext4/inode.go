@@ -95,11 +95,14 @@ func putIndex(p []byte, lblk uint32, leaf int64) {
 
 // encodeTime splits t into ext4's 32-bit seconds field and the extra field
 // (two epoch bits above the signed 32-bit range, then nanoseconds), clamped
-// to the range the format holds (1901 to 2446).
+// to the range the format holds: the kernel reads the seconds as a signed
+// 32-bit number plus the epoch bits times 2^32, so from -2^31 (1901-12-13)
+// to 3*2^32 + 2^31-1 (2446-05-10). A time beyond would wrap (2500 would
+// read as 1955).
 func encodeTime(t time.Time) (lo, extra uint32) {
 	sec := t.Unix()
 	nsec := uint32(t.Nanosecond())
-	const minSec, maxSec = -1 << 31, 1<<34 + 1<<31 - 1
+	const minSec, maxSec = -1 << 31, 3<<32 + 1<<31 - 1
 	if sec < minSec {
 		sec, nsec = minSec, 0
 	} else if sec > maxSec {

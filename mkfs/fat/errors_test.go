@@ -23,6 +23,12 @@ func TestRefused(t *testing.T) {
 		names bool   // errors.Is ErrInvalidName
 	}{
 		{name: "colon", put: func(tr *fstree.Tree) { tr.Put("dir/a:b", file(), fstree.NewDir(0o755)) }, err: "/dir/a:b", names: true},
+		{name: "case", put: func(tr *fstree.Tree) { tr.Put("Image", file(), nil); tr.Put("IMAGE", file(), nil) }, err: "/IMAGE and /Image", names: true},
+		{name: "case nested", put: func(tr *fstree.Tree) {
+			tr.Put("d/Straße", file(), fstree.NewDir(0o755))
+			tr.Put("d/STRASSE", file(), nil)
+			tr.Put("d/straße", file(), nil)
+		}, err: "/d/Straße and /d/straße", names: true},
 		{name: "star", put: func(tr *fstree.Tree) { tr.Put("a*", file(), nil) }, err: "/a*", names: true},
 		{name: "trailing dot", put: func(tr *fstree.Tree) { tr.Put("x/name.", fstree.NewDir(0o755), fstree.NewDir(0o755)) }, err: "/x/name.", names: true},
 		{name: "control", put: func(tr *fstree.Tree) { tr.Put("a\tb", file(), nil) }, err: "a\\tb", names: true},
@@ -40,6 +46,7 @@ func TestRefused(t *testing.T) {
 		{name: "xattr", put: func(tr *fstree.Tree) { n := file(); n.Xattrs = map[string]string{"user.x": "1"}; tr.Put("f", n, nil) }, err: "/f: has extended attributes"},
 		{name: "too big", put: func(tr *fstree.Tree) { tr.Put("huge.img", fstree.NewFile(0o644, 1<<32, nil), nil) }, err: "/huge.img: 4294967296 bytes, FAT files hold at most 4294967295"},
 		{name: "label", put: func(tr *fstree.Tree) {}, opts: fat.Options{Label: "A:B"}, err: "label \"A:B\"", names: true},
+		{name: "label space", put: func(tr *fstree.Tree) {}, opts: fat.Options{Label: " 0"}, err: "cannot start with a space", names: true},
 		{name: "long label", put: func(tr *fstree.Tree) {}, opts: fat.Options{Label: "TWELVE CHARS"}, err: "longer than 11"},
 		{name: "type", put: func(tr *fstree.Tree) {}, opts: fat.Options{Type: 12}, err: "type 12"},
 		{name: "content larger than size", put: func(tr *fstree.Tree) {

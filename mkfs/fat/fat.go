@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/ocidisk/ocidisk/fstree"
@@ -236,6 +237,10 @@ func labelBytes(label string) ([11]byte, error) {
 	}
 	if len(label) > 11 {
 		return b, fmt.Errorf("fat: label %q: longer than 11 characters", label)
+	}
+	if strings.HasPrefix(label, " ") {
+		// fsck.vfat removes such a label as invalid; mkfs.fat refuses it.
+		return b, fmt.Errorf("fat: label %q: %w: a label cannot start with a space", label, errInvalidName)
 	}
 	for i, r := range label {
 		if r >= 'a' && r <= 'z' || r == ' ' {

@@ -55,6 +55,10 @@ func checkLongName(name string) error {
 	return nil
 }
 
+// foldName is what two names must not share in one directory: FAT
+// compares names without regard to case.
+func foldName(name string) string { return strings.ToUpper(name) }
+
 // shortChar maps one character of a long name to its 8.3 form. It reports
 // the byte (0 to skip the character) and whether the mapping kept the
 // character exactly, up to case.

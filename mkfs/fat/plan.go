@@ -7,6 +7,7 @@ import (
 	"hash"
 	"log/slog"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,13 +103,13 @@ func (pl *planner) dir(p string, parent *dir, n *fstree.Node) (*dir, error) {
 		if err := checkLongName(e.Name); err != nil {
 			return nil, fmt.Errorf("/%s: %w", cp, err)
 		}
-		// FAT keeps both names, but Windows and Linux look names up
-		// without regard to case and will find only one of them.
-		if other, ok := folded[strings.ToUpper(e.Name)]; ok {
-			pl.log.Warn("fat: names differ only in case; case-insensitive lookups find one of them", "path", "/"+cp, "other", other)
-		} else {
-			folded[strings.ToUpper(e.Name)] = e.Name
+		// FAT names are unique without regard to case: Windows and Linux
+		// look them up so, find only one of two such names, and fsck
+		// calls the second a duplicate.
+		if other, ok := folded[foldName(e.Name)]; ok {
+			return nil, fmt.Errorf("/%s and /%s: %w: FAT names must differ in more than case", path.Join(p, other), cp, errInvalidName)
 		}
+		folded[foldName(e.Name)] = e.Name
 		node, err := pl.resolve(cp, e.Node)
 		if err != nil {
 			return nil, err
@@ -181,6 +182,11 @@ func (pl *planner) resolve(cp string, n *fstree.Node) (*fstree.Node, error) {
 		}
 		return n, nil
 	case fstree.TypeDir:
+		// A directory that is its own ancestor (a tree may put one node
+		// under two names) would be planned forever.
+		if slices.Contains(pl.stack, n) {
+			return nil, fmt.Errorf("/%s: directory inside itself (a loop in the tree)", cp)
+		}
 		return n, nil
 	case fstree.TypeSymlink:
 		switch pl.opts.Symlinks {

@@ -25,8 +25,8 @@ type TreeOptions struct {
 }
 
 // Tree returns a random boot tree for seed: nested directories; short,
-// long, unicode and very long names; names differing only in case; names
-// whose 8.3 aliases collide (longname1.txt ... longname12.txt next to a
+// long, unicode and very long names in mixed case (never two that differ
+// only in case, which FAT refuses); names whose 8.3 aliases collide (longname1.txt ... longname12.txt next to a
 // literal LONGNA~1.TXT); empty, zero-filled and cluster-boundary-sized
 // files; times before 1980. Content is produced when read,
 // so trees cost no memory for their bytes. The same seed gives the same
@@ -79,20 +79,22 @@ func (g *gen) fill(d *fstree.Node, depth int, left *int) {
 			continue
 		}
 		g.file(d, name)
-		if g.r.IntN(6) == 0 {
-			// The same name in another case.
-			for _, v := range []string{strings.ToUpper(name), strings.ToLower(name)} {
-				if v != name {
-					g.file(d, v)
-					break
-				}
-			}
-		}
 	}
 }
 
+// taken reports that d has a name equal to name without regard to case,
+// which FAT refuses.
+func taken(d *fstree.Node, name string) bool {
+	for _, e := range d.Entries() {
+		if strings.EqualFold(e.Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
 func (g *gen) file(d *fstree.Node, name string) {
-	if d.Child(name) != nil {
+	if taken(d, name) {
 		return
 	}
 	size := g.size()
@@ -173,7 +175,7 @@ func (g *gen) name(d *fstree.Node) string {
 		for s != "" && (strings.HasSuffix(s, ".") || strings.HasSuffix(s, " ")) {
 			s = s[:len(s)-1]
 		}
-		if s == "" || s == "." || s == ".." || len(utf16.Encode([]rune(s))) > 255 || d.Child(s) != nil {
+		if s == "" || s == "." || s == ".." || len(utf16.Encode([]rune(s))) > 255 || taken(d, s) {
 			continue
 		}
 		return s
