@@ -32,6 +32,10 @@ type Options struct {
 	PartUUID func(name string) string
 	// CmdlineAppend are extra kernel arguments, after the board's.
 	CmdlineAppend []string
+	// CheckRoot has the init mount a writable root read-only ("ro"), so
+	// that the root's own init checks it (systemd-fsck-root) before it
+	// remounts it read-write from its /etc/fstab (systemd-remount-fs).
+	CheckRoot bool
 	// BootOverlay, when set, is merged over the boot partition last (it is
 	// consumed: its nodes move into the result).
 	BootOverlay *fstree.Tree

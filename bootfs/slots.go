@@ -42,7 +42,7 @@ func slots(l *boards.Layout, opts Options, rootFS string) ([]slot, error) {
 			return nil, fmt.Errorf("board %s: %w", b.Name, err)
 		}
 		args := strings.Fields(base)
-		extra, err := initArgs(l, name, opts.PartUUID)
+		extra, err := initArgs(l, name, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -58,11 +58,16 @@ func slots(l *boards.Layout, opts Options, rootFS string) ([]slot, error) {
 }
 
 // initArgs are the init's parameters for the layout: a read-only root
-// ("ro"), the slot, the data partition, growth and the overlay.
-func initArgs(l *boards.Layout, slotName string, partUUID func(string) string) ([]string, error) {
+// ("ro", also for a root its own init checks), the root's growth, the
+// slot, the data partition, its growth and the overlay.
+func initArgs(l *boards.Layout, slotName string, opts Options) ([]string, error) {
+	partUUID := opts.PartUUID
 	var args []string
-	if l.ReadOnlyRoot() {
+	if l.ReadOnlyRoot() || opts.CheckRoot {
 		args = append(args, "ro")
+	}
+	if l.Root().Grow {
+		args = append(args, protocol.ArgGrowRoot)
 	}
 	if slotName != "" {
 		args = append(args, protocol.ArgSlot+"="+slotName)

@@ -83,11 +83,14 @@ func layout(t *testing.T, name string, o boards.LayoutOptions) *boards.Layout {
 func TestAssembleSlotsShared(t *testing.T) {
 	for _, tc := range []struct {
 		opts    boards.LayoutOptions
+		check   bool     // Options.CheckRoot
 		args    []string // the init's parameters on slot A's command line
 		labels  []string
 		modules string // beyond the board's
 	}{
 		{opts: boards.LayoutOptions{}, labels: []string{"ocidisk"}},
+		{opts: boards.LayoutOptions{RootSize: boards.Grow}, check: true, labels: []string{"ocidisk"}, args: []string{"ro", "ocidisk.growroot"}},
+		{opts: boards.LayoutOptions{Data: "64MiB"}, check: true, labels: []string{"ocidisk"}, args: []string{"ro", "ocidisk.data=PARTUUID=1a2b3c4d-03"}},
 		{opts: boards.LayoutOptions{AB: true, Data: "grow"}, labels: []string{"slot-a", "slot-b"},
 			args:    []string{"ro", "ocidisk.slot=a", "ocidisk.data=PARTUUID=1a2b3c4d-04", "ocidisk.grow", "ocidisk.overlay=PARTUUID=1a2b3c4d-04"},
 			modules: "overlay"},
@@ -101,7 +104,7 @@ func TestAssembleSlotsShared(t *testing.T) {
 		t.Run(fmt.Sprintf("%+v", tc.opts), func(t *testing.T) {
 			b := layout(t, "qemu-virt-arm64", tc.opts)
 			k := withModules(t, fakeKernel(t, ""), "overlay", "squashfs")
-			res, err := Assemble(b, k, Options{PartUUID: partUUIDs(b), CmdlineAppend: []string{"quiet"}, Time: time.Unix(1_700_000_000, 0)})
+			res, err := Assemble(b, k, Options{PartUUID: partUUIDs(b), CmdlineAppend: []string{"quiet"}, CheckRoot: tc.check, Time: time.Unix(1_700_000_000, 0)})
 			if err != nil {
 				t.Fatal(err)
 			}
