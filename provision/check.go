@@ -21,6 +21,23 @@ func (e *usageErr) Is(target error) bool {
 
 func usagef(format string, a ...any) error { return &usageErr{fmt.Sprintf(format, a...)} }
 
+// SpecError is an error about one field of a Spec ("Passwords"), so that
+// a caller can say which of its inputs is wrong.
+type SpecError struct {
+	Field string
+	Err   error
+}
+
+func (e *SpecError) Error() string { return e.Err.Error() }
+func (e *SpecError) Unwrap() error { return e.Err }
+
+func specErr(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &SpecError{Field: field, Err: err}
+}
+
 // userNameRE is adduser's NAME_REGEX (adduser.conf(5)): what Debian
 // accepts for a user without --allow-bad-names, and at most 32 bytes as
 // useradd wants.
@@ -92,7 +109,7 @@ func ParsePassword(s string) (Password, error) {
 func ParseUserFile(s string) (user, file string, err error) {
 	user, file, ok := strings.Cut(s, ":")
 	if !ok || user == "" || file == "" {
-		return "", "", usagef("%q: want USER:FILE", s)
+		return "", "", usagef("want USER:FILE")
 	}
 	if user != "root" {
 		if err := CheckUserName(user); err != nil {

@@ -71,7 +71,7 @@ func Apply(t *fstree.Tree, spec Spec) (*Report, error) {
 	}
 	if spec.Hostname != "" {
 		if err := SetHostname(t, spec.Hostname, when); err != nil {
-			return nil, fmt.Errorf("host name: %w", err)
+			return nil, specErr("Hostname", fmt.Errorf("host name: %w", err))
 		}
 	}
 	if len(spec.Users)+len(spec.Passwords)+len(spec.AuthorizedKeys) > 0 {
@@ -88,40 +88,49 @@ func Apply(t *fstree.Tree, spec Spec) (*Report, error) {
 }
 
 // accounts adds the users, sets the passwords, authorizes the keys and
-// lets users without a password use sudo.
+// lets users without a password use sudo. Errors are *SpecError naming
+// the field of spec that failed.
 func (r *Report) accounts(t *fstree.Tree, spec Spec) error {
 	when := spec.Time
+	first := "Users"
+	switch {
+	case len(spec.Users) > 0:
+	case len(spec.Passwords) > 0:
+		first = "Passwords"
+	default:
+		first = "AuthorizedKeys"
+	}
 	a, err := readAccounts(t)
 	if err != nil {
-		return err
+		return specErr(first, err)
 	}
 	conf, err := readAdduserConf(t)
 	if err != nil {
-		return err
+		return specErr(first, err)
 	}
 	for _, name := range spec.Users {
 		if err := CheckUserName(name); err != nil {
-			return err
+			return specErr("Users", err)
 		}
 		u, err := a.addUser(t, name, conf, when)
 		if err != nil {
-			return err
+			return specErr("Users", err)
 		}
 		r.Users = append(r.Users, u)
 	}
 	hashed := map[string]bool{}
 	for _, p := range spec.Passwords {
 		if err := CheckHash(p.Hash); err != nil {
-			return fmt.Errorf("user %s: %w", p.User, err)
+			return specErr("Passwords", fmt.Errorf("user %s: %w", p.User, err))
 		}
 		if err := a.setHash(p.User, p.Hash, when); err != nil {
-			return err
+			return specErr("Passwords", err)
 		}
 		hashed[p.User] = true
 	}
 	for _, k := range spec.AuthorizedKeys {
 		if err := a.authorize(t, k, when); err != nil {
-			return err
+			return specErr("AuthorizedKeys", err)
 		}
 	}
 	if err := a.write(t, when); err != nil {
