@@ -31,7 +31,7 @@ func prepareRoot(l *boards.Layout, in *inputs, disk *diskimage.Layout, cfg Confi
 			return nil, fmt.Errorf("root image %s: %w", cfg.Source, err)
 		}
 		if !cfg.ForceArch {
-			return nil, fieldErr("ForceArch", "root image %s: %v: build it from an image for %s (--platform), or give --force-arch to build it anyway",
+			return nil, fmt.Errorf("root image %s: %w: build it from an image for %s (--platform), or give --force-arch to build it anyway",
 				cfg.Source, err, Platform(l.Board))
 		}
 		cfg.Log.Warn("building a root for another machine, as asked", "root", cfg.Source, "problem", err.Error())
