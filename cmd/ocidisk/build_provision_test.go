@@ -287,3 +287,151 @@ func TestBuildArchitectureCheck(t *testing.T) {
 		t.Errorf("--force-arch: exit %d, %s", code, stderr)
 	}
 }
+
+// debugfsCat returns a file of the ext4 in part, as debugfs reads it.
+func debugfsCat(t *testing.T, part, p string) string {
+	t.Helper()
+	out, err := exec.Command(hosttool.Require(t, "debugfs", "e2fsprogs"), "-R", "cat "+p, part).Output()
+	if err != nil {
+		t.Fatalf("debugfs cat %s: %v", p, err)
+	}
+	return string(out)
+}
+
+// debugfsStat returns "TYPE MODE UID:GID" of p in the ext4 in part.
+func debugfsStat(t *testing.T, part, p string) string {
+	t.Helper()
+	out, err := exec.Command(hosttool.Require(t, "debugfs", "e2fsprogs"), "-R", "stat "+p, part).Output()
+	if err != nil {
+		t.Fatalf("debugfs stat %s: %v", p, err)
+	}
+	m := regexp.MustCompile(`Type: (\S+)\s+Mode:\s+(\d+)\s.*\n.*\n\s*User:\s+(\d+)\s+Group:\s+(\d+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("debugfs stat %s:\n%s", p, out)
+	}
+	return m[1] + " " + m[2] + " " + m[3] + ":" + m[4]
+}
+
+// TestBuildAccess: a build file's host name, users, password hash and
+// SSH key (its path relative to the file) end up in the root, and the
+// root's /etc/fstab names the image's partitions as sfdisk reads them.
+func TestBuildAccess(t *testing.T) {
+	kernel, root := debian.KernelDeb(t), debian.BusyboxRoot(t)
+	mkpasswd := hosttool.Require(t, "mkpasswd", "whois")
+	keygen := hosttool.Require(t, "ssh-keygen", "openssh-client")
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "keys"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-C", "alice@laptop", "-f", filepath.Join(dir, "keys", "alice")).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, err := os.ReadFile(filepath.Join(dir, "keys", "alice.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := exec.Command(mkpasswd, "-m", "yescrypt", "correct horse").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := `board: qemu-virt-arm64
+source: oci:` + root + `
+kernel: deb:` + kernel + `
+hostname: pi-test
+users: [alice, bob]
+password-hashes: ["bob:` + strings.TrimSpace(string(hash)) + `"]
+ssh-authorized-keys: ["alice:keys/alice.pub"]
+output: {path: out.img}
+`
+	if err := os.WriteFile(filepath.Join(dir, "ocidisk.yaml"), []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	if code, stdout, stderr := runCLI(t, "build", "-f", dir); code != exitOK {
+		t.Fatalf("build: exit %d\n%s%s", code, stdout, stderr)
+	}
+	img := filepath.Join(dir, "out.img")
+	d := readDisk(t, img)
+	part := hosttool.Partition(t, img, d.Partitions[1].Start*512, d.Partitions[1].Size*512)
+	day := "19675" // 1700000000 / 86400
+	for p, want := range map[string][]string{
+		"/etc/hostname":                    {"pi-test"},
+		"/etc/hosts":                       {"127.0.0.1\tlocalhost", "127.0.1.1\tpi-test"},
+		"/etc/passwd":                      {"root:x:0:0:root:/root:/bin/sh", "alice:x:1000:1000:,,,:/home/alice:/bin/sh", "bob:x:1001:1001:,,,:/home/bob:/bin/sh"},
+		"/etc/group":                       {"root:x:0:", "alice:x:1000:", "bob:x:1001:"},
+		"/etc/shadow":                      {"alice:*:" + day + ":0:99999:7:::", "bob:" + strings.TrimSpace(string(hash)) + ":" + day + ":0:99999:7:::"},
+		"/home/alice/.ssh/authorized_keys": {strings.TrimSpace(string(pub))},
+	} {
+		got := strings.Split(strings.TrimSuffix(debugfsCat(t, part, p), "\n"), "\n")
+		if !slices.Equal(got[:min(len(got), len(want))], want) {
+			t.Errorf("%s:\n%s\nwant it to start with\n%s", p, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	for p, want := range map[string]string{
+		"/home/alice": "directory 0700 1000:1000", "/home/alice/.ssh": "directory 0700 1000:1000",
+		"/home/alice/.ssh/authorized_keys": "regular 0600 1000:1000", "/home/bob": "directory 0700 1001:1001",
+		"/etc/shadow": "regular 0600 0:0", "/boot/firmware": "directory 0755 0:0",
+	} {
+		if got := debugfsStat(t, part, p); got != want {
+			t.Errorf("%s is %s, want %s", p, got, want)
+		}
+	}
+	// fstab, as util-linux parses it, names the image's partitions.
+	fstab := filepath.Join(t.TempDir(), "fstab")
+	if err := os.WriteFile(fstab, []byte(debugfsCat(t, part, "/etc/fstab")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(hosttool.Require(t, "findmnt", "util-linux"), "--fstab", "--tab-file", fstab, "-n", "-r", "-o", "SOURCE,TARGET,FSTYPE,OPTIONS,PASSNO").CombinedOutput()
+	if err != nil {
+		t.Fatalf("findmnt: %v\n%s", err, out)
+	}
+	sig := strings.TrimPrefix(readDiskID(t, img), "0x")
+	want := "PARTUUID=" + sig + "-02 / ext4 errors=remount-ro 1\nPARTUUID=" + sig + "-01 /boot/firmware vfat defaults 2\n"
+	if string(out) != want {
+		t.Errorf("fstab, as findmnt reads it:\n%s\nwant\n%s", out, want)
+	}
+}
+
+// readDiskID is an MBR image's disk identifier, as sfdisk reports it.
+func readDiskID(t *testing.T, img string) string {
+	t.Helper()
+	out, err := exec.Command(hosttool.Require(t, "sfdisk", "fdisk"), "--disk-id", img).Output()
+	if err != nil {
+		t.Fatalf("sfdisk --disk-id: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestBuildAccessErrors: what the command line asks of a root that
+// cannot have it is a usage error that says so, and a password given
+// where its hash belongs never shows.
+func TestBuildAccessErrors(t *testing.T) {
+	kernel, root := debian.KernelDeb(t), debian.BusyboxRoot(t)
+	dir := t.TempDir()
+	notKey := filepath.Join(dir, "id_ed25519")
+	if err := os.WriteFile(notKey, []byte("-----BEGIN OPENSSH PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const hash = "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/"
+	out := filepath.Join(dir, "t.img")
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"--password-hash", "root:hunter2"}, exitUsage, "--password-hash: user root: not a crypt(3) hash"},
+		{[]string{"--password-hash", "bob:" + hash}, exitUsage, "--password-hash: root image oci:" + root + ": user bob: the root has no such user"},
+		{[]string{"--ssh-authorized-key", "alice:" + notKey}, exitUsage, "--ssh-authorized-key: " + notKey + ": line 1: not an SSH public key"},
+		{[]string{"--ssh-authorized-key", "bob:/dev/null"}, exitUsage, "--ssh-authorized-key: /dev/null: no SSH public key"},
+		{[]string{"--root-size", "grow", "--data", "64MiB"}, exitFailure, "the root cannot grow to fill the card (--root-size grow): only a writable root last on the disk can, and partition data follows it"},
+	} {
+		args := append([]string{"build", "-o", out, "--kernel", "deb:" + kernel}, append(tc.args, "oci:"+root)...)
+		code, _, stderr := runCLI(t, args...)
+		if code != tc.code || !strings.Contains(stderr, tc.msg) || strings.Contains(stderr, "hunter2") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%q: exit %d, %q; want exit %d, one line mentioning %q", tc.args, code, stderr, tc.code, tc.msg)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("%q left %s behind", tc.args, out)
+		}
+	}
+}
