@@ -223,15 +223,15 @@ func initramfsModules(l *boards.Layout, k *kernel.Kernel, cmdline []string) ([]*
 			names = append(slices.Clip(names), n)
 		}
 	}
-	if len(names)+len(b.Initramfs.OptionalModules) == 0 {
+	if len(names)+len(b.Initramfs.OptionalModules)+len(bootMountModules(l)) == 0 {
 		return nil, nil
 	}
 	ms, err := k.Modules()
 	if err != nil {
 		return nil, fmt.Errorf("board %s needs modules %s: %w", b.Name, strings.Join(names, ", "), err)
 	}
-	for _, n := range b.Initramfs.OptionalModules {
-		if mods, builtin := ms.Lookup(n); len(mods) > 0 || builtin {
+	for _, n := range append(slices.Clip(b.Initramfs.OptionalModules), bootMountModules(l)...) {
+		if mods, builtin := ms.Lookup(n); (len(mods) > 0 || builtin) && !slices.Contains(names, n) {
 			names = append(slices.Clip(names), n)
 		}
 	}

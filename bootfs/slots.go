@@ -156,3 +156,16 @@ func copyTree(t *fstree.Tree) *fstree.Tree {
 	cp(out.Root, t.Root)
 	return out
 }
+
+// bootMountModules are the modules the root's /etc/fstab needs to mount
+// the boot partition at the board's boot-mount, when the kernel has them:
+// FAT and the code page and character set it loads by default (Debian's:
+// 437 and ascii). A root without kmod (Debian's minbase has none) cannot
+// load a filesystem's module when it mounts it, so the init loads them,
+// and they stay after switch_root.
+func bootMountModules(l *boards.Layout) []string {
+	if b := l.Partition(boards.RoleBoot); l.Board.BootMount == "" || b == nil || b.FS != boards.FAT {
+		return nil
+	}
+	return []string{"vfat", "nls_cp437", "nls_ascii"}
+}

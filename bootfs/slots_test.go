@@ -248,3 +248,36 @@ func TestVerityModules(t *testing.T) {
 		}
 	}
 }
+
+// TestBootMountModules: a board whose root mounts its FAT boot partition
+// gets the kernel's FAT modules in the initramfs (those it has), since a
+// root without kmod cannot load them when it mounts the partition.
+func TestBootMountModules(t *testing.T) {
+	for _, tc := range []struct {
+		mount string
+		want  string
+	}{
+		{"/boot/firmware", "vfat nls_cp437"},
+		{"", ""},
+	} {
+		b := layout(t, "qemu-virt-arm64", boards.LayoutOptions{})
+		board := *b.Board
+		board.BootMount = tc.mount
+		b.Board = &board
+		// This kernel has no nls_ascii: it is left out.
+		k := withModules(t, fakeKernel(t, ""), "vfat", "nls_cp437")
+		res, err := Assemble(b, k, Options{PartUUID: partUUIDs(b), Time: time.Unix(1_700_000_000, 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range res.Modules {
+			if strings.HasPrefix(m.Name, "nls") || m.Name == "vfat" {
+				got = append(got, m.Name)
+			}
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("boot-mount %q: modules %q, want %q", tc.mount, got, tc.want)
+		}
+	}
+}
