@@ -9,8 +9,8 @@ import (
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/internal/compression"
 	"github.com/ocidisk/ocidisk/internal/outfile"
-	"github.com/ocidisk/ocidisk/source"
 	"github.com/ocidisk/ocidisk/provision"
+	"github.com/ocidisk/ocidisk/source"
 )
 
 // ConfigError is a problem with one field of a Config, named as the Config

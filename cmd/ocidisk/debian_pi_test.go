@@ -3,14 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -141,17 +138,6 @@ func cardIdentity(t *testing.T, console string) (id string, keys []string) {
 	return r["machine-id"][0], r["key"]
 }
 
-// freePort is a TCP port of the loopback that nothing listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestDebianOnVirt: the configured Debian root, built for qemu-virt-arm64
 // with --root-size grow, copied to two cards. Card A (4 GiB) boots to
 // running, grows, and lets alice in over ssh through a published port with
@@ -181,7 +167,7 @@ func TestDebianOnVirt(t *testing.T) {
 	sshIn := func(ctx context.Context, _ *syncBuffer) {
 		sshOut = sshUntil(ctx, ssh, acc.key, knownHosts, port)
 	}
-	args := append(append(append([]string{}, login...), "--net", "user", "--publish", fmt.Sprintf("127.0.0.1:%d:22", port),
+	args := append(append(append([]string{}, login...), "--net", "user", "--publish", "127.0.0.1:"+port+":22",
 		"--expect", `ocidisk-init: grew /dev/vda2 \(partition 2 of vda, mbr\)`,
 		"--expect", `ocidisk-init: made SSH host keys rsa, ecdsa, ed25519`,
 		"--expect", `Finished .*systemd-fsck-root`), running...)
@@ -275,10 +261,10 @@ func TestDebianOnVirt(t *testing.T) {
 // sshUntil tries, until it works or ctx ends, to log in as alice with key
 // through the published port, run sudo without a password and leave the
 // mark the guest waits for. It returns what the last try printed.
-func sshUntil(ctx context.Context, ssh, key, knownHosts string, port int) string {
+func sshUntil(ctx context.Context, ssh, key, knownHosts, port string) string {
 	var out []byte
 	for ctx.Err() == nil {
-		cmd := exec.CommandContext(ctx, ssh, "-i", key, "-p", strconv.Itoa(port), "-o", "BatchMode=yes",
+		cmd := exec.CommandContext(ctx, ssh, "-i", key, "-p", port, "-o", "BatchMode=yes",
 			"-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile="+knownHosts, "-o", "ConnectTimeout=20",
 			"-o", "IdentitiesOnly=yes", "alice@127.0.0.1",
 			"sudo -n true && sudo -n touch /run/provtest-ssh && echo provtest-ssh: $(id -un) $(hostname) $(id -Gn | grep -ow sudo)")
