@@ -49,6 +49,11 @@ type Board struct {
 	// boot partition, copied from the firmware source.
 	Firmware []FirmwareSet `yaml:"firmware"`
 
+	// BootMount is where the root's /etc/fstab mounts the boot partition
+	// ("/boot/firmware"), so that the system can update what is on it;
+	// empty leaves it out of fstab.
+	BootMount string `yaml:"boot-mount"`
+
 	// Console is the serial console device, available to templates.
 	Console string `yaml:"console"`
 	// Cmdline is a text/template for the kernel command line; see
@@ -85,6 +90,11 @@ type Partition struct {
 	FS       FS     `yaml:"fs"`   // fat or ext4
 	Size     Size   `yaml:"size"` // 0 means auto: sized to the content
 	Bootable bool   `yaml:"bootable"`
+	// Grow, on the root partition, has the init grow it and its ext4 to
+	// the end of the card on first boot, as Raspberry Pi OS does: the
+	// default of --root-size grow. It is left out where the root cannot
+	// grow (a read-only filesystem, slots, a data partition after it).
+	Grow bool `yaml:"grow"`
 	// Type overrides the partition type (an MBR byte such as "0c", or a
 	// GPT type GUID); empty picks the usual type for FS.
 	Type string `yaml:"type"`

@@ -94,6 +94,9 @@ func TestParseErrors(t *testing.T) {
 			[]string{"line 11", `"-1" is not a size`}},
 		{"two user configs", "cmdline: root", "configs:\n  - {path: a.txt, template: x, user-append: true}\n  - {path: b.txt, template: y, user-append: true}\ncmdline: root",
 			[]string{"configs[1].user-append", "a.txt already takes"}},
+		{"relative boot mount", "console: ttyAMA0", "boot-mount: boot/firmware\nconsole: ttyAMA0", []string{"line 12", "boot-mount", "absolute directory"}},
+		{"boot mount on /", "console: ttyAMA0", "boot-mount: /\nconsole: ttyAMA0", []string{"boot-mount"}},
+		{"growing boot", "size: 64MiB}", "size: 64MiB, grow: true}", []string{"disk.partitions[0].grow", "only the root partition, last on the disk"}},
 		{"escaping firmware dir", "cmdline: root", "firmware: [{model: m, dirs: [../x], files: [a.bin]}]\ncmdline: root",
 			[]string{"firmware[0].dirs[0]", "leaves"}},
 	} {
@@ -149,6 +152,11 @@ func TestPiPacks(t *testing.T) {
 			p := b.Disk.Partitions
 			if b.Disk.Table != "mbr" || len(p) != 2 || p[0].Role != RoleBoot || p[0].FS != "fat" || p[1].Role != RoleRoot {
 				t.Errorf("disk %+v: want MBR, FAT boot then root", b.Disk)
+			}
+			// As Raspberry Pi OS: the root fills the card on first boot,
+			// the boot partition is mounted on /boot/firmware.
+			if !p[1].Grow || b.BootMount != "/boot/firmware" {
+				t.Errorf("root grows: %v, boot partition on %q; want a growing root and /boot/firmware", p[1].Grow, b.BootMount)
 			}
 			data := TemplateData{Board: b.Name, Console: b.Console, RootPartUUID: "1a2b3c4d-02", RootFS: "ext4",
 				Kernel: b.Kernel.File, Initramfs: b.Initramfs.File}

@@ -76,8 +76,13 @@ type SlotData struct {
 	Cmdline string
 }
 
-// Auto, as a size in LayoutOptions, sizes a partition to its content.
-const Auto = -1
+// Auto, as a size in LayoutOptions, sizes a partition to its content;
+// Grow, as the root's, also has the init grow it and its filesystem to
+// the end of the card on first boot.
+const (
+	Auto = -1
+	Grow = -2
+)
 
 // LayoutOptions are the layout choices of one build; zero values keep the
 // board's.
@@ -92,7 +97,8 @@ type LayoutOptions struct {
 	// Table replaces the partition table.
 	Table string
 	// BootSize and RootSize replace the boot and root partitions' sizes
-	// (bytes, or Auto).
+	// (bytes, or Auto; RootSize may be Grow). A root size turns off the
+	// board's growth of the root (Partition.Grow).
 	BootSize, RootSize int64
 }
 
@@ -164,8 +170,11 @@ func (b *Board) Layout(o LayoutOptions) (*Layout, error) {
 		switch {
 		case p.Role == RoleBoot && o.BootSize != 0:
 			lp.Size = Size(max(o.BootSize, 0))
-		case p.Role == RoleRoot && o.RootSize != 0:
+		case p.Role == RoleRoot && (o.RootSize > 0 || o.RootSize == Auto):
 			lp.Size = Size(max(o.RootSize, 0))
+		}
+		if p.Role == RoleRoot {
+			lp.Grow = o.RootSize == Grow || o.RootSize == 0 && p.Grow
 		}
 		if p.Role == RoleRoot && o.RootFS != "" {
 			lp.FS = o.RootFS
@@ -189,6 +198,9 @@ func (b *Board) Layout(o LayoutOptions) (*Layout, error) {
 	if grow || dataSize > 0 {
 		l.Partitions = append(l.Partitions, LaidPartition{Name: "data", Role: RoleData, FS: Ext4, Size: dataSize, Grow: grow})
 	}
+	if err := l.checkRootGrowth(o.RootSize == Grow); err != nil {
+		return nil, err
+	}
 	if l.Table == TableMBR && len(l.Partitions) > 4 {
 		var names []string
 		for _, p := range l.Partitions {
@@ -201,6 +213,35 @@ func (b *Board) Layout(o LayoutOptions) (*Layout, error) {
 		l.Partitions[i].Number = i + 1
 	}
 	return l, nil
+}
+
+// checkRootGrowth makes sure a root that grows can: it must be the last
+// partition, the only root, and writable. Asked for (explicit), anything
+// else is an error; as the board's default, growth is left out.
+func (l *Layout) checkRootGrowth(explicit bool) error {
+	for i := range l.Partitions {
+		p := &l.Partitions[i]
+		if p.Role != RoleRoot || !p.Grow {
+			continue
+		}
+		why := ""
+		switch {
+		case l.AB:
+			why = "an A/B layout has two root slots of one size"
+		case i != len(l.Partitions)-1:
+			why = fmt.Sprintf("partition %s follows it", l.Partitions[len(l.Partitions)-1].Name)
+		case p.FS.ReadOnly():
+			why = fmt.Sprintf("a %s filesystem is read-only", p.FS)
+		}
+		if why == "" {
+			continue
+		}
+		if explicit {
+			return fmt.Errorf("the root cannot grow to fill the card (--root-size %s): only a writable root last on the disk can, and %s", DataGrow, why)
+		}
+		p.Grow = false
+	}
+	return nil
 }
 
 // ParseData parses a data partition setting: DataGrow, a size (a multiple

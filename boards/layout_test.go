@@ -29,6 +29,18 @@ func TestLayout(t *testing.T) {
 			parts: "select:select:fat: boot-a:boot:fat:a boot-b:boot:fat:b root-a:root:ext4:a root-b:root:ext4:b data:data:ext4:+grow"},
 		{board: "rpi4", opts: LayoutOptions{AB: true, Table: "mbr"}, err: "5 partitions (select, boot-a, boot-b, root-a, root-b) do not fit in an MBR"},
 		{board: "rpi3", opts: LayoutOptions{AB: true}, err: "board rpi3 cannot boot A/B slots"},
+		// The Pi boards grow their root by default, where it can grow.
+		{board: "rpi3", table: "mbr", parts: "boot:boot:fat: root:root:ext4:+grow"},
+		{board: "rpi3", opts: LayoutOptions{RootSize: Auto}, table: "mbr", parts: "boot:boot:fat: root:root:ext4:"},
+		{board: "rpi3", opts: LayoutOptions{RootSize: 1 << 30}, table: "mbr", parts: "boot:boot:fat: root:root:ext4:"},
+		{board: "rpi3", opts: LayoutOptions{Data: "64MiB"}, table: "mbr", parts: "boot:boot:fat: root:root:ext4: data:data:ext4:64MiB"},
+		{board: "rpi3", opts: LayoutOptions{RootFS: "erofs"}, table: "mbr", ro: true, parts: "boot:boot:fat: root:root:erofs:"},
+		{board: "rpi4", opts: LayoutOptions{AB: true}, table: "gpt", ro: true,
+			parts: "select:select:fat: boot-a:boot:fat:a boot-b:boot:fat:b root-a:root:ext4:a root-b:root:ext4:b"},
+		{board: "qemu-virt-arm64", opts: LayoutOptions{RootSize: Grow}, table: "mbr", parts: "boot:boot:fat: root:root:ext4:+grow"},
+		{board: "qemu-virt-arm64", opts: LayoutOptions{RootSize: Grow, Data: "grow"}, err: "partition data follows it"},
+		{board: "qemu-virt-arm64", opts: LayoutOptions{RootSize: Grow, AB: true}, err: "an A/B layout has two root slots"},
+		{board: "qemu-virt-arm64", opts: LayoutOptions{RootSize: Grow, RootFS: "squashfs"}, err: "a squashfs filesystem is read-only"},
 		{board: "qemu-virt-arm64", opts: LayoutOptions{Data: "lots"}, err: `data partition size "lots"`},
 		{board: "qemu-virt-arm64", opts: LayoutOptions{Data: "1000"}, err: `data partition size "1000"`},
 	} {

@@ -136,6 +136,9 @@ func (b *Board) validate() error {
 			return err
 		}
 	}
+	if m := b.BootMount; m != "" && (!path.IsAbs(m) || path.Clean(m) != m || m == "/" || strings.ContainsAny(m, " \t\n")) {
+		return bad("boot-mount", "%q: want an absolute directory such as /boot/firmware", m)
+	}
 	if b.Console == "" {
 		return bad("console", "missing (e.g. ttyAMA0)")
 	}
@@ -234,6 +237,9 @@ func (d *Disk) validate() error {
 		}
 		if p.Size < 0 || p.Size%512 != 0 {
 			return bad(f+".size", "%d is not a multiple of 512 bytes", p.Size)
+		}
+		if p.Grow && (p.Role != RoleRoot || i != len(d.Partitions)-1) {
+			return bad(f+".grow", "only the root partition, last on the disk, can grow")
 		}
 		if p.Type != "" && d.Table == "mbr" {
 			if v, err := strconv.ParseUint(p.Type, 16, 8); err != nil || v == 0 {

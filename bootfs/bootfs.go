@@ -32,6 +32,10 @@ type Options struct {
 	PartUUID func(name string) string
 	// CmdlineAppend are extra kernel arguments, after the board's.
 	CmdlineAppend []string
+	// CheckRoot has the init mount a writable root read-only ("ro"), so
+	// that the root's own init checks it (systemd-fsck-root) before it
+	// remounts it read-write from its /etc/fstab (systemd-remount-fs).
+	CheckRoot bool
 	// BootOverlay, when set, is merged over the boot partition last (it is
 	// consumed: its nodes move into the result).
 	BootOverlay *fstree.Tree
@@ -219,15 +223,15 @@ func initramfsModules(l *boards.Layout, k *kernel.Kernel, cmdline []string) ([]*
 			names = append(slices.Clip(names), n)
 		}
 	}
-	if len(names)+len(b.Initramfs.OptionalModules) == 0 {
+	if len(names)+len(b.Initramfs.OptionalModules)+len(bootMountModules(l)) == 0 {
 		return nil, nil
 	}
 	ms, err := k.Modules()
 	if err != nil {
 		return nil, fmt.Errorf("board %s needs modules %s: %w", b.Name, strings.Join(names, ", "), err)
 	}
-	for _, n := range b.Initramfs.OptionalModules {
-		if mods, builtin := ms.Lookup(n); len(mods) > 0 || builtin {
+	for _, n := range append(slices.Clip(b.Initramfs.OptionalModules), bootMountModules(l)...) {
+		if mods, builtin := ms.Lookup(n); (len(mods) > 0 || builtin) && !slices.Contains(names, n) {
 			names = append(slices.Clip(names), n)
 		}
 	}

@@ -158,7 +158,8 @@ func TestAssemblePi(t *testing.T) {
 			if got["start.elf"] && read(t, res.Boot, "start.elf") != "start.elf" {
 				t.Error("start.elf has the wrong content")
 			}
-			wantCmdline := "console=tty1 console=serial0,115200 root=PARTUUID=1a2b3c4d-02 rootfstype=ext4 rootwait"
+			// The Pi boards grow their root on first boot by default.
+			wantCmdline := "console=tty1 console=serial0,115200 root=PARTUUID=1a2b3c4d-02 rootfstype=ext4 rootwait ocidisk.growroot"
 			if c := read(t, res.Boot, "cmdline.txt"); c != wantCmdline+"\n" || res.Cmdline != wantCmdline {
 				t.Errorf("cmdline.txt %q, Cmdline %q; want %q", c, res.Cmdline, wantCmdline)
 			}

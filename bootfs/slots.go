@@ -42,7 +42,7 @@ func slots(l *boards.Layout, opts Options, rootFS string) ([]slot, error) {
 			return nil, fmt.Errorf("board %s: %w", b.Name, err)
 		}
 		args := strings.Fields(base)
-		extra, err := initArgs(l, name, opts.PartUUID)
+		extra, err := initArgs(l, name, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -58,11 +58,16 @@ func slots(l *boards.Layout, opts Options, rootFS string) ([]slot, error) {
 }
 
 // initArgs are the init's parameters for the layout: a read-only root
-// ("ro"), the slot, the data partition, growth and the overlay.
-func initArgs(l *boards.Layout, slotName string, partUUID func(string) string) ([]string, error) {
+// ("ro", also for a root its own init checks), the root's growth, the
+// slot, the data partition, its growth and the overlay.
+func initArgs(l *boards.Layout, slotName string, opts Options) ([]string, error) {
+	partUUID := opts.PartUUID
 	var args []string
-	if l.ReadOnlyRoot() {
+	if l.ReadOnlyRoot() || opts.CheckRoot {
 		args = append(args, "ro")
+	}
+	if l.Root().Grow {
+		args = append(args, protocol.ArgGrowRoot)
 	}
 	if slotName != "" {
 		args = append(args, protocol.ArgSlot+"="+slotName)
@@ -150,4 +155,17 @@ func copyTree(t *fstree.Tree) *fstree.Tree {
 	}
 	cp(out.Root, t.Root)
 	return out
+}
+
+// bootMountModules are the modules the root's /etc/fstab needs to mount
+// the boot partition at the board's boot-mount, when the kernel has them:
+// FAT and the code page and character set it loads by default (Debian's:
+// 437 and ascii). A root without kmod (Debian's minbase has none) cannot
+// load a filesystem's module when it mounts it, so the init loads them,
+// and they stay after switch_root.
+func bootMountModules(l *boards.Layout) []string {
+	if b := l.Partition(boards.RoleBoot); l.Board.BootMount == "" || b == nil || b.FS != boards.FAT {
+		return nil
+	}
+	return []string{"vfat", "nls_cp437", "nls_ascii"}
 }

@@ -83,11 +83,14 @@ func layout(t *testing.T, name string, o boards.LayoutOptions) *boards.Layout {
 func TestAssembleSlotsShared(t *testing.T) {
 	for _, tc := range []struct {
 		opts    boards.LayoutOptions
+		check   bool     // Options.CheckRoot
 		args    []string // the init's parameters on slot A's command line
 		labels  []string
 		modules string // beyond the board's
 	}{
 		{opts: boards.LayoutOptions{}, labels: []string{"ocidisk"}},
+		{opts: boards.LayoutOptions{RootSize: boards.Grow}, check: true, labels: []string{"ocidisk"}, args: []string{"ro", "ocidisk.growroot"}},
+		{opts: boards.LayoutOptions{Data: "64MiB"}, check: true, labels: []string{"ocidisk"}, args: []string{"ro", "ocidisk.data=PARTUUID=1a2b3c4d-03"}},
 		{opts: boards.LayoutOptions{AB: true, Data: "grow"}, labels: []string{"slot-a", "slot-b"},
 			args:    []string{"ro", "ocidisk.slot=a", "ocidisk.data=PARTUUID=1a2b3c4d-04", "ocidisk.grow", "ocidisk.overlay=PARTUUID=1a2b3c4d-04"},
 			modules: "overlay"},
@@ -101,7 +104,7 @@ func TestAssembleSlotsShared(t *testing.T) {
 		t.Run(fmt.Sprintf("%+v", tc.opts), func(t *testing.T) {
 			b := layout(t, "qemu-virt-arm64", tc.opts)
 			k := withModules(t, fakeKernel(t, ""), "overlay", "squashfs")
-			res, err := Assemble(b, k, Options{PartUUID: partUUIDs(b), CmdlineAppend: []string{"quiet"}, Time: time.Unix(1_700_000_000, 0)})
+			res, err := Assemble(b, k, Options{PartUUID: partUUIDs(b), CmdlineAppend: []string{"quiet"}, CheckRoot: tc.check, Time: time.Unix(1_700_000_000, 0)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -242,6 +245,39 @@ func TestVerityModules(t *testing.T) {
 		}
 		if got != tc.want {
 			t.Errorf("command line %q: dm-verity in the initramfs: %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}
+
+// TestBootMountModules: a board whose root mounts its FAT boot partition
+// gets the kernel's FAT modules in the initramfs (those it has), since a
+// root without kmod cannot load them when it mounts the partition.
+func TestBootMountModules(t *testing.T) {
+	for _, tc := range []struct {
+		mount string
+		want  string
+	}{
+		{"/boot/firmware", "vfat nls_cp437"},
+		{"", ""},
+	} {
+		b := layout(t, "qemu-virt-arm64", boards.LayoutOptions{})
+		board := *b.Board
+		board.BootMount = tc.mount
+		b.Board = &board
+		// This kernel has no nls_ascii: it is left out.
+		k := withModules(t, fakeKernel(t, ""), "vfat", "nls_cp437")
+		res, err := Assemble(b, k, Options{PartUUID: partUUIDs(b), Time: time.Unix(1_700_000_000, 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range res.Modules {
+			if strings.HasPrefix(m.Name, "nls") || m.Name == "vfat" {
+				got = append(got, m.Name)
+			}
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("boot-mount %q: modules %q, want %q", tc.mount, got, tc.want)
 		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 // assembleBoot assembles the boot partitions of layout l: the kernel and
 // initramfs, the firmware, and the boot configs naming the partitions of
 // disk by PARTUUID.
-func assembleBoot(ctx context.Context, l *boards.Layout, in *inputs, disk *diskimage.Layout, cfg Config) (*bootfs.Result, error) {
+func assembleBoot(ctx context.Context, l *boards.Layout, in *inputs, disk *diskimage.Layout, prep *prepared, cfg Config) (*bootfs.Result, error) {
 	var bootOverlay *fstree.Tree
 	if len(cfg.BootOverlays) > 0 {
 		bootOverlay = fstree.New()
@@ -27,6 +27,7 @@ func assembleBoot(ctx context.Context, l *boards.Layout, in *inputs, disk *diski
 	boot, err := bootfs.Assemble(l, in.kernel, bootfs.Options{
 		PartUUID:       func(name string) string { return disk.PartUUID(disk.Index(name)) },
 		CmdlineAppend:  cfg.CmdlineAppend,
+		CheckRoot:      prep.checkRoot,
 		BootOverlay:    bootOverlay,
 		Firmware:       in.firmware,
 		FirmwareSource: firmwareSource(cfg),

@@ -48,6 +48,24 @@ type Config struct {
 	ConfigTxtAppend string
 	DTOverlays      []string
 
+	// Hostname names the device (/etc/hostname, /etc/hosts). Users are
+	// added as Debian's adduser adds them, in the sudo group when the root
+	// has one; PasswordHashes give users (root too) a password as a
+	// crypt(3) hash ("USER:HASH"); AuthorizedKeys are SSH public keys that
+	// may log in as a user ("USER:FILE", FILE on the host).
+	Hostname       string
+	Users          []string
+	PasswordHashes []string
+	AuthorizedKeys []string
+	// KeepIdentity keeps the root's SSH host keys, systemd's random seed
+	// and credential secret and its machine ID, which every device
+	// flashed from the image then shares; by default they are taken out
+	// and each device makes its own on first boot.
+	KeepIdentity bool
+	// ForceArch builds a root whose programs are for another machine
+	// than the board's, with a warning instead of an error.
+	ForceArch bool
+
 	// Output is the image path; Bmap and Compress ask for a .bmap and a
 	// compressed copy (gz, xz, zstd). KeepRaw keeps the raw image beside
 	// the compressed one.
@@ -108,8 +126,9 @@ type Input struct {
 	img *rootfs.Image
 }
 
-// Build runs the whole pipeline: it loads the inputs, assembles the boot
-// partitions, lays out the disk and writes it. On failure nothing is left
+// Build runs the whole pipeline: it loads the inputs, prepares the root
+// for the devices, assembles the boot partitions, lays out the disk and
+// writes it. On failure nothing is left
 // at cfg.Output or cfg.SlotImage.
 func Build(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Log == nil {
@@ -125,7 +144,11 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer in.close()
 	disk := newDisk(l, in.seed(cfg))
-	boot, err := assembleBoot(ctx, l, in, disk, cfg)
+	prep, err := prepareRoot(l, in, disk, cfg)
+	if err != nil {
+		return nil, err
+	}
+	boot, err := assembleBoot(ctx, l, in, disk, prep, cfg)
 	if err != nil {
 		return nil, err
 	}

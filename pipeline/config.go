@@ -9,6 +9,7 @@ import (
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/internal/compression"
 	"github.com/ocidisk/ocidisk/internal/outfile"
+	"github.com/ocidisk/ocidisk/provision"
 	"github.com/ocidisk/ocidisk/source"
 )
 
@@ -49,6 +50,9 @@ func (cfg Config) check() (*boards.Layout, error) {
 		if err := CheckCmdlineArg(a); err != nil {
 			return nil, &ConfigError{Field: "CmdlineAppend", Err: err}
 		}
+	}
+	if err := cfg.checkAccess(); err != nil {
+		return nil, err
 	}
 	l, err := cfg.Board.Layout(cfg.Layout)
 	if err != nil {
@@ -93,6 +97,32 @@ func (cfg Config) checkOutputs() error {
 		}
 		if err := outfile.Distinct(o.path, inputs...); err != nil {
 			return &ConfigError{Field: o.field, Err: err}
+		}
+	}
+	return nil
+}
+
+// checkAccess checks the host name, users, password hashes and key
+// specifications; whether the users exist is known once the root is.
+func (cfg Config) checkAccess() error {
+	if cfg.Hostname != "" {
+		if err := provision.CheckHostname(cfg.Hostname); err != nil {
+			return &ConfigError{Field: "Hostname", Err: err}
+		}
+	}
+	for _, u := range cfg.Users {
+		if err := provision.CheckUserName(u); err != nil {
+			return &ConfigError{Field: "Users", Err: err}
+		}
+	}
+	for _, p := range cfg.PasswordHashes {
+		if _, err := provision.ParsePassword(p); err != nil {
+			return &ConfigError{Field: "PasswordHashes", Err: err}
+		}
+	}
+	for _, k := range cfg.AuthorizedKeys {
+		if _, _, err := provision.ParseUserFile(k); err != nil {
+			return &ConfigError{Field: "AuthorizedKeys", Err: err}
 		}
 	}
 	return nil

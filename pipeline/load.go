@@ -177,6 +177,13 @@ func (in *inputs) seed(cfg Config) []byte {
 	if cfg.ConfigTxtAppend != "" || len(cfg.DTOverlays) > 0 {
 		fmt.Fprintf(h, "config.txt=%q\ndtoverlay=%q\n", cfg.ConfigTxtAppend, cfg.DTOverlays)
 	}
+	if cfg.KeepIdentity || cfg.Hostname != "" || len(cfg.Users)+len(cfg.PasswordHashes)+len(cfg.AuthorizedKeys) > 0 {
+		// The key files' names, not their content: a build reads them
+		// after the seed is taken, and their keys change no identifier
+		// a user would compare.
+		fmt.Fprintf(h, "keep-identity=%v\nhostname=%q\nusers=%q\npasswords=%q\nkeys=%q\n",
+			cfg.KeepIdentity, cfg.Hostname, cfg.Users, cfg.PasswordHashes, cfg.AuthorizedKeys)
+	}
 	return h.Sum(nil)
 }
 

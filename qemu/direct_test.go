@@ -153,9 +153,10 @@ func TestDirectBoot(t *testing.T) {
 		append, loaded      string
 		qcow2               bool
 	}{
+		// The Pi 3's console is its mini UART, as on the board.
 		{board: "rpi3", kernel: "kernel for the pi3", initrd: "initramfs", dtb: "pi3 dtb",
-			append: "console=tty1 console=ttyAMA0,115200 root=PARTUUID=1a2b3c4d-02 rootwait",
-			loaded: "kernel8.img, initramfs8, bcm2837-rpi-3-b.dtb, cmdline.txt from config.txt [pi3] (device tree overlays not applied: dtoverlay=disable-bt); console=serial0 as ttyAMA0",
+			append: "console=tty1 console=ttyS1,115200 root=PARTUUID=1a2b3c4d-02 rootwait",
+			loaded: "kernel8.img, initramfs8, bcm2837-rpi-3-b.dtb, cmdline.txt from config.txt [pi3] (device tree overlays not applied: dtoverlay=disable-bt); console=serial0 as ttyS1",
 			qcow2:  true},
 		{board: "rpi4", kernel: "kernel for the pi4", initrd: "initramfs",
 			append: "console=tty1 console=ttyAMA0,115200 root=PARTUUID=1a2b3c4d-02 rootwait",

@@ -200,7 +200,8 @@ func TestBoardImages(t *testing.T) {
 	root := debian.BusyboxRoot(t)
 	raspi := debian.Package(t, "raspi-firmware")
 	sunxi := debian.Package(t, "u-boot-sunxi")
-	piCmdline := "console=tty1 console=serial0,115200 root=PARTUUID=%s-02 rootfstype=ext4 rootwait"
+	// The Pi boards' roots grow to fill the card on first boot.
+	piCmdline := "console=tty1 console=serial0,115200 root=PARTUUID=%s-02 rootfstype=ext4 rootwait ocidisk.growroot"
 	piConfig := []string{"enable_uart=1", "upstream_kernel=1", "kernel=kernel8.img", "initramfs initramfs8 followkernel"}
 	type boot struct {
 		board  string   // the profile ocidisk test boots with

@@ -11,6 +11,7 @@ import (
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/internal/bytesize"
 	"github.com/ocidisk/ocidisk/pipeline"
+	"github.com/ocidisk/ocidisk/provision"
 	"github.com/ocidisk/ocidisk/source"
 )
 
@@ -42,6 +43,7 @@ func buildOptions(a *buildArgs) []option {
 		rootFS = append(rootFS, string(f))
 	}
 	auto := map[string]int64{"auto": boards.Auto}
+	rootSizes := map[string]int64{"auto": boards.Auto, "grow": boards.Grow}
 	return []option{
 		{flag: "board", key: "board", arg: "B|FILE", field: "Board", path: boardRef,
 			usage: "board name (see ocidisk boards) or board file", value: newString(&a.board, defaultBoard, nil)},
@@ -59,8 +61,9 @@ func buildOptions(a *buildArgs) []option {
 			usage: "partition table: mbr or gpt (default: the board's)", value: newChoice(&c.Layout.Table, "", boards.Tables(), nil)},
 		{flag: "boot-size", key: "partitions.boot.size", arg: "S|auto", field: "Layout.BootSize",
 			usage: "boot partition size, e.g. 256MiB, or auto (default: the board's)", value: newSize(&c.Layout.BootSize, 0, "a size such as 256MiB", auto)},
-		{flag: "root-size", key: "partitions.root.size", arg: "S|auto", field: "Layout.RootSize",
-			usage: "root partition size, e.g. 2GiB, or auto (default: the board's)", value: newSize(&c.Layout.RootSize, 0, "a size such as 512MiB or 2GiB", auto)},
+		{flag: "root-size", key: "partitions.root.size", arg: "S|auto|grow", field: "Layout.RootSize",
+			usage: "root partition size, e.g. 2GiB; auto; or grow: auto, then grown with its ext4 to fill the card on first boot (default: the board's; grow on the Pi boards)",
+			value: newSize(&c.Layout.RootSize, 0, "a size such as 512MiB or 2GiB", rootSizes)},
 		{flag: "root-fs", key: "partitions.root.fs", arg: strings.Join(rootFS, "|"), field: "Layout.RootFS",
 			usage: "root filesystem: ext4, squashfs for a compressed read-only root, or erofs for an uncompressed read-only one (default: the board's)", value: newChoice((*string)(&c.Layout.RootFS), "", rootFS, nil)},
 		{flag: "cmdline-append", key: "cmdline-append", arg: "STR", field: "CmdlineAppend",
@@ -76,6 +79,22 @@ func buildOptions(a *buildArgs) []option {
 			value: newString(&c.Layout.Data, "", func(s string) error { _, _, err := boards.ParseData(s); return err })},
 		{flag: "data-overlay", key: "partitions.data.overlay", arg: "DIR", field: "DataOverlay", path: filePath,
 			usage: "directory copied onto the data partition, files owned by root", value: newString(&c.DataOverlay, "", nil)},
+		{flag: "hostname", key: "hostname", arg: "NAME", field: "Hostname",
+			usage: "the device's host name: /etc/hostname and the 127.0.1.1 line of /etc/hosts", value: newString(&c.Hostname, "", provision.CheckHostname)},
+		{flag: "user", key: "users", arg: "NAME", field: "Users",
+			usage: "add a user as Debian's adduser does (uid from 1000, a home, bash or sh), in the sudo group when the root has one (repeatable)",
+			value: newList(&c.Users, provision.CheckUserName)},
+		{flag: "password-hash", key: "password-hashes", arg: "USER:HASH", field: "PasswordHashes", secret: true,
+			usage: "give USER (a --user, root, or a user of the root) a password as a crypt(3) hash, e.g. from mkpasswd -m yescrypt (repeatable)",
+			value: newList(&c.PasswordHashes, func(s string) error { _, err := provision.ParsePassword(s); return err })},
+		{flag: "ssh-authorized-key", key: "ssh-authorized-keys", arg: "USER:FILE", field: "AuthorizedKeys", path: userFilePath,
+			usage: "let the SSH public keys in FILE log in as USER: ~/.ssh/authorized_keys (repeatable)",
+			value: newList(&c.AuthorizedKeys, func(s string) error { _, _, err := provision.ParseUserFile(s); return err })},
+		{flag: "keep-identity", key: "keep-identity", field: "KeepIdentity",
+			usage: "keep the root's SSH host keys, random seed and machine ID (every card then shares them); by default each device makes its own on first boot",
+			value: newBool(&c.KeepIdentity, false)},
+		{flag: "force-arch", key: "force-arch", field: "ForceArch",
+			usage: "build a root whose programs are for another machine than the board's", value: newBool(&c.ForceArch, false)},
 		{flag: "slot-image", key: "output.slot-image", arg: "OUT.root", field: "SlotImage", path: filePath,
 			usage: "write the root filesystem alone to OUT.root (and its SHA-256 to OUT.root.sha256), an update for the other slot; no disk image unless -o is given",
 			value: newString(&c.SlotImage, "", notStdout)},
@@ -234,14 +253,19 @@ func optionError(err error, opts []option, bf *buildFile) error {
 	if !ok {
 		return err
 	}
-	o := byField(opts, field)
-	if o == nil {
-		return err
+	if o := byField(opts, field); o != nil {
+		if w := bf.where(o); w != "" {
+			err = fmt.Errorf("%s: %w", w, err)
+		} else {
+			err = fmt.Errorf("--%s: %w", o.flag, err)
+		}
 	}
-	if w := bf.where(o); w != "" {
-		return fmt.Errorf("%s: %w", w, err)
+	// What the root lacks for the command line (a user to give a key
+	// to) is the command line's mistake.
+	if errors.Is(err, provision.ErrUsage) {
+		return usageError{err}
 	}
-	return fmt.Errorf("--%s: %w", o.flag, err)
+	return err
 }
 
 // readConfigTxtAppend joins --config-txt-append values, reading those

@@ -204,6 +204,10 @@ func (bf *buildFile) resolve(kind pathKind, v string) string {
 		}
 	case specPath:
 		return source.ResolvePath(v, rel)
+	case userFilePath:
+		if user, file, ok := strings.Cut(v, ":"); ok {
+			return user + ":" + rel(file)
+		}
 	}
 	return v
 }
@@ -217,6 +221,9 @@ func (bf *buildFile) apply(fs *pflag.FlagSet) error {
 		}
 		for _, v := range fv.vals {
 			if err := f.Value.Set(v); err != nil {
+				if fv.opt.secret {
+					return buildFileError(bf.name, fv.line, "%s: %v", fv.opt.key, err)
+				}
 				return buildFileError(bf.name, fv.line, "%s: %q: %v", fv.opt.key, v, err)
 			}
 		}

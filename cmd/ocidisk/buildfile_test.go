@@ -33,8 +33,11 @@ func TestParseBuildFile(t *testing.T) {
 		{"unset variable", "board: rpi4\nsource: oci:${NOPE}\n", "build file f.yaml: line 2: source: ${NOPE} is not set in the environment"},
 		{"wrong type", "board: rpi4\noverlays: {a: b}\n", "line 2: overlays: want a list of values, got a mapping"},
 		{"bad bool", "output:\n  bmap: perhaps\n", `line 2: output.bmap: "perhaps": want true or false`},
-		{"bad size", "partitions:\n  root: {size: lots}\n", `line 2: partitions.root.size: "lots": want a size such as 512MiB or 2GiB or auto`},
+		{"bad size", "partitions:\n  root: {size: lots}\n", `line 2: partitions.root.size: "lots": want a size such as 512MiB or 2GiB, auto or grow`},
 		{"nested not a mapping", "partitions: 4\n", "line 1: partitions: want a mapping of keys, got a value"},
+		// A password given where its hash belongs never shows.
+		{"password, not a hash", "users: [alice]\npassword-hashes: [\"alice:hunter2\"]\n", "line 2: password-hashes: user alice: not a crypt(3) hash"},
+		{"bad user", "users: [Alice]\n", `line 1: users: "Alice": user name "Alice"`},
 		{"empty", "", "empty"},
 		{"not yaml", "board: [\n", "build file f.yaml"},
 	} {
@@ -53,7 +56,8 @@ func TestParseBuildFile(t *testing.T) {
 			continue
 		}
 		var u usageError
-		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") || !errors.As(err, &u) {
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") || !errors.As(err, &u) ||
+			strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("%s: %v; want one line mentioning %q, a usage error", tc.name, err, tc.want)
 		}
 	}

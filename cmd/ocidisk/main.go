@@ -166,6 +166,9 @@ func rootCommand(e *env) *cobra.Command {
 func flagError(_ *cobra.Command, err error) error {
 	var iv *pflag.InvalidValueError
 	if errors.As(err, &iv) {
+		if isSecret(iv.GetFlag().Value) {
+			return usagef("--%s: %v", iv.GetFlag().Name, iv.Unwrap())
+		}
 		return usagef("--%s %q: %v", iv.GetFlag().Name, iv.GetValue(), iv.Unwrap())
 	}
 	return usageError{err}

@@ -35,6 +35,9 @@ type option struct {
 	// path says how a build file's relative value is resolved against
 	// the file's directory.
 	path pathKind
+	// secret keeps the value out of error messages: what is given may be
+	// a password typed where its hash belongs.
+	secret bool
 }
 
 // value is what an option parses into: a pflag.Value that knows whether
@@ -56,17 +59,18 @@ const (
 type pathKind int
 
 const (
-	notPath  pathKind = iota
-	filePath          // a host path: relative to the build file
-	specPath          // a SOURCE spelling: its path part is relative to the build file
-	boardRef          // a board name, or a board file
+	notPath      pathKind = iota
+	filePath              // a host path: relative to the build file
+	specPath              // a SOURCE spelling: its path part is relative to the build file
+	boardRef              // a board name, or a board file
+	userFilePath          // USER:FILE: the file is relative to the build file
 )
 
 // declare adds the options' flags to fs.
 func declare(fs *pflag.FlagSet, opts []option) {
 	fs.SortFlags = false // help lists them as declared
 	for _, o := range opts {
-		f := fs.VarPF(shown{o.value, o.arg}, o.flag, o.short, o.usage)
+		f := fs.VarPF(shown{o.value, o.arg, o.secret}, o.flag, o.short, o.usage)
 		switch o.value.kind() {
 		case boolean:
 			f.NoOptDefVal = "true"
@@ -79,7 +83,14 @@ func declare(fs *pflag.FlagSet, opts []option) {
 // shown is a value as help shows it: "--overlay DIR", "--bmap".
 type shown struct {
 	value
-	arg string
+	arg    string
+	secret bool // option.secret
+}
+
+// isSecret reports whether a flag's value must stay out of messages.
+func isSecret(v pflag.Value) bool {
+	s, ok := v.(shown)
+	return ok && s.secret
 }
 
 func (s shown) Type() string {

@@ -32,6 +32,7 @@ type config struct {
 	slot        string
 	data        string
 	grow        bool
+	growRoot    bool
 	overlay     string
 	overlayDirs []string
 
@@ -112,6 +113,8 @@ func parseCmdline(s string) (*config, error) {
 			c.data = v
 		case protocol.ArgGrow:
 			c.grow = !hasValue || v == "1" || v == "yes"
+		case protocol.ArgGrowRoot:
+			c.growRoot = !hasValue || v == "1" || v == "yes"
 		case protocol.ArgOverlay:
 			c.overlay = v
 			if v == protocol.OverlayNone {

@@ -17,13 +17,19 @@ import (
 const ext4IocResizeFS = 0x40086610
 
 // growData grows the data partition dev, mounted at mnt, and its ext4 to
-// the end of its disk, once: the partition in the table on the disk (MBR
-// entry, or GPT entry with the backup header and entries moved to the
-// new end), then in the kernel (BLKPG, since other partitions of the disk
-// are in use), then the filesystem online. It says what it did on the
-// console.
+// the end of its disk, once.
 func growData(cfg *config, dev, mnt string) error {
-	marker := filepath.Join(mnt, protocol.GrowMarker)
+	return growPartition(cfg, dev, mnt, filepath.Join(mnt, protocol.GrowMarker))
+}
+
+// growPartition grows partition dev, the last of its disk, and the ext4
+// mounted read-write at mnt to the end of the disk, once (marker, on the
+// grown filesystem, records it): the partition in the table on the disk
+// (MBR entry, or GPT entry with the backup header and entries moved to
+// the new end), then in the kernel (BLKPG, since other partitions of the
+// disk are in use), then the filesystem online. It says what it did on
+// the console.
+func growPartition(cfg *config, dev, mnt, marker string) error {
 	if _, err := os.Stat(marker); err == nil {
 		return nil
 	}

@@ -12,7 +12,8 @@
 // after a failure, default halt); and, for firmware-style layouts,
 // ocidisk.slot=NAME (the A/B slot booted, printed), ocidisk.data=DEV (a
 // data partition, mounted on the root's /data), ocidisk.grow (grow it and
-// its ext4 to the end of the disk, once), ocidisk.overlay=tmpfs|DEV|none
+// its ext4 to the end of the disk, once), ocidisk.growroot (the same for
+// the root, last on its disk), ocidisk.overlay=tmpfs|DEV|none
 // (an overlayfs over /etc and /var of a read-only root, keeping the
 // changes in a tmpfs or in overlay/ on DEV) and ocidisk.overlaydirs=
 // etc,var (the directories it covers); and, for a root checked by
@@ -22,6 +23,9 @@
 // ocidisk.verity.salt=HEX and ocidisk.verity.data-blocks=N (checked
 // against the superblock): the init then mounts a read-only verity device
 // over the root instead of the root itself. DEV is spelled as root= is.
+//
+// On a card's first boot it makes what each device must have of its own:
+// sshd's host keys, and a machine ID for a root without systemd.
 //
 // Every failure prints one line on the console that starts with
 // "ocidisk-init: error: " and says what was missing; ocidisk test watches
@@ -102,6 +106,7 @@ func boot(cfg *config) error {
 	if err := mountOverlay(cfg, "/root", dataDev, dataMnt); err != nil {
 		return err
 	}
+	firstBoot(cfg, dev, fstype, "/root")
 	return switchRoot(cfg, "/root")
 }
 

@@ -26,6 +26,9 @@ const (
 	// ArgGrow has the init grow the data partition and its filesystem to
 	// the end of the disk, once.
 	ArgGrow = "ocidisk.grow"
+	// ArgGrowRoot has the init grow the root partition, which must be the
+	// last on its disk, and its ext4 to the end of the disk, once.
+	ArgGrowRoot = "ocidisk.growroot"
 	// ArgOverlay is where the overlay over a read-only root keeps its
 	// changes: "tmpfs" (lost at power-off), "none", or a partition spelled
 	// as root= is (PARTUUID=..., /dev/NAME: kept in overlay/ there).
@@ -85,3 +88,8 @@ const FailPrefix = "ocidisk-init: error: "
 // records that it did: growth happens once, on first boot, and never
 // again behind the user's back.
 const GrowMarker = ".ocidisk/grown"
+
+// RootGrowMarker, relative to the root, is GrowMarker for a grown root:
+// on the grown filesystem too, out of the way of what the root's own
+// files are.
+const RootGrowMarker = "var/lib/ocidisk/grown"
