@@ -30,7 +30,9 @@ func TestAssembleVerity(t *testing.T) {
 		files map[string]string // slot: partition:path
 	}{
 		{name: "one root", board: "qemu-virt-arm64", opts: boards.LayoutOptions{RootFS: boards.Erofs},
-			k: func(t *testing.T) *kernel.Kernel { return withModules(t, fakeKernel(t, ""), "overlay", "erofs", "dm-verity") },
+			k: func(t *testing.T) *kernel.Kernel {
+				return withModules(t, fakeKernel(t, ""), "overlay", "erofs", "dm-verity")
+			},
 			files: map[string]string{"": "boot:extlinux/extlinux.conf"}},
 		{name: "A/B shared", board: "qemu-virt-arm64", opts: boards.LayoutOptions{RootFS: boards.Squashfs, AB: true},
 			k: func(t *testing.T) *kernel.Kernel {
@@ -38,7 +40,9 @@ func TestAssembleVerity(t *testing.T) {
 			},
 			files: map[string]string{"a": "boot:extlinux/extlinux.conf", "b": "boot:extlinux/extlinux.conf"}},
 		{name: "A/B per slot", board: "rpi4", opts: boards.LayoutOptions{RootFS: boards.Squashfs, AB: true},
-			k:     func(t *testing.T) *kernel.Kernel { return withModules(t, piKernel(t), "overlay", "squashfs", "dm-verity") },
+			k: func(t *testing.T) *kernel.Kernel {
+				return withModules(t, piKernel(t), "overlay", "squashfs", "dm-verity")
+			},
 			fw:    piFirmware(t, "usr/lib/raspi-firmware", ""),
 			files: map[string]string{"a": "boot-a:cmdline.txt", "b": "boot-b:cmdline.txt"}},
 	} {
