@@ -195,3 +195,77 @@ func TestBuildVerityRefused(t *testing.T) {
 		t.Error("a refused build left an image")
 	}
 }
+
+// updaterSed is what the README tells an updater to run on the other
+// slot's boot entry (extlinux.conf) or command line (cmdline.txt): the
+// slot's verity arguments replaced by those of its new root, ARGS being
+// the content of OUT.root.verity.
+const updaterSed = `s/ocidisk\.verity=[^ ]*\( ocidisk\.verity\.[^ ]*\)*/ARGS/`
+
+// TestABVerityUpdate: an A/B image with verified squashfs roots boots slot
+// A; an update's slot image, written into slot B and switched to without
+// its verity arguments, fails to boot (slot B is named with a root hash
+// of zeros until an update names its own); with the arguments of
+// OUT.root.verity written into slot B's entry as the README says, slot B
+// boots verified against the update's root hash, and inspect verifies
+// both slots.
+func TestABVerityUpdate(t *testing.T) {
+	kernel := debian.KernelDeb(t)
+	root := debian.BusyboxRoot(t)
+	flags := []string{"--board", "qemu-virt-arm64", "--ab", "--root-fs", "squashfs", "--root-size", "400MiB", "--verity", "--kernel", "deb:" + kernel}
+	img := filepath.Join(t.TempDir(), "card.img")
+	card := buildJSONOut(t, append(append([]string{"-o", img}, flags...), "--overlay", abInit(t, "SLOT-A-ROOT"), "oci:"+root)...)
+	if code, out := bootTest(t, img, "--timeout", "240s",
+		"--expect", fmt.Sprintf(`ocidisk-init: verity: /dev/vda2 \(PARTUUID=\S+-02\) checked against root hash %s\.\.\. as /dev/dm-0`, card.Verity.RootHash[:16]),
+		"--expect", `abtest: root /dev/dm-0 / squashfs ro`, "--expect", `abtest: slot a`, "--expect", `SLOT-A-ROOT`); code != exitOK {
+		t.Fatalf("slot A did not boot (exit %d):\n%s", code, tail(out, 40))
+	}
+
+	slotImg := filepath.Join(t.TempDir(), "update.root")
+	update := buildJSONOut(t, append(append([]string{"--slot-image", slotImg}, flags...), "--overlay", abInit(t, "SLOT-B-ROOT"), "oci:"+root)...)
+	args, err := os.ReadFile(slotImg + ".verity")
+	if err != nil || update.Verity == nil || update.Verity.ArgsFile != slotImg+".verity" || string(args) != update.Verity.Args+"\n" {
+		t.Fatalf("update: verity %+v, %s.verity holds %q (%v)", update.Verity, slotImg, args, err)
+	}
+	if update.Verity.RootHash == card.Verity.RootHash {
+		t.Fatal("the update has the card's root hash")
+	}
+	d := readDisk(t, img)
+	bootP, rootB := d.Partitions[0], d.Partitions[2]
+	writeSlot(t, img, slotImg, rootB.Start*512, rootB.Size*512)
+	editFAT(t, img, bootP.Start*512, "extlinux/extlinux.conf", func(s string) string {
+		return strings.Replace(s, "\ndefault slot-a\n", "\ndefault slot-b\n", 1)
+	})
+	// An updater that forgets the arguments: slot B still names no tree
+	// (the init finds the update's tree does not have the salt the
+	// command line pins, and would then find its root hash is not zeros).
+	if code, out := bootTest(t, img, "--timeout", "240s", "--expect", `SLOT-B-ROOT`); code != exitFailure ||
+		!regexp.MustCompile(`ocidisk-init: error: verity: the superblock on /dev/vda3 at byte \d+ has salt [0-9a-f]+, the command line [0-9a-f]+`).MatchString(out) {
+		t.Fatalf("slot B without its verity arguments: exit %d, want %d and the init's verity error\n%s", code, exitFailure, tail(out, 30))
+	}
+
+	sed := hosttool.Require(t, "sed", "sed")
+	editFAT(t, img, bootP.Start*512, "extlinux/extlinux.conf", func(s string) string {
+		cmd := exec.Command(sed, "/^label slot-b/,/append/ "+strings.Replace(updaterSed, "ARGS", strings.TrimSpace(string(args)), 1))
+		cmd.Stdin = strings.NewReader(s)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("sed: %v", err)
+		}
+		return string(out)
+	})
+	if code, out := bootTest(t, img, "--timeout", "240s",
+		"--expect", fmt.Sprintf(`ocidisk-init: verity: /dev/vda3 \(PARTUUID=\S+-03\) checked against root hash %s\.\.\. as /dev/dm-0`, update.Verity.RootHash[:16]),
+		"--expect", `abtest: root /dev/dm-0 / squashfs ro`, "--expect", `abtest: slot b`, "--expect", `SLOT-B-ROOT`); code != exitOK {
+		t.Fatalf("the updated slot B did not boot (exit %d):\n%s", code, tail(out, 40))
+	}
+	code, stdout, stderr := runCLI(t, "inspect", img)
+	for _, want := range []string{
+		"root partition 2 (slot a): dm-verity root hash " + card.Verity.RootHash + ": verified",
+		"root partition 3 (slot b): dm-verity root hash " + update.Verity.RootHash + ": verified",
+	} {
+		if code != exitOK || !strings.Contains(stdout, want) {
+			t.Errorf("inspect: exit %d, want %q\n%s%s", code, want, stdout, stderr)
+		}
+	}
+}
