@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -72,20 +70,6 @@ func veritysetupVerify(t *testing.T, img string, start, size, hashOffset int64, 
 	if err != nil {
 		t.Fatalf("veritysetup verify --hash-offset=%d: %v\n%s", hashOffset, err, out)
 	}
-}
-
-func sha256File(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
 // TestBuildVerity builds the busybox test root with --verity as erofs and
@@ -158,7 +142,7 @@ func TestBuildVerity(t *testing.T) {
 				t.Fatal(err)
 			}
 			block := at / 4096
-			sum := sha256File(t, img)
+			sum := fileHash(t, img)
 
 			code, stdout, stderr = runCLI(t, "inspect", img)
 			want := fmt.Sprintf("partition 2: verity: data block %d is corrupted", block)
@@ -170,7 +154,7 @@ func TestBuildVerity(t *testing.T) {
 			if code != exitFailure || !kernelSays.MatchString(out) {
 				t.Errorf("ocidisk test of the corrupted image: exit %d, want %d and the kernel's %q\n%s", code, exitFailure, kernelSays, tail(out, 30))
 			}
-			if after := sha256File(t, img); after != sum {
+			if after := fileHash(t, img); after != sum {
 				t.Errorf("ocidisk test changed the image: sha256 %s, then %s", sum, after)
 			}
 		})
