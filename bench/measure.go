@@ -87,6 +87,23 @@ func Measure(cmd *exec.Cmd, timeBin string) (Sample, error) {
 	}, nil
 }
 
+// Self runs f in this process and returns its wall time and the CPU time
+// (user and system, every thread) the process spent meanwhile: a
+// benchmark of a library call, on a machine whose cores are shared, where
+// CPU time is the steadier measure.
+func Self(f func()) Sample {
+	cpu := func() time.Duration {
+		var r syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &r); err != nil {
+			panic(err) // RUSAGE_SELF of a valid buffer cannot fail
+		}
+		return time.Duration(r.Utime.Nano() + r.Stime.Nano())
+	}
+	c0, t0 := cpu(), time.Now()
+	f()
+	return Sample{Wall: time.Since(t0), CPU: cpu() - c0}
+}
+
 // selfWriteBytes reads write_bytes from /proc/self/io.
 func selfWriteBytes() (int64, error) {
 	b, err := os.ReadFile("/proc/self/io")

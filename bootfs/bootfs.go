@@ -50,6 +50,10 @@ type Options struct {
 	// NAME.dtbo in the config's overlay directory.
 	ConfigAppend string
 	DTOverlays   []string
+	// Verity, when set, gives the root a dm-verity hash tree: the
+	// command lines ask the init for it, and the initramfs holds
+	// dm-verity.
+	Verity *Verity
 	// Time is the mtime of every generated file and directory.
 	Time time.Time
 	// Log receives one line per step; nil discards.
@@ -70,6 +74,9 @@ type Result struct {
 	Cmdlines []string
 	// Modules are the modules in the initramfs, in load order.
 	Modules []*kernel.Module
+
+	hashes *rootHashes
+	slots  []string
 }
 
 // Assemble builds the boot partitions of layout l from kernel k.
@@ -82,7 +89,14 @@ func Assemble(l *boards.Layout, k *kernel.Kernel, opts Options) (*Result, error)
 		return nil, errors.New("bootfs: no PARTUUIDs")
 	}
 	b := l.Board
-	a := &assembly{t: fstree.New(), when: opts.Time}
+	var hashes *rootHashes
+	if opts.Verity != nil {
+		if opts.Verity.RootHash == nil {
+			return nil, errors.New("bootfs: verity without root hashes")
+		}
+		hashes = &rootHashes{v: opts.Verity}
+	}
+	a := &assembly{t: fstree.New(), when: opts.Time, hashes: hashes, slots: l.Slots()}
 	a.t.Root.Mtime = opts.Time
 
 	img, err := k.Image(b.Kernel.Uncompressed)
@@ -112,7 +126,7 @@ func Assemble(l *boards.Layout, k *kernel.Kernel, opts Options) (*Result, error)
 		}
 	}
 
-	mods, err := initramfsModules(l, k, opts.CmdlineAppend)
+	mods, err := initramfsModules(l, k, opts.Verity != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +143,7 @@ func Assemble(l *boards.Layout, k *kernel.Kernel, opts Options) (*Result, error)
 	log.Debug("initramfs", "modules", len(mods), "bytes", len(rd))
 
 	rootFS := l.Root().FS.Linux()
-	ss, err := slots(l, opts, rootFS)
+	ss, err := slots(l, opts, rootFS, hashes)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +151,8 @@ func Assemble(l *boards.Layout, k *kernel.Kernel, opts Options) (*Result, error)
 		Board: b.Name, Console: b.Console, RootPartUUID: ss[0].RootPartUUID,
 		RootFS: rootFS, Kernel: b.Kernel.File, Initramfs: b.Initramfs.File, Cmdline: ss[0].Cmdline,
 	}
-	res := &Result{Boot: a.t, Partitions: map[string]*fstree.Tree{}, Cmdline: ss[0].Cmdline, Modules: mods}
+	res := &Result{Boot: a.t, Partitions: map[string]*fstree.Tree{}, Cmdline: ss[0].Cmdline, Modules: mods,
+		hashes: hashes, slots: a.slots}
 	for _, s := range ss {
 		data.Slots = append(data.Slots, s.SlotData)
 		res.Cmdlines = append(res.Cmdlines, s.Cmdline)
@@ -157,7 +172,7 @@ func Assemble(l *boards.Layout, k *kernel.Kernel, opts Options) (*Result, error)
 			}
 		}
 		for i, s := range ss {
-			sa, overlay := &assembly{t: trees[i], when: a.when}, overlays[i]
+			sa, overlay := a.with(trees[i]), overlays[i]
 			d := data
 			d.Slot, d.RootPartUUID, d.Cmdline = s.Name, s.RootPartUUID, s.Cmdline
 			if err := sa.configs(b, d, opts, overlay); err != nil {
@@ -195,7 +210,7 @@ func (a *assembly) configs(b *boards.Board, data boards.TemplateData, opts Optio
 		if c == user {
 			text = appendUser(text, opts.ConfigAppend, opts.DTOverlays)
 		}
-		if err := a.put(c.Path, a.file([]byte(text))); err != nil {
+		if err := a.put(c.Path, a.text(text)); err != nil {
 			return err
 		}
 	}
@@ -215,10 +230,10 @@ func (a *assembly) configs(b *boards.Board, data boards.TemplateData, opts Optio
 // initramfsModules resolves the modules the board's initramfs loads, with
 // their dependencies; optional ones are left out when the kernel lacks
 // them.
-func initramfsModules(l *boards.Layout, k *kernel.Kernel, cmdline []string) ([]*kernel.Module, error) {
+func initramfsModules(l *boards.Layout, k *kernel.Kernel, verity bool) ([]*kernel.Module, error) {
 	b := l.Board
 	names := b.Initramfs.Modules
-	for _, n := range layoutModules(l, cmdline) {
+	for _, n := range layoutModules(l, verity) {
 		if !slices.Contains(names, n) {
 			names = append(slices.Clip(names), n)
 		}
@@ -245,10 +260,28 @@ func initramfsModules(l *boards.Layout, k *kernel.Kernel, cmdline []string) ([]*
 type assembly struct {
 	t    *fstree.Tree
 	when time.Time
+	// hashes stand in for the slots' root hashes in configs.
+	hashes *rootHashes
+	slots  []string
+}
+
+// with is an assembly of tree t with a's settings.
+func (a *assembly) with(t *fstree.Tree) *assembly {
+	b := *a
+	b.t = t
+	return &b
 }
 
 func (a *assembly) file(b []byte) *fstree.Node {
 	n := fstree.NewFile(0o644, int64(len(b)), fstree.Bytes(b))
+	n.Mtime = a.when
+	return n
+}
+
+// text is a rendered config: read as it is, or with the slots' root
+// hashes in place of their placeholders once they are known.
+func (a *assembly) text(s string) *fstree.Node {
+	n := fstree.NewFile(0o644, int64(len(s)), a.hashes.content([]byte(s), a.slots))
 	n.Mtime = a.when
 	return n
 }

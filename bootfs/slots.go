@@ -17,7 +17,7 @@ type slot struct {
 }
 
 // slots resolves every slot's partitions and kernel command line.
-func slots(l *boards.Layout, opts Options, rootFS string) ([]slot, error) {
+func slots(l *boards.Layout, opts Options, rootFS string, hashes *rootHashes) ([]slot, error) {
 	b := l.Board
 	var out []slot
 	for _, name := range l.Slots() {
@@ -46,6 +46,7 @@ func slots(l *boards.Layout, opts Options, rootFS string) ([]slot, error) {
 		if err != nil {
 			return nil, err
 		}
+		extra = append(extra, hashes.args(name)...)
 		for _, a := range extra {
 			if !slices.Contains(args, a) {
 				args = append(args, a)
@@ -96,16 +97,12 @@ func initArgs(l *boards.Layout, slotName string, opts Options) ([]string, error)
 
 // layoutModules are the modules the layout needs beyond the board's: the
 // root's filesystem when it is a read-only one, overlayfs for the overlay
-// over it, the data partition's filesystem, dm-verity when the kernel
-// command line (its appended arguments) asks the init for a verity root.
-// Debian builds them as modules.
-func layoutModules(l *boards.Layout, cmdline []string) []string {
+// over it, the data partition's filesystem, dm-verity for a verified
+// root. Debian builds them as modules.
+func layoutModules(l *boards.Layout, verity bool) []string {
 	var mods []string
-	for _, a := range cmdline {
-		if strings.HasPrefix(a, protocol.ArgVerity+"=") {
-			mods = append(mods, "dm-verity")
-			break
-		}
+	if verity {
+		mods = append(mods, "dm-verity")
 	}
 	if r := l.Root(); r.FS.ReadOnly() {
 		mods = append(mods, r.FS.Linux())
@@ -124,13 +121,13 @@ func layoutModules(l *boards.Layout, cmdline []string) []string {
 func (a *assembly) selectTree(b *boards.Board, data boards.TemplateData) (*fstree.Tree, error) {
 	t := fstree.New()
 	t.Root.Mtime = a.when
-	sa := &assembly{t: t, when: a.when}
+	sa := a.with(t)
 	for _, c := range b.AB.Select.Configs {
 		text, err := render(c.Path, c.Template, data)
 		if err != nil {
 			return nil, fmt.Errorf("board %s: select partition: %w", b.Name, err)
 		}
-		if err := sa.put(c.Path, sa.file([]byte(text))); err != nil {
+		if err := sa.put(c.Path, sa.text(text)); err != nil {
 			return nil, err
 		}
 	}

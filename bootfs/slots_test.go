@@ -222,33 +222,6 @@ func TestAssembleSlotsErrors(t *testing.T) {
 	}
 }
 
-// TestVerityModules: a command line asking the init for a verity root
-// puts dm-verity (and what it depends on) into the initramfs.
-func TestVerityModules(t *testing.T) {
-	b := layout(t, "qemu-virt-arm64", boards.LayoutOptions{RootFS: "squashfs"})
-	for _, tc := range []struct {
-		args []string
-		want bool
-	}{
-		{nil, false},
-		{[]string{"ocidisk.verity=" + strings.Repeat("0", 64), "ocidisk.verity.hash-offset=4096"}, true},
-		{[]string{"ocidisk.verity.salt=00"}, false}, // the init refuses it alone; nothing to load
-	} {
-		k := withModules(t, fakeKernel(t, ""), "overlay", "squashfs", "dm-verity")
-		res, err := Assemble(b, k, Options{PartUUID: partUUIDs(b), CmdlineAppend: tc.args, Time: time.Unix(1_700_000_000, 0)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := false
-		for _, m := range res.Modules {
-			got = got || m.Name == "dm_verity"
-		}
-		if got != tc.want {
-			t.Errorf("command line %q: dm-verity in the initramfs: %v, want %v", tc.args, got, tc.want)
-		}
-	}
-}
-
 // TestBootMountModules: a board whose root mounts its FAT boot partition
 // gets the kernel's FAT modules in the initramfs (those it has), since a
 // root without kmod cannot load them when it mounts the partition.

@@ -140,6 +140,12 @@ type Partition struct {
 	Offset int64
 	// FS writes the content; nil leaves the partition empty (unwritten).
 	FS Filesystem
+	// WriteAfter names a partition whose filesystem must be written
+	// before this one's: content that depends on what another partition's
+	// writer computes (a boot config naming the root's dm-verity root
+	// hash) renders while it is written. Partitions are otherwise written
+	// in their order; sizes never depend on it.
+	WriteAfter string
 	// GUID sets a GPT partition's GUID.
 	GUID string
 }

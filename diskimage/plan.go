@@ -15,6 +15,9 @@ type placement struct {
 	l     *Layout
 	size  int64
 	parts []placed
+	// order is the order the partitions' filesystems are written in, as
+	// indexes of parts.
+	order []int
 	// GPT: entries in the partition array, and the usable LBA range.
 	entries                 int
 	firstUsable, lastUsable uint64
@@ -134,7 +137,53 @@ func (l *Layout) place() (*placement, error) {
 	if err := pl.checkBlobs(); err != nil {
 		return nil, err
 	}
+	if pl.order, err = pl.writeOrder(); err != nil {
+		return nil, err
+	}
 	return pl, nil
+}
+
+// writeOrder puts the partitions in the order of the layout, except that
+// one naming another in WriteAfter comes after it.
+func (pl *placement) writeOrder() ([]int, error) {
+	index := map[string]int{}
+	for i, pp := range pl.parts {
+		if pp.p.Name != "" {
+			index[pp.p.Name] = i
+		}
+	}
+	for _, pp := range pl.parts {
+		if a := pp.p.WriteAfter; a != "" {
+			if _, ok := index[a]; !ok {
+				return nil, fmt.Errorf("%s: written after partition %q: no partition has that name", pp.name, a)
+			}
+		}
+	}
+	order := make([]int, 0, len(pl.parts))
+	done := make([]bool, len(pl.parts))
+	for len(order) < len(pl.parts) {
+		added := false
+		for i, pp := range pl.parts {
+			if done[i] {
+				continue
+			}
+			if a := pp.p.WriteAfter; a != "" && !done[index[a]] {
+				continue
+			}
+			done[i], added = true, true
+			order = append(order, i)
+		}
+		if !added {
+			var names []string
+			for i, pp := range pl.parts {
+				if !done[i] {
+					names = append(names, pp.name)
+				}
+			}
+			return nil, fmt.Errorf("partitions %s are each to be written after another of them", strings.Join(names, ", "))
+		}
+	}
+	return order, nil
 }
 
 func (l *Layout) placePartition(i int, cur, align, tableEnd int64, before []placed) (placed, error) {

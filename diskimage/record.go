@@ -64,6 +64,17 @@ func (r *recorder) WriteAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// ReadAt reads back from the target, when it can be read (an image
+// file): a filesystem writer's hash tree, computed as it writes, reads
+// back the blocks it wrote in pieces.
+func (r *recorder) ReadAt(p []byte, off int64) (int, error) {
+	ra, ok := r.w.(io.ReaderAt)
+	if !ok {
+		return 0, fmt.Errorf("read at %d: the image being written cannot be read back", off)
+	}
+	return ra.ReadAt(p, off)
+}
+
 // ZeroAt records that [off, off+n) must read as zeros. Over a fresh
 // target that already does, nothing is written; where something was
 // written before, or when the target cannot tell, zeros are.

@@ -184,7 +184,8 @@ func (pl *placement) write(ctx context.Context, w io.WriterAt, progress func(int
 			return nil, fmt.Errorf("blob %d (%s): %w", i+1, b.Name, err)
 		}
 	}
-	for _, pp := range pl.parts {
+	for _, i := range pl.order {
+		pp := pl.parts[i]
 		if pp.p.FS == nil {
 			continue
 		}

@@ -63,6 +63,12 @@ type Part struct {
 	// says so, and Slot the A/B slot ("a", "b") a boot or root partition
 	// belongs to.
 	Role, Slot string
+	// Cmdline is the kernel command line that boots a root partition.
+	Cmdline string
+	// VerityErr says how the root's dm-verity hash tree failed, once
+	// Report has checked it.
+	VerityErr error
+	verity    *Verity
 }
 
 // Open reads an image's table and opens every partition's filesystem. A
@@ -150,11 +156,17 @@ func (im *Image) openFS(p *Part) {
 	}
 }
 
-// Err returns the first filesystem error, if any partition had one.
+// Err returns the first filesystem error, if any partition had one, or,
+// once Report has checked them, the first dm-verity hash tree that fails.
 func (im *Image) Err() error {
 	for _, p := range im.Parts {
 		if p.FSErr != nil {
 			return fmt.Errorf("%s: %w", im.Path, p.FSErr)
+		}
+	}
+	for _, p := range im.Parts {
+		if p.VerityErr != nil {
+			return fmt.Errorf("%s: partition %d: %w", im.Path, p.Number, p.VerityErr)
 		}
 	}
 	return nil

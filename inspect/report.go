@@ -43,6 +43,9 @@ type Partition struct {
 	Role       string      `json:"role,omitempty"`
 	Slot       string      `json:"slot,omitempty"`
 	Filesystem *Filesystem `json:"filesystem"`
+	// Verity is a root's dm-verity hash tree, when its command line names
+	// one.
+	Verity *Verity `json:"verity,omitempty"`
 }
 
 // Filesystem is a partition's filesystem in a Report.
@@ -80,7 +83,8 @@ type BootFile struct {
 }
 
 // Report describes the image. catalog are the boards to recognise (nil:
-// none).
+// none). A root whose command line names a dm-verity root hash is checked
+// against its hash tree, which reads the whole partition.
 func (im *Image) Report(catalog []*boards.Board) *Report {
 	r := &Report{Image: im.Path, Size: im.Size, Table: "none", Layout: im.Layout}
 	if im.Table != nil {
@@ -100,6 +104,9 @@ func (im *Image) Report(catalog []*boards.Board) *Report {
 		}
 		if p.FSErr != nil {
 			rp.Filesystem.Error = p.FSErr.Error()
+		}
+		if p.Role == roleRoot {
+			rp.Verity = im.checkVerity(p)
 		}
 		r.Partitions = append(r.Partitions, rp)
 		// The boot partition that boots: the active slot's, with one

@@ -108,6 +108,9 @@ func (im *Image) slotFromCmdline(boot *Part, cmdline string) {
 	slot := argValue(cmdline, protocol.ArgSlot)
 	if root := im.byPartUUID(argValue(cmdline, "root")); root != nil && root != boot {
 		root.Role, root.Slot = roleRoot, slot
+		if root.Cmdline == "" {
+			root.Cmdline = cmdline
+		}
 		if slot != "" {
 			im.Layout.Slots = append(im.Layout.Slots, Slot{Name: slot, Boot: boot.Number, Root: root.Number, Cmdline: cmdline})
 		}

@@ -14,7 +14,7 @@ import (
 // assembleBoot assembles the boot partitions of layout l: the kernel and
 // initramfs, the firmware, and the boot configs naming the partitions of
 // disk by PARTUUID.
-func assembleBoot(ctx context.Context, l *boards.Layout, in *inputs, disk *diskimage.Layout, prep *prepared, cfg Config) (*bootfs.Result, error) {
+func assembleBoot(ctx context.Context, l *boards.Layout, in *inputs, disk *diskimage.Layout, prep *prepared, cfg Config, vr *verityRoot) (*bootfs.Result, error) {
 	var bootOverlay *fstree.Tree
 	if len(cfg.BootOverlays) > 0 {
 		bootOverlay = fstree.New()
@@ -23,6 +23,10 @@ func assembleBoot(ctx context.Context, l *boards.Layout, in *inputs, disk *diski
 				return nil, err
 			}
 		}
+	}
+	var v *bootfs.Verity
+	if vr != nil {
+		v = vr.boot
 	}
 	boot, err := bootfs.Assemble(l, in.kernel, bootfs.Options{
 		PartUUID:       func(name string) string { return disk.PartUUID(disk.Index(name)) },
@@ -33,6 +37,7 @@ func assembleBoot(ctx context.Context, l *boards.Layout, in *inputs, disk *diski
 		FirmwareSource: firmwareSource(cfg),
 		ConfigAppend:   cfg.ConfigTxtAppend,
 		DTOverlays:     cfg.DTOverlays,
+		Verity:         v,
 		Time:           in.epoch,
 		Log:            cfg.Log,
 	})

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/bootfs"
 	"github.com/ocidisk/ocidisk/diskimage"
 	"github.com/ocidisk/ocidisk/rootfs"
 	"github.com/ocidisk/ocidisk/source"
@@ -66,6 +67,13 @@ type Config struct {
 	// than the board's, with a warning instead of an error.
 	ForceArch bool
 
+	// Verity gives the root, which must be read-only (squashfs or
+	// erofs), a dm-verity hash tree: computed as the root is written,
+	// stored after its filesystem in the same partition, its root hash
+	// named on the kernel command line, so that the init checks every
+	// block read from the root against it.
+	Verity bool
+
 	// Output is the image path; Bmap and Compress ask for a .bmap and a
 	// compressed copy (gz, xz, zstd). KeepRaw keeps the raw image beside
 	// the compressed one.
@@ -108,6 +116,8 @@ type Result struct {
 	KernelVersion string
 	// SlotImage is the root filesystem written alone (Config.SlotImage).
 	SlotImage *diskimage.PartitionImage
+	// Verity is the root's hash tree (Config.Verity), nil without one.
+	Verity *Verity
 	// Inputs are the sources the image was built from, in the order they
 	// were read, with the identities the image's identifiers derive from.
 	Inputs []Input
@@ -148,39 +158,67 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	boot, err := assembleBoot(ctx, l, in, disk, prep, cfg)
+	var vr *verityRoot
+	if cfg.Verity {
+		fs, err := filesystem(*l.Root(), in.root.Tree, disk.Seed, in, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if vr, err = newVerityRoot(l.Root(), fs, veritySalt(disk.Seed)); err != nil {
+			return nil, err
+		}
+	}
+	boot, err := assembleBoot(ctx, l, in, disk, prep, cfg, vr)
 	if err != nil {
 		return nil, err
 	}
-	if err := fillDisk(disk, l, in, boot, cfg); err != nil {
+	if err := fillDisk(disk, l, in, boot, cfg, vr); err != nil {
 		return nil, err
 	}
-	return write(ctx, disk, l, cfg, &Result{Cmdline: boot.Cmdline, KernelVersion: in.kernel.Version, Inputs: in.inputs})
+	return write(ctx, disk, l, cfg, boot, vr, &Result{KernelVersion: in.kernel.Version, Inputs: in.inputs})
 }
 
-// write writes the slot image and the disk image that cfg asks for.
-func write(ctx context.Context, disk *diskimage.Layout, l *boards.Layout, cfg Config, out *Result) (*Result, error) {
-	var err error
+// write writes the slot image and the disk image that cfg asks for. The
+// command line is known in full once the root is written: it names the
+// root hash of a verified root.
+func write(ctx context.Context, disk *diskimage.Layout, l *boards.Layout, cfg Config, boot *bootfs.Result, vr *verityRoot, out *Result) (_ *Result, err error) {
+	defer func() {
+		if err != nil && out.SlotImage != nil { // a failed build leaves no output
+			os.Remove(out.SlotImage.Path)
+			os.Remove(out.SlotImage.SumPath)
+		}
+	}()
 	if cfg.SlotImage != "" {
 		if out.SlotImage, err = diskimage.WritePartition(ctx, cfg.SlotImage, disk, disk.Index(l.Root().Name)); err != nil {
 			return nil, err
 		}
-		if cfg.Output == "" {
-			return out, nil
+		if vr != nil {
+			if out.Verity, err = vr.result(cfg.SlotImage); err != nil {
+				return nil, err
+			}
 		}
 	}
-	out.Result, err = diskimage.Write(ctx, cfg.Output, disk, diskimage.WriteOptions{
-		Bmap:     cfg.Bmap,
-		Compress: cfg.Compress,
-		KeepRaw:  cfg.KeepRaw,
-		Progress: cfg.Progress,
-		Log:      cfg.Log,
-	})
-	if err != nil {
-		if out.SlotImage != nil { // a failed build leaves no output
-			os.Remove(out.SlotImage.Path)
-			os.Remove(out.SlotImage.SumPath)
+	if cfg.Output != "" {
+		out.Result, err = diskimage.Write(ctx, cfg.Output, disk, diskimage.WriteOptions{
+			Bmap:     cfg.Bmap,
+			Compress: cfg.Compress,
+			KeepRaw:  cfg.KeepRaw,
+			Progress: cfg.Progress,
+			Log:      cfg.Log,
+		})
+		if err != nil {
+			if out.Verity != nil {
+				os.Remove(out.Verity.ArgsPath)
+			}
+			return nil, err
 		}
+	}
+	if vr != nil && out.Verity == nil {
+		if out.Verity, err = vr.result(""); err != nil {
+			return nil, err
+		}
+	}
+	if out.Cmdline, err = boot.Resolve(boot.Cmdline); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"unicode"
 
 	"github.com/ocidisk/ocidisk/boards"
@@ -19,10 +20,21 @@ import (
 type ConfigError struct {
 	Field string
 	Err   error
+	// Usage says the fields cannot go together whatever the inputs: a
+	// command line's usage error.
+	Usage bool
 }
 
 func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Is makes a ConfigError with Usage match ErrUsage.
+func (e *ConfigError) Is(target error) bool { return e.Usage && target == ErrUsage }
+
+// ErrUsage matches (errors.Is) a ConfigError whose fields cannot go
+// together whatever the inputs, such as a verified root on a writable
+// filesystem.
+var ErrUsage = errors.New("usage error")
 
 func fieldErr(field, format string, a ...any) error {
 	return &ConfigError{Field: field, Err: fmt.Errorf(format, a...)}
@@ -57,6 +69,16 @@ func (cfg Config) check() (*boards.Layout, error) {
 	l, err := cfg.Board.Layout(cfg.Layout)
 	if err != nil {
 		return nil, &ConfigError{Field: "Layout", Err: err}
+	}
+	if r := l.Root(); cfg.Verity && !r.FS.ReadOnly() {
+		var ro []string
+		for _, f := range boards.RootFilesystems() {
+			if f.ReadOnly() {
+				ro = append(ro, string(f))
+			}
+		}
+		return nil, &ConfigError{Field: "Verity", Usage: true, Err: fmt.Errorf(
+			"a verified root needs a read-only root filesystem (%s); the root is %s, which is mounted read-write", strings.Join(ro, " or "), r.FS)}
 	}
 	if cfg.DataOverlay != "" && l.Partition(boards.RoleData) == nil {
 		return nil, fieldErr("DataOverlay", "%s: the layout has no data partition to copy it to", cfg.DataOverlay)

@@ -51,10 +51,10 @@ func partitionKind(b *boards.Board, p boards.LaidPartition) diskimage.Kind {
 	return diskimage.KindRootArm64
 }
 
-// fillDisk gives each partition of disk the writer of its tree: the root,
-// the boot partitions, the data partition. Slot B's root stays empty.
-// Raw blobs come from the firmware tree.
-func fillDisk(disk *diskimage.Layout, l *boards.Layout, in *inputs, boot *bootfs.Result, cfg Config) error {
+// fillDisk gives each partition of disk the writer of its tree: the root
+// (vr when it has a hash tree), the boot partitions, the data partition.
+// Slot B's root stays empty. Raw blobs come from the firmware tree.
+func fillDisk(disk *diskimage.Layout, l *boards.Layout, in *inputs, boot *bootfs.Result, cfg Config, vr *verityRoot) error {
 	trees := map[string]*fstree.Tree{l.Root().Name: in.root.Tree}
 	for name, t := range boot.Partitions {
 		trees[name] = t
@@ -63,6 +63,10 @@ func fillDisk(disk *diskimage.Layout, l *boards.Layout, in *inputs, boot *bootfs
 		trees[p.Name] = in.data
 	}
 	for i, p := range l.Partitions {
+		if vr != nil && p.Name == l.Root().Name {
+			disk.Partitions[i].FS = vr
+			continue
+		}
 		tree := trees[p.Name]
 		if tree == nil {
 			continue
@@ -72,6 +76,11 @@ func fillDisk(disk *diskimage.Layout, l *boards.Layout, in *inputs, boot *bootfs
 			return err
 		}
 		disk.Partitions[i].FS = fs
+		if _, ok := boot.Partitions[p.Name]; ok && vr != nil {
+			// Their configs name the root hash, known once the root is
+			// written.
+			disk.Partitions[i].WriteAfter = l.Root().Name
+		}
 	}
 	var err error
 	disk.Blobs, err = blobs(l.Board, in.firmware, cfg.Firmware)

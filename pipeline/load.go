@@ -184,6 +184,9 @@ func (in *inputs) seed(cfg Config) []byte {
 		fmt.Fprintf(h, "keep-identity=%v\nhostname=%q\nusers=%q\npasswords=%q\nkeys=%q\n",
 			cfg.KeepIdentity, cfg.Hostname, cfg.Users, cfg.PasswordHashes, cfg.AuthorizedKeys)
 	}
+	if cfg.Verity {
+		fmt.Fprintf(h, "verity=%v\n", cfg.Verity)
+	}
 	return h.Sum(nil)
 }
 

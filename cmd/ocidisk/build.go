@@ -66,6 +66,8 @@ func buildOptions(a *buildArgs) []option {
 			value: newSize(&c.Layout.RootSize, 0, "a size such as 512MiB or 2GiB", rootSizes)},
 		{flag: "root-fs", key: "partitions.root.fs", arg: strings.Join(rootFS, "|"), field: "Layout.RootFS",
 			usage: "root filesystem: ext4, squashfs for a compressed read-only root, or erofs for an uncompressed read-only one (default: the board's)", value: newChoice((*string)(&c.Layout.RootFS), "", rootFS, nil)},
+		{flag: "verity", key: "partitions.root.verity", field: "Verity",
+			usage: "verify the read-only root (erofs or squashfs) with dm-verity: a hash tree after its filesystem, its root hash on the kernel command line", value: newBool(&c.Verity, false)},
 		{flag: "cmdline-append", key: "cmdline-append", arg: "STR", field: "CmdlineAppend",
 			usage: "kernel arguments appended to the board's command line (repeatable)", value: newList(&c.CmdlineAppend, pipeline.CheckCmdlineArg)},
 		{flag: "config-txt-append", key: "config-txt-append", arg: "TEXT|@FILE", field: "ConfigTxtAppend", path: filePath,
@@ -201,7 +203,16 @@ type buildJSON struct {
 	Cmdline    string         `json:"cmdline"`
 	Partitions []partitionOut `json:"partitions"`
 	SlotImage  *slotImageJSON `json:"slot_image"`
+	Verity     *verityJSON    `json:"verity"`
 	Inputs     []inputJSON    `json:"inputs"`
+}
+
+// verityJSON is the root's dm-verity hash tree: its root hash, the kernel
+// arguments naming it and the file beside the slot image holding them.
+type verityJSON struct {
+	RootHash string `json:"root_hash"`
+	Args     string `json:"args"`
+	ArgsFile string `json:"args_file,omitempty"`
 }
 
 type partitionOut struct {
@@ -236,6 +247,9 @@ func buildResultJSON(res *pipeline.Result) buildJSON {
 	if s := res.SlotImage; s != nil {
 		j.SlotImage = &slotImageJSON{s.Path, s.Size, s.SHA256}
 	}
+	if v := res.Verity; v != nil {
+		j.Verity = &verityJSON{v.RootHash, v.Args, v.ArgsPath}
+	}
 	for _, i := range res.Inputs {
 		j.Inputs = append(j.Inputs, inputJSON{i.Role, i.Source, i.ID})
 	}
@@ -249,20 +263,18 @@ func optionError(err error, opts []option, bf *buildFile) error {
 	if errors.Is(err, source.ErrUsage) {
 		return usageError{err}
 	}
-	field, ok := pipeline.IsConfigError(err)
-	if !ok {
-		return err
-	}
-	if o := byField(opts, field); o != nil {
-		if w := bf.where(o); w != "" {
-			err = fmt.Errorf("%s: %w", w, err)
-		} else {
-			err = fmt.Errorf("--%s: %w", o.flag, err)
+	if field, ok := pipeline.IsConfigError(err); ok {
+		if o := byField(opts, field); o != nil {
+			if w := bf.where(o); w != "" {
+				err = fmt.Errorf("%s: %w", w, err)
+			} else {
+				err = fmt.Errorf("--%s: %w", o.flag, err)
+			}
 		}
 	}
 	// What the root lacks for the command line (a user to give a key
 	// to) is the command line's mistake.
-	if errors.Is(err, provision.ErrUsage) {
+	if errors.Is(err, provision.ErrUsage) || errors.Is(err, pipeline.ErrUsage) {
 		return usageError{err}
 	}
 	return err
@@ -291,6 +303,9 @@ func readConfigTxtAppend(vals []string) (string, error) {
 func printBuildResult(e *env, res *pipeline.Result) {
 	if s := res.SlotImage; s != nil {
 		fmt.Fprintf(e.stdout, "%s: root filesystem for a slot, %s, sha256 %s (%s)\n", s.Path, bytesize.Human(s.Size), s.SHA256, s.SumPath)
+		if v := res.Verity; v != nil {
+			fmt.Fprintf(e.stdout, "  dm-verity root hash %s, kernel arguments in %s\n", v.RootHash, v.ArgsPath)
+		}
 	}
 	if res.Result == nil {
 		return
@@ -302,6 +317,9 @@ func printBuildResult(e *env, res *pipeline.Result) {
 	fmt.Fprintf(e.stdout, "%s: %s image, %s, kernel %s\n", out, res.Table, bytesize.Human(res.Size), res.KernelVersion)
 	for _, p := range res.Partitions {
 		fmt.Fprintf(e.stdout, "  %d %-6s %9s at %9s  PARTUUID=%s\n", p.Number, p.Name, bytesize.Human(p.Size), bytesize.Human(p.Start), p.PartUUID)
+	}
+	if v := res.Verity; v != nil {
+		fmt.Fprintf(e.stdout, "  dm-verity root hash %s, its tree at byte %d of the root partition\n", v.RootHash, v.HashOffset)
 	}
 	if res.Bmap != "" {
 		fmt.Fprintf(e.stdout, "  block map %s (%s mapped)\n", res.Bmap, bytesize.Human(res.Mapped))

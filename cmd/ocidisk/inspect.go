@@ -174,6 +174,24 @@ func printReport(w io.Writer, r *inspect.Report) {
 		}
 		fmt.Fprintf(w, "slot %s: boot partition %d, root partition %d%s\n", sl.Name, sl.Boot, sl.Root, state)
 	}
+	for _, p := range r.Partitions {
+		v := p.Verity
+		if v == nil {
+			continue
+		}
+		state := "verified, every block matches"
+		switch {
+		case v.Error != "":
+			state = "FAILED: " + v.Error
+		case !v.Verified:
+			state = "empty, nothing to verify yet"
+		}
+		slot := ""
+		if p.Slot != "" {
+			slot = " (slot " + p.Slot + ")"
+		}
+		fmt.Fprintf(w, "root partition %d%s: dm-verity root hash %s: %s\n", p.Number, slot, v.RootHash, state)
+	}
 	for _, bl := range r.Blobs {
 		state := "present"
 		if !bl.Present {
