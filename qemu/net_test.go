@@ -45,7 +45,9 @@ func TestArgsMachine(t *testing.T) {
 				" -drive if=pflash,unit=1,format=raw,file=/tmp/env.img -drive if=virtio,format=raw,snapshot=on,file=/tmp/d.img -d guest_errors"},
 		{"raspi3b, USB network", pi.QEMU, with(direct, func(b *Boot) { b.Net, b.Publish = NetUser, pub[:1] }),
 			"-M raspi3b -accel tcg,thread=single -nographic -no-reboot -netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80 -device usb-net,netdev=n0" +
-				" -kernel /tmp/kernel -append console=ttyAMA0 -drive if=sd,format=qcow2,snapshot=on,file=/tmp/sd.qcow2"},
+				" -kernel /tmp/kernel -append console=ttyAMA0 -drive if=sd,format=qcow2,snapshot=on,file=/tmp/sd.qcow2" +
+				// The Pi 3's console is its mini UART, QEMU's second serial port.
+				" -serial null -serial mon:stdio"},
 	} {
 		if got := strings.Join(Args(tc.profile, tc.boot), " "); got != tc.want {
 			t.Errorf("%s: Args =\n%s\nwant\n%s", tc.name, got, tc.want)
