@@ -63,7 +63,7 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 			return nil, err
 		}
 		in.firmware = fw.Tree
-	} else if len(l.Board.Firmware) > 0 || len(l.Board.Blobs) > 0 {
+	} else if len(l.Board.Firmware) > 0 || len(l.Board.Blobs) > 0 || l.Board.UKI != nil {
 		in.firmware = in.root.Tree
 	}
 	in.epoch = epoch(cfg.Epoch, in.root)
