@@ -159,6 +159,8 @@ func Prepare(cfg Config) (*VM, error) {
 			return nil, fmt.Errorf("--bios %s: this board boots without firmware under QEMU (boot: %s)", cfg.BIOS, p.Boot)
 		}
 		v.Loaded, err = direct(cfg, v.dir, &b)
+	case boards.BootUEFI:
+		err = uefi(cfg, &b)
 	default:
 		err = uboot(cfg, v.dir, &b)
 	}
@@ -208,6 +210,25 @@ func uboot(cfg Config, dir string, b *Boot) error {
 	}
 	b.EnvFlash = filepath.Join(dir, "uboot-env.img")
 	return writeFlash(b.EnvFlash, img, int64(fw.FlashSize))
+}
+
+// uefi sets up a boot through UEFI firmware as -bios. EDK2's QEMU_EFI.fd
+// keeps its variables in memory when run so, which is what a test wants:
+// no boot entries from an earlier boot, so it boots the removable-media
+// path of the image's EFI System partition.
+func uefi(cfg Config, b *Boot) error {
+	fw := cfg.Profile.UEFI
+	b.BIOS = fw.BIOS
+	if cfg.BIOS != "" {
+		b.BIOS = cfg.BIOS
+	}
+	if _, err := os.Stat(b.BIOS); err != nil {
+		if cfg.BIOS == "" && errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("UEFI firmware %s not found: install the Debian package %s, or give --bios FILE", b.BIOS, fw.Package)
+		}
+		return fmt.Errorf("UEFI firmware: %w", err)
+	}
+	return nil
 }
 
 // writeFlash writes a pflash bank of size bytes with img at its start;
