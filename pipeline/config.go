@@ -67,6 +67,9 @@ func (cfg Config) check() (*boards.Layout, error) {
 	if err := cfg.checkAccess(); err != nil {
 		return nil, err
 	}
+	if err := cfg.checkPlatform(); err != nil {
+		return nil, err
+	}
 	l, err := cfg.Board.Layout(cfg.Layout)
 	if err != nil {
 		return nil, &ConfigError{Field: "Layout", Err: err}
@@ -150,6 +153,25 @@ func (cfg Config) checkAccess() error {
 		if _, _, err := provision.ParseUserFile(k); err != nil {
 			return &ConfigError{Field: "AuthorizedKeys", Err: err}
 		}
+	}
+	return nil
+}
+
+// checkPlatform refuses a platform whose architecture is not the
+// board's: the kernel, the init and the root's binaries must all run on
+// the board's CPU. (The variant may differ: an arm board runs v6 and v7.)
+func (cfg Config) checkPlatform() error {
+	p := cfg.Sources.Platform
+	if p == "" {
+		return nil
+	}
+	parts := strings.Split(p, "/")
+	if len(parts) < 2 {
+		return nil // source says what is wrong with it
+	}
+	if arch, want := parts[1], cfg.Board.Arch; arch != want {
+		return fieldErr("Sources.Platform", "platform %s does not run on board %s, whose kernel and init are %s (use %s)",
+			p, cfg.Board.Name, want, Platform(cfg.Board))
 	}
 	return nil
 }

@@ -48,7 +48,7 @@ func buildOptions(a *buildArgs) []option {
 	return []option{
 		{flag: "board", key: "board", arg: "B|FILE", field: "Board", path: boardRef,
 			usage: "board name (see ocidisk boards) or board file", value: newString(&a.board, defaultBoard, nil)},
-		{flag: "platform", key: "platform", arg: "P",
+		{flag: "platform", key: "platform", arg: "P", field: "Sources.Platform",
 			usage: "platform to pick from an image index (default: the board's, linux/arm64 or linux/arm/v7)", value: newString(&a.platform, "", nil)},
 		{flag: "kernel", key: "kernel", arg: "SRC", field: "Kernel", path: specPath,
 			usage: "kernel source (deb:linux-image-...deb, an OCI image, dir:DIR); default: the root image's /boot", value: newString(&c.Kernel, "", nil)},
