@@ -16,7 +16,7 @@ import (
 // does, the root is not found and the init says so then.
 
 // noDeviceWhy is printed after the modules skipped for ENODEV.
-const noDeviceWhy = "no device for them (CPU-specific or absent hardware)"
+const noDeviceWhy = "found no device (CPU-specific, or for hardware this machine lacks)"
 
 // noDevice reports whether a module load failed with ENODEV.
 func noDevice(err error) bool { return errors.Is(err, unix.ENODEV) }
