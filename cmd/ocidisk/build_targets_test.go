@@ -253,3 +253,32 @@ func TestRpi2(t *testing.T) {
 		t.Errorf("the boot did not say it read config.txt:\n%s", tail(out, 5))
 	}
 }
+
+// TestRpi5 builds the rpi5 pack with the Pi 5 test kernel (bookworm-
+// backports' 6.12 with bcm2712-rpi-5-b.dtb, its SD driver listed as built
+// in) and raspi-firmware given as the firmware source, as a user would:
+// judged statically, and its kernel, initramfs and root booted on virt as
+// the pack's QEMU profile says (QEMU has no Pi 5).
+func TestRpi5(t *testing.T) {
+	kernel := debian.Rpi5Kernel(t)
+	fw := debian.Package(t, "raspi-firmware")
+	root := debian.BusyboxRoot(t)
+	img := buildImage(t, "--board", "rpi5", "--kernel", "oci:"+kernel, "--firmware", "deb:"+fw, "oci:"+root)
+	checkDisk(t, img)
+	r := inspectExample(t, img)
+	kinds := map[string]string{}
+	for _, f := range r.Boot.Files {
+		kinds[f.Path] = f.Kind
+	}
+	if r.Board != "rpi5" || kinds["bcm2712-rpi-5-b.dtb"] != "dtb" || kinds["kernel8.img"] != "kernel" || kinds["initramfs8"] != "initramfs" {
+		t.Fatalf("inspect: board %q, boot files %v", r.Board, kinds)
+	}
+	code, out := bootTest(t, img, "--board", "rpi5", "--expect", `Linux version 6\.12\.`,
+		"--expect", `ocidisk-test: root /dev/vda2 / ext4 rw`, "--expect", regexp.QuoteMeta(debian.Marker), "--timeout", "240s")
+	if code != exitOK {
+		t.Fatalf("the rpi5 image did not boot on virt (exit %d):\n%s", code, tail(out, 40))
+	}
+	if !strings.Contains(out, "QEMU has no Raspberry Pi 5") {
+		t.Errorf("the boot did not say what it proves:\n%s", tail(out, 5))
+	}
+}
