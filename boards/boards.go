@@ -43,6 +43,11 @@ type Board struct {
 
 	Kernel    Kernel    `yaml:"kernel"`
 	Initramfs Initramfs `yaml:"initramfs"`
+	// UKI, when set, puts the kernel, the initramfs and the command line
+	// into one Unified Kernel Image on the boot partition, which UEFI
+	// firmware starts; kernel.file and initramfs.file may then be left
+	// out.
+	UKI *UKI `yaml:"uki"`
 	// DTBs are the device trees copied to the boot partition.
 	DTBs []Copy `yaml:"dtbs"`
 	// Firmware lists the files a board model's boot firmware needs on the
@@ -95,6 +100,10 @@ type Partition struct {
 	// default of --root-size grow. It is left out where the root cannot
 	// grow (a read-only filesystem, slots, a data partition after it).
 	Grow bool `yaml:"grow"`
+	// ESP marks the EFI System partition that UEFI firmware boots from: a
+	// FAT32 filesystem of the EFI System type (MBR 0xef, GPT
+	// C12A7328-F81F-11D2-BA4B-00A0C93EC93B).
+	ESP bool `yaml:"esp"`
 	// Type overrides the partition type (an MBR byte such as "0c", or a
 	// GPT type GUID); empty picks the usual type for FS.
 	Type string `yaml:"type"`
@@ -113,7 +122,8 @@ type Blob struct {
 
 // Kernel says how the kernel is installed on the boot partition.
 type Kernel struct {
-	// File is the kernel's path on the boot partition.
+	// File is the kernel's path on the boot partition; with a UKI, ""
+	// keeps it in the UKI only.
 	File string `yaml:"file"`
 	// Uncompressed asks for a raw Image (U-Boot's booti cannot unpack one).
 	Uncompressed bool `yaml:"uncompressed"`
@@ -121,7 +131,8 @@ type Kernel struct {
 
 // Initramfs says how the initramfs is built.
 type Initramfs struct {
-	// File is the initramfs's path on the boot partition.
+	// File is the initramfs's path on the boot partition; with a UKI, ""
+	// keeps it in the UKI only.
 	File        string `yaml:"file"`
 	Compression string `yaml:"compression"` // gzip or none
 	// Modules are loaded by the init in this order, each after its
@@ -130,6 +141,20 @@ type Initramfs struct {
 	// OptionalModules are loaded after Modules when the kernel has them,
 	// for hardware that only newer kernels support.
 	OptionalModules []string `yaml:"optional-modules"`
+}
+
+// UKI is a Unified Kernel Image: systemd's EFI stub with the kernel, the
+// initramfs, the kernel command line, the root's os-release and the
+// kernel version added as PE sections (see package bootfs/uki).
+type UKI struct {
+	// Stub are globs of the EFI stub in the firmware source (Debian's
+	// systemd-boot-efi, or the root's own systemd), tried in order; the
+	// first that matches must match one file.
+	Stub []string `yaml:"stub"`
+	// Path is where the image goes on the boot partition: for firmware
+	// that boots the disk as removable media, without boot entries in its
+	// NVRAM, EFI/BOOT/BOOTAA64.EFI.
+	Path string `yaml:"path"`
 }
 
 // Copy copies the kernel source files matching Glob (relative to the
@@ -199,13 +224,16 @@ type QEMU struct {
 	// (an SD card, whose size QEMU wants a power of two).
 	Drive string `yaml:"drive"`
 	// Boot is what starts the kernel: "bios" (the default: Firmware, a
-	// U-Boot run as -bios, finds it on the image), "config.txt" (QEMU
+	// U-Boot run as -bios, finds it on the image), "uefi" (UEFI, UEFI
+	// firmware run as -bios, boots the image's EFI System partition as
+	// removable media), "config.txt" (QEMU
 	// loads the kernel, initramfs, device tree and command line that the
 	// image's config.txt and cmdline.txt name, as a Raspberry Pi's
 	// firmware would) or "extlinux" (the same from the image's
 	// extlinux/extlinux.conf, for boards whose U-Boot QEMU cannot run).
 	Boot     string     `yaml:"boot"`
 	Firmware *UBootBIOS `yaml:"firmware"`
+	UEFI     *UEFIBIOS  `yaml:"uefi"`
 	// Pi is the Raspberry Pi firmware that a config.txt boot stands in for.
 	Pi *PiFirmware `yaml:"pi"`
 	// Console is the machine's serial console: in a config.txt or
@@ -224,6 +252,7 @@ type QEMU struct {
 // Boot modes of a QEMU profile.
 const (
 	BootBIOS      = "bios"
+	BootUEFI      = "uefi"
 	BootConfigTxt = "config.txt"
 	BootExtlinux  = "extlinux"
 )
@@ -257,6 +286,16 @@ type UBootBIOS struct {
 	// FlashSize that of the pflash bank holding it.
 	EnvSize   Size `yaml:"env-size"`
 	FlashSize Size `yaml:"flash-size"`
+}
+
+// UEFIBIOS is UEFI firmware run as QEMU's -bios (EDK2's QEMU_EFI.fd). It
+// keeps its variables in memory, so every boot finds no boot entries and
+// starts the removable-media path, \EFI\BOOT\BOOTAA64.EFI.
+type UEFIBIOS struct {
+	// BIOS is the firmware's path on the host; Package the Debian package
+	// that installs it, named in the error when it is missing.
+	BIOS    string `yaml:"bios"`
+	Package string `yaml:"package"`
 }
 
 // Names lists the embedded board packs, sorted.

@@ -130,6 +130,8 @@ type LaidPartition struct {
 	Size       Size
 	SameSizeAs string
 	Bootable   bool
+	// ESP marks the EFI System partition (FAT32, of the EFI System type).
+	ESP bool
 	// Type overrides the partition type (an MBR byte in hex, or a GPT
 	// type GUID).
 	Type string
@@ -166,7 +168,7 @@ func (b *Board) Layout(o LayoutOptions) (*Layout, error) {
 		return nil, err
 	}
 	for _, p := range b.Disk.Partitions {
-		lp := LaidPartition{Name: p.Name, Role: p.Role, FS: p.FS, Size: p.Size, Bootable: p.Bootable, Type: p.Type}
+		lp := LaidPartition{Name: p.Name, Role: p.Role, FS: p.FS, Size: p.Size, Bootable: p.Bootable, ESP: p.ESP, Type: p.Type}
 		switch {
 		case p.Role == RoleBoot && o.BootSize != 0:
 			lp.Size = Size(max(o.BootSize, 0))

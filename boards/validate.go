@@ -81,11 +81,16 @@ func (b *Board) validate() error {
 	if err := b.validateBlobs(); err != nil {
 		return err
 	}
-	if err := relPath("kernel.file", b.Kernel.File, true); err != nil {
+	if err := relPath("kernel.file", b.Kernel.File, b.UKI == nil); err != nil {
 		return err
 	}
-	if err := relPath("initramfs.file", b.Initramfs.File, true); err != nil {
+	if err := relPath("initramfs.file", b.Initramfs.File, b.UKI == nil); err != nil {
 		return err
+	}
+	if b.UKI != nil {
+		if err := b.UKI.validate(); err != nil {
+			return err
+		}
 	}
 	if err := oneOf("initramfs.compression", b.Initramfs.Compression, "gzip", "none"); err != nil {
 		return err
@@ -241,6 +246,9 @@ func (d *Disk) validate() error {
 		if p.Grow && (p.Role != RoleRoot || i != len(d.Partitions)-1) {
 			return bad(f+".grow", "only the root partition, last on the disk, can grow")
 		}
+		if p.ESP && (p.FS != FAT || p.Type != "") {
+			return bad(f+".esp", "an EFI System partition has fs: fat and the EFI System type (no type:)")
+		}
 		if p.Type != "" && d.Table == "mbr" {
 			if v, err := strconv.ParseUint(p.Type, 16, 8); err != nil || v == 0 {
 				return bad(f+".type", "%q is not an MBR partition type byte (hex, e.g. 0c)", p.Type)
@@ -275,16 +283,30 @@ func (q *QEMU) validate() error {
 	if q.Boot == "" {
 		q.Boot = BootBIOS
 	}
-	if err := oneOf("qemu.boot", q.Boot, BootBIOS, BootConfigTxt, BootExtlinux); err != nil {
+	if err := oneOf("qemu.boot", q.Boot, BootBIOS, BootUEFI, BootConfigTxt, BootExtlinux); err != nil {
 		return err
 	}
 	switch {
 	case q.Boot == BootBIOS && q.Firmware == nil:
 		return bad("qemu.boot", "%s needs qemu.firmware (the U-Boot that finds the kernel)", BootBIOS)
+	case q.Boot == BootUEFI && q.UEFI == nil:
+		return bad("qemu.boot", "%s needs qemu.uefi (the UEFI firmware that boots the EFI System partition)", BootUEFI)
+	case q.Boot != BootBIOS && q.Firmware != nil:
+		return bad("qemu.firmware", "only for boot: %s (U-Boot as -bios)", BootBIOS)
+	case q.Boot != BootUEFI && q.UEFI != nil:
+		return bad("qemu.uefi", "only for boot: %s", BootUEFI)
 	case q.Boot == BootConfigTxt && (q.Pi == nil || q.Pi.Kernel == ""):
 		return bad("qemu.pi.kernel", "missing (the kernel the Pi firmware loads when config.txt names none)")
 	case q.Boot != BootConfigTxt && q.Pi != nil:
 		return bad("qemu.pi", "only for boot: %s", BootConfigTxt)
+	}
+	if u := q.UEFI; u != nil {
+		if u.BIOS == "" {
+			return bad("qemu.uefi.bios", "missing (the host path of the UEFI firmware, e.g. QEMU_EFI.fd)")
+		}
+		if u.Package == "" {
+			return bad("qemu.uefi.package", "missing (the Debian package that provides the firmware)")
+		}
 	}
 	if fw := q.Firmware; fw != nil {
 		if fw.BIOS == "" {
@@ -397,4 +419,16 @@ func (b *Board) validateBlobs() error {
 		spans = append(spans, s)
 	}
 	return nil
+}
+
+func (u *UKI) validate() error {
+	if len(u.Stub) == 0 {
+		return bad("uki.stub", "missing (globs of the EFI stub in the firmware source, e.g. usr/lib/systemd/boot/efi/linuxaa64.efi.stub)")
+	}
+	for i, g := range u.Stub {
+		if err := checkGlob(fmt.Sprintf("uki.stub[%d]", i), g); err != nil {
+			return err
+		}
+	}
+	return relPath("uki.path", u.Path, true)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/bootfs/initramfs"
+	"github.com/ocidisk/ocidisk/bootfs/uki"
 	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/kernel"
 )
@@ -40,8 +41,8 @@ type Options struct {
 	// consumed: its nodes move into the result).
 	BootOverlay *fstree.Tree
 	// Firmware is the tree holding the board's firmware files, for boards
-	// that list some; FirmwareSource names it in errors ("deb:FILE", "the
-	// root image").
+	// that list some, and the UKI stub; FirmwareSource names it in errors
+	// ("deb:FILE", "the root image").
 	Firmware       *fstree.Tree
 	FirmwareSource string
 	// ConfigAppend is text added, after an [all] line, to the board's
@@ -54,6 +55,9 @@ type Options struct {
 	// command lines ask the init for it, and the initramfs holds
 	// dm-verity.
 	Verity *Verity
+	// Root is the root tree, read for the os-release a UKI carries; nil
+	// leaves it out.
+	Root *fstree.Tree
 	// Time is the mtime of every generated file and directory.
 	Time time.Time
 	// Log receives one line per step; nil discards.
@@ -108,10 +112,12 @@ func Assemble(l *boards.Layout, k *kernel.Kernel, opts Options) (*Result, error)
 			return nil, fmt.Errorf("board %s: kernel %s (%s): %w", b.Name, k.Version, k.ImagePath, err)
 		}
 	}
-	if err := a.put(b.Kernel.File, img.CopyMeta()); err != nil {
-		return nil, err
+	if b.Kernel.File != "" {
+		if err := a.put(b.Kernel.File, img.CopyMeta()); err != nil {
+			return nil, err
+		}
+		log.Debug("kernel", "version", k.Version, "from", k.ImagePath, "to", b.Kernel.File, "bytes", img.Size)
 	}
-	log.Debug("kernel", "version", k.Version, "from", k.ImagePath, "to", b.Kernel.File, "bytes", img.Size)
 
 	// Device trees and firmware first: a missing file there is the
 	// clearest error a wrong kernel or firmware source gives.
@@ -137,10 +143,19 @@ func Assemble(l *boards.Layout, k *kernel.Kernel, opts Options) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.put(b.Initramfs.File, a.file(rd)); err != nil {
-		return nil, err
+	initrd := a.file(rd)
+	if b.Initramfs.File != "" {
+		if err := a.put(b.Initramfs.File, initrd.CopyMeta()); err != nil {
+			return nil, err
+		}
 	}
 	log.Debug("initramfs", "modules", len(mods), "bytes", len(rd))
+	var ukiParts *uki.Parts
+	if b.UKI != nil {
+		if ukiParts, err = ukiInputs(b, k, initrd, opts); err != nil {
+			return nil, err
+		}
+	}
 
 	rootFS := l.Root().FS.Linux()
 	ss, err := slots(l, opts, rootFS, hashes)
@@ -175,7 +190,7 @@ func Assemble(l *boards.Layout, k *kernel.Kernel, opts Options) (*Result, error)
 			sa, overlay := a.with(trees[i]), overlays[i]
 			d := data
 			d.Slot, d.RootPartUUID, d.Cmdline = s.Name, s.RootPartUUID, s.Cmdline
-			if err := sa.configs(b, d, opts, overlay); err != nil {
+			if err := sa.configs(b, d, opts, ukiParts, overlay); err != nil {
 				return nil, err
 			}
 			res.Partitions[s.boot] = sa.t
@@ -187,7 +202,7 @@ func Assemble(l *boards.Layout, k *kernel.Kernel, opts Options) (*Result, error)
 		res.Partitions[l.Partition(boards.RoleSelect).Name] = sel
 		return res, nil
 	}
-	if err := a.configs(b, data, opts, opts.BootOverlay); err != nil {
+	if err := a.configs(b, data, opts, ukiParts, opts.BootOverlay); err != nil {
 		return nil, err
 	}
 	res.Partitions[ss[0].boot] = a.t
@@ -195,8 +210,9 @@ func Assemble(l *boards.Layout, k *kernel.Kernel, opts Options) (*Result, error)
 }
 
 // configs renders the board's boot configs with data, adds the user's
-// config.txt lines, and merges the boot overlay last.
-func (a *assembly) configs(b *boards.Board, data boards.TemplateData, opts Options, overlay *fstree.Tree) error {
+// config.txt lines, assembles the UKI with the slot's command line when
+// the board has one, and merges the boot overlay last.
+func (a *assembly) configs(b *boards.Board, data boards.TemplateData, opts Options, ukiParts *uki.Parts, overlay *fstree.Tree) error {
 	user := userConfig(b)
 	if user == nil && (opts.ConfigAppend != "" || len(opts.DTOverlays) > 0) {
 		return fmt.Errorf("board %s has no config.txt for --config-txt-append or --dtoverlay", b.Name)
@@ -211,6 +227,11 @@ func (a *assembly) configs(b *boards.Board, data boards.TemplateData, opts Optio
 			text = appendUser(text, opts.ConfigAppend, opts.DTOverlays)
 		}
 		if err := a.put(c.Path, a.text(text)); err != nil {
+			return err
+		}
+	}
+	if ukiParts != nil {
+		if err := a.putUKI(b, ukiParts, data.Cmdline); err != nil {
 			return err
 		}
 	}

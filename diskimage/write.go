@@ -26,6 +26,11 @@ type WriteOptions struct {
 	// KeepRaw keeps the raw image at PATH when compressing; without
 	// compression it is always the output.
 	KeepRaw bool
+	// Format is the format of the image at PATH: FormatRaw ("" too) or
+	// FormatQcow2. A qcow2 image is written from a raw one made beside
+	// PATH, which is removed: it is the same disk, and qemu-img convert
+	// gives it back. Bmap and Compress are for raw images only.
+	Format string
 	// Progress, when set, is called as the image is written (stage
 	// "write", done in bytes written, total 0 as it is not known ahead)
 	// and as it is read back for the .bmap and compression (stage
@@ -37,8 +42,11 @@ type WriteOptions struct {
 
 // Result describes a written image.
 type Result struct {
-	Table      Table
-	Size       int64
+	Table Table
+	// Size is the disk's size (a qcow2 file's virtual size).
+	Size int64
+	// Format is the image's format, FormatRaw or FormatQcow2.
+	Format     string
 	DiskID     string
 	Partitions []PartitionInfo
 	// Written counts the bytes the table, blobs and filesystems wrote,
@@ -72,6 +80,10 @@ func Write(ctx context.Context, path string, l *Layout, opts WriteOptions) (*Res
 	if err != nil {
 		return nil, err
 	}
+	imgFormat, err := checkFormat(opts, format)
+	if err != nil {
+		return nil, err
+	}
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -80,8 +92,9 @@ func Write(ctx context.Context, path string, l *Layout, opts WriteOptions) (*Res
 
 	var f *os.File
 	var raw *outfile.File
-	if format != compression.None && !opts.KeepRaw {
-		// The raw image is only a step towards the compressed one.
+	if format != compression.None && !opts.KeepRaw || imgFormat == FormatQcow2 {
+		// The raw image is only a step towards the compressed or qcow2
+		// one.
 		if f, err = outfile.NewTemp(filepath.Dir(path), "."+filepath.Base(path)); err != nil {
 			return nil, fmt.Errorf("output %s: %w", path, err)
 		}
@@ -106,6 +119,22 @@ func Write(ctx context.Context, path string, l *Layout, opts WriteOptions) (*Res
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	res := pl.result(rec)
+	res.Format = imgFormat
+	if imgFormat == FormatQcow2 {
+		q, err := outfile.Create(path)
+		if err != nil {
+			return nil, err
+		}
+		defer q.Abort()
+		if _, err := writeQcow2(ctx, q.File, f, pl.size, rec); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if err := q.Commit(); err != nil {
+			return nil, err
+		}
+		res.Image = path
+		return res, nil
+	}
 
 	var bmapOut, compOut *outfile.File
 	if opts.Bmap {

@@ -12,7 +12,8 @@ import (
 // cmdline finds the kernel command line on a boot partition: first where
 // the board's own config templates put {{.Cmdline}}, so that a board with
 // a new config format needs no code, then in the files bootloaders read
-// (cmdline.txt, extlinux.conf, uEnv.txt, grub.cfg).
+// (cmdline.txt, extlinux.conf, uEnv.txt, grub.cfg), then in the .cmdline
+// section of a Unified Kernel Image.
 func cmdline(fsys fs.FS, b *boards.Board, files map[string]int64) (string, string) {
 	if b != nil {
 		for _, c := range b.Configs {
@@ -52,6 +53,9 @@ func cmdline(fsys fs.FS, b *boards.Board, files map[string]int64) (string, strin
 			}
 			return strings.TrimSpace(s), g.file
 		}
+	}
+	if s, from, ok := findUKICmdline(fsys, b, files); ok {
+		return s, from
 	}
 	return "", ""
 }

@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/ocidisk/ocidisk/diskimage/qcow2"
 	"github.com/ocidisk/ocidisk/inspect/ext4"
 	"github.com/ocidisk/ocidisk/inspect/fat"
 	"github.com/ocidisk/ocidisk/inspect/ptable"
@@ -73,7 +74,7 @@ type Part struct {
 
 // Open reads an image's table and opens every partition's filesystem. A
 // compressed image (gzip, xz, zstd) is first decompressed into a sparse
-// temporary file. Errors name the image and what is wrong with it; a
+// temporary file; a qcow2 image is read in place. Errors name the image and what is wrong with it; a
 // partition whose filesystem is damaged is not an error here but has
 // FSErr set.
 func Open(path string) (*Image, error) {
@@ -197,6 +198,17 @@ func openFile(path string) (io.ReaderAt, int64, func() error, error) {
 	default:
 		f.Close()
 		return nil, 0, nil, fmt.Errorf("%s: neither a regular file nor a block device", path)
+	}
+	magic := make([]byte, 4)
+	n, _ := f.ReadAt(magic, 0)
+	if qcow2.IsQcow2(magic[:n]) {
+		// QEMU's format: read through its cluster mapping, in place.
+		q, err := qcow2.Open(f)
+		if err != nil {
+			f.Close()
+			return nil, 0, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return q, q.Size(), f.Close, nil
 	}
 	format, err := compression.SniffAt(f)
 	if err != nil {

@@ -78,7 +78,7 @@ type Blob struct {
 // BootFile is a file the boot partition holds for the board.
 type BootFile struct {
 	Path string `json:"path"`
-	Kind string `json:"kind"` // kernel, initramfs, dtb, overlay, firmware, config, bootloader
+	Kind string `json:"kind"` // kernel, initramfs, uki, dtb, overlay, firmware, config, bootloader
 	Size int64  `json:"size"`
 }
 
@@ -159,7 +159,11 @@ func bootReport(p *Part, catalog []*boards.Board) (*Boot, *boards.Board) {
 		}
 	})
 	for _, n := range names {
-		if kind := classify(n, board); kind != "" {
+		kind := classify(n, board)
+		if kind == "bootloader" && isUKI(p.FS, n) {
+			kind = "uki"
+		}
+		if kind != "" {
 			b.Files = append(b.Files, BootFile{Path: n, Kind: kind, Size: files[n]})
 		}
 	}
@@ -177,6 +181,8 @@ func classify(name string, b *boards.Board) string {
 			return "kernel"
 		case name == b.Initramfs.File:
 			return "initramfs"
+		case b.UKI != nil && name == b.UKI.Path:
+			return "uki"
 		}
 		for _, c := range b.Configs {
 			if name == c.Path {
@@ -214,9 +220,14 @@ func classify(name string, b *boards.Board) string {
 // required lists the boot files a board's pack says its boot partition
 // holds, as path patterns.
 func required(b *boards.Board) []string {
-	req := []string{b.Kernel.File}
-	if b.Initramfs.File != "" {
-		req = append(req, b.Initramfs.File)
+	var req []string
+	for _, f := range []string{b.Kernel.File, b.Initramfs.File} {
+		if f != "" {
+			req = append(req, f)
+		}
+	}
+	if b.UKI != nil {
+		req = append(req, b.UKI.Path)
 	}
 	for _, c := range b.Configs {
 		req = append(req, c.Path)

@@ -38,6 +38,7 @@ func assembleBoot(ctx context.Context, l *boards.Layout, in *inputs, disk *diski
 		ConfigAppend:   cfg.ConfigTxtAppend,
 		DTOverlays:     cfg.DTOverlays,
 		Verity:         v,
+		Root:           in.root.Tree,
 		Time:           in.epoch,
 		Log:            cfg.Log,
 	})

@@ -81,6 +81,10 @@ type Config struct {
 	Bmap     bool
 	Compress string
 	KeepRaw  bool
+	// Format is the image's format: diskimage.FormatRaw ("" too) or
+	// diskimage.FormatQcow2, whose raw image is not kept and which takes
+	// no Bmap or Compress.
+	Format string
 	// SlotImage, when set, is where the root filesystem alone is written,
 	// with its SHA-256 in SlotImage.sha256: an update payload for the
 	// other slot. The disk image is then written only if Output is set.
@@ -203,6 +207,7 @@ func write(ctx context.Context, disk *diskimage.Layout, l *boards.Layout, cfg Co
 			Bmap:     cfg.Bmap,
 			Compress: cfg.Compress,
 			KeepRaw:  cfg.KeepRaw,
+			Format:   cfg.Format,
 			Progress: cfg.Progress,
 			Log:      cfg.Log,
 		})

@@ -8,6 +8,7 @@ import (
 	"unicode"
 
 	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/diskimage"
 	"github.com/ocidisk/ocidisk/internal/compression"
 	"github.com/ocidisk/ocidisk/internal/outfile"
 	"github.com/ocidisk/ocidisk/provision"
@@ -66,6 +67,9 @@ func (cfg Config) check() (*boards.Layout, error) {
 	if err := cfg.checkAccess(); err != nil {
 		return nil, err
 	}
+	if err := cfg.checkPlatform(); err != nil {
+		return nil, err
+	}
 	l, err := cfg.Board.Layout(cfg.Layout)
 	if err != nil {
 		return nil, &ConfigError{Field: "Layout", Err: err}
@@ -82,6 +86,9 @@ func (cfg Config) check() (*boards.Layout, error) {
 	}
 	if cfg.DataOverlay != "" && l.Partition(boards.RoleData) == nil {
 		return nil, fieldErr("DataOverlay", "%s: the layout has no data partition to copy it to", cfg.DataOverlay)
+	}
+	if err := cfg.checkFormat(); err != nil {
+		return nil, err
 	}
 	if cfg.SlotImage != "" && cfg.SlotImage == cfg.Output {
 		return nil, fieldErr("SlotImage", "%s is also the disk image's path", cfg.SlotImage)
@@ -148,6 +155,43 @@ func (cfg Config) checkAccess() error {
 		}
 	}
 	return nil
+}
+
+// checkPlatform refuses a platform whose architecture is not the
+// board's: the kernel, the init and the root's binaries must all run on
+// the board's CPU. (The variant may differ: an arm board runs v6 and v7.)
+func (cfg Config) checkPlatform() error {
+	p := cfg.Sources.Platform
+	if p == "" {
+		return nil
+	}
+	parts := strings.Split(p, "/")
+	if len(parts) < 2 {
+		return nil // source says what is wrong with it
+	}
+	if arch, want := parts[1], cfg.Board.Arch; arch != want {
+		return fieldErr("Sources.Platform", "platform %s does not run on board %s, whose kernel and init are %s (use %s)",
+			p, cfg.Board.Name, want, Platform(cfg.Board))
+	}
+	return nil
+}
+
+// checkFormat checks the image format and what goes with it: a block map
+// and a compressed copy describe a raw image.
+func (cfg Config) checkFormat() error {
+	switch cfg.Format {
+	case "", diskimage.FormatRaw:
+		return nil
+	case diskimage.FormatQcow2:
+		if cfg.Bmap {
+			return fieldErr("Bmap", "a block map describes a raw image, and the image is %s", cfg.Format)
+		}
+		if cfg.Compress != "" && cfg.Compress != "none" {
+			return fieldErr("Compress", "compression is for a raw image; a %s image holds no holes already", cfg.Format)
+		}
+		return nil
+	}
+	return fieldErr("Format", "image format %q: want %s", cfg.Format, strings.Join(diskimage.Formats(), " or "))
 }
 
 // CheckCmdlineArg refuses a kernel argument that would not stay on the

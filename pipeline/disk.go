@@ -41,6 +41,8 @@ func newDisk(l *boards.Layout, seed []byte) *diskimage.Layout {
 
 func partitionKind(b *boards.Board, p boards.LaidPartition) diskimage.Kind {
 	switch {
+	case p.ESP:
+		return diskimage.KindESP
 	case p.FS == boards.FAT:
 		return diskimage.KindFAT
 	case p.Role != boards.RoleRoot:
@@ -99,7 +101,14 @@ func filesystem(p boards.LaidPartition, tree *fstree.Tree, seed []byte, in *inpu
 	case boards.Ext4:
 		return ext4.New(tree, ext4.Options{Label: p.Name, Seed: pseed, Time: in.epoch, Log: cfg.Log, Progress: progress}), nil
 	case boards.FAT:
-		return fat.New(tree, fat.Options{Label: strings.ToUpper(p.Name), Seed: pseed, Time: in.epoch, Log: cfg.Log}), nil
+		o := fat.Options{Label: strings.ToUpper(p.Name), Seed: pseed, Time: in.epoch, Log: cfg.Log}
+		if p.ESP {
+			// The UEFI specification's file system for an ESP on a
+			// disk is FAT32, whatever its size; FAT16 is for
+			// removable media, and some firmware refuses it.
+			o.Type = 32
+		}
+		return fat.New(tree, o), nil
 	case boards.Squashfs:
 		return squashfs.New(tree, squashfs.Options{
 			Time: in.epoch,

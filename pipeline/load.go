@@ -32,7 +32,7 @@ type inputs struct {
 // sources decompress while the root's layers do: on a cold cache, a
 // kernel package's xz is as much work as the root's gzip layers.
 func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err error) {
-	in := &inputs{loader: loader{opts: cfg.Sources, log: cfg.Log}}
+	in := &inputs{loader: loader{opts: cfg.Sources, log: cfg.Log, board: cfg.Board.Name}}
 	defer func() {
 		if err != nil {
 			in.close()
@@ -63,7 +63,7 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 			return nil, err
 		}
 		in.firmware = fw.Tree
-	} else if len(l.Board.Firmware) > 0 || len(l.Board.Blobs) > 0 {
+	} else if len(l.Board.Firmware) > 0 || len(l.Board.Blobs) > 0 || l.Board.UKI != nil {
 		in.firmware = in.root.Tree
 	}
 	in.epoch = epoch(cfg.Epoch, in.root)
@@ -195,6 +195,7 @@ func (in *inputs) seed(cfg Config) []byte {
 type loader struct {
 	opts    source.Options
 	log     *slog.Logger
+	board   string // named when an image is for another platform
 	opened  []*rootfs.Image
 	inputs  []Input
 	limit   time.Time           // the clamp the build's times get, when known before overlays
@@ -246,6 +247,12 @@ func (ld *loader) load(ctx context.Context, what, spec string) (*rootfs.Image, e
 		img, err = p.img, p.err
 	} else {
 		img, err = rootfs.Load(ctx, spec, ld.opts)
+	}
+	var pe *source.PlatformError
+	if errors.As(err, &pe) {
+		// A single-platform image of another architecture: say which
+		// board asked for the platform, and why it must be that one.
+		return nil, fmt.Errorf("%s: %w, the platform of board %s (its kernel and init run %s)", what, err, ld.board, pe.Want.Architecture)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)

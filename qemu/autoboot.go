@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -27,7 +26,7 @@ type piPartition struct {
 // first one (cfg.BootPartition), unless it holds an autoboot.txt whose
 // boot_partition names another; cfg.Tryboot applies autoboot.txt's
 // [tryboot] section, as after `reboot "0 tryboot"`.
-func piBootPartition(img *os.File, cfg Config) (*piPartition, error) {
+func piBootPartition(img *disk, cfg Config) (*piPartition, error) {
 	first := max(cfg.BootPartition, 1)
 	boot, err := bootPartition(img, first)
 	if err != nil {

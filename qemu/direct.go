@@ -27,7 +27,7 @@ import (
 // partition names, copied into dir, and says what it loaded.
 func direct(cfg Config, dir string, b *Boot) (string, error) {
 	p := cfg.Profile
-	img, err := os.Open(cfg.Image)
+	img, err := openDisk(cfg.Image)
 	if err != nil {
 		return "", err
 	}
@@ -107,7 +107,7 @@ func direct(cfg Config, dir string, b *Boot) (string, error) {
 
 // bootPartition opens the FAT filesystem of partition n (1-based; 0
 // means 1) of a disk image.
-func bootPartition(img *os.File, n int) (fs.FS, error) {
+func bootPartition(img *disk, n int) (fs.FS, error) {
 	if n == 0 {
 		n = 1
 	}

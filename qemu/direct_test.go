@@ -40,7 +40,7 @@ func TestQcow2Overlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	overlay := filepath.Join(dir, "sd.qcow2")
-	if err := writeQcow2Overlay(overlay, raw, sdSize(int64(len(data)))); err != nil {
+	if err := writeQcow2Overlay(overlay, raw, "raw", sdSize(int64(len(data)))); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(qemuImg, "check", overlay).CombinedOutput(); err != nil {

@@ -28,9 +28,10 @@ func sdSize(size int64) int64 {
 }
 
 // writeQcow2Overlay writes a qcow2 file at path with the given virtual
-// size whose backing file is the raw image at backing, by its absolute
-// path: it holds no data, so every read goes to the backing file.
-func writeQcow2Overlay(path, backing string, size int64) error {
+// size whose backing file is the image at backing, of format (raw or
+// qcow2), by its absolute path: it holds no data, so every read goes to
+// the backing file.
+func writeQcow2Overlay(path, backing, format string, size int64) error {
 	abs, err := filepath.Abs(backing)
 	if err != nil {
 		return err
@@ -39,7 +40,7 @@ func writeQcow2Overlay(path, backing string, size int64) error {
 	if err != nil {
 		return err
 	}
-	if _, err := qcow2.WriteOverlay(f, size, qcow2.Backing{File: abs, Format: "raw"}); err != nil {
+	if _, err := qcow2.WriteOverlay(f, size, qcow2.Backing{File: abs, Format: format}); err != nil {
 		f.Close()
 		return fmt.Errorf("SD card overlay for %s: %w", backing, err)
 	}

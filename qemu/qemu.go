@@ -74,7 +74,8 @@ type Config struct {
 // Boot is what a boot puts on QEMU's command line besides the profile.
 type Boot struct {
 	// Image is the disk QEMU attaches, as a snapshot unless Writable;
-	// Format is its format, raw when empty.
+	// Format is its format (raw or qcow2, told by the file's magic), raw
+	// when empty.
 	Image, Format string
 	Writable      bool
 	// BIOS and EnvFlash are U-Boot and its environment's pflash bank.
@@ -133,10 +134,14 @@ func Prepare(cfg Config) (*VM, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("image %s: not a regular file", cfg.Image)
 	}
-	if cfg.Writable && p.Drive == "sd" && sdSize(st.Size()) != st.Size() {
+	format, size, err := imageFormat(cfg.Image)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Writable && p.Drive == "sd" && sdSize(size) != size {
 		// QEMU wants an SD card of a power-of-two size; the overlay that
 		// gives it one would take the guest's writes instead of the image.
-		return nil, fmt.Errorf("image %s: an SD card attached writable must have a power-of-two size, not %d bytes", cfg.Image, st.Size())
+		return nil, fmt.Errorf("image %s: an SD card attached writable must have a power-of-two size, not %d bytes", cfg.Image, size)
 	}
 	bin, err := exec.LookPath(p.Binary)
 	if err != nil {
@@ -150,7 +155,7 @@ func Prepare(cfg Config) (*VM, error) {
 	if v.dir, err = os.MkdirTemp("", "ocidisk-qemu-"); err != nil {
 		return nil, err
 	}
-	b := Boot{Image: cfg.Image, Writable: cfg.Writable, Net: cfg.Net, Publish: cfg.Publish,
+	b := Boot{Image: cfg.Image, Format: format, Writable: cfg.Writable, Net: cfg.Net, Publish: cfg.Publish,
 		Memory: cfg.Memory, CPUs: cfg.CPUs, KVM: useKVM(p, runtime.GOARCH, kvmDevice), Extra: cfg.ExtraArgs}
 	switch p.Boot {
 	case boards.BootConfigTxt, boards.BootExtlinux:
@@ -159,12 +164,14 @@ func Prepare(cfg Config) (*VM, error) {
 			return nil, fmt.Errorf("--bios %s: this board boots without firmware under QEMU (boot: %s)", cfg.BIOS, p.Boot)
 		}
 		v.Loaded, err = direct(cfg, v.dir, &b)
+	case boards.BootUEFI:
+		err = uefi(cfg, &b)
 	default:
 		err = uboot(cfg, v.dir, &b)
 	}
-	if err == nil && p.Drive == "sd" && sdSize(st.Size()) != st.Size() {
+	if err == nil && p.Drive == "sd" && sdSize(size) != size {
 		b.Image, b.Format = filepath.Join(v.dir, "sd.qcow2"), "qcow2"
-		err = writeQcow2Overlay(b.Image, cfg.Image, sdSize(st.Size()))
+		err = writeQcow2Overlay(b.Image, cfg.Image, format, sdSize(size))
 	}
 	if err != nil {
 		v.Close()
@@ -208,6 +215,25 @@ func uboot(cfg Config, dir string, b *Boot) error {
 	}
 	b.EnvFlash = filepath.Join(dir, "uboot-env.img")
 	return writeFlash(b.EnvFlash, img, int64(fw.FlashSize))
+}
+
+// uefi sets up a boot through UEFI firmware as -bios. EDK2's QEMU_EFI.fd
+// keeps its variables in memory when run so, which is what a test wants:
+// no boot entries from an earlier boot, so it boots the removable-media
+// path of the image's EFI System partition.
+func uefi(cfg Config, b *Boot) error {
+	fw := cfg.Profile.UEFI
+	b.BIOS = fw.BIOS
+	if cfg.BIOS != "" {
+		b.BIOS = cfg.BIOS
+	}
+	if _, err := os.Stat(b.BIOS); err != nil {
+		if cfg.BIOS == "" && errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("UEFI firmware %s not found: install the Debian package %s, or give --bios FILE", b.BIOS, fw.Package)
+		}
+		return fmt.Errorf("UEFI firmware: %w", err)
+	}
+	return nil
 }
 
 // writeFlash writes a pflash bank of size bytes with img at its start;

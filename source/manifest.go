@@ -158,6 +158,14 @@ func normVariant(p v1.Platform) string {
 	return ""
 }
 
+// PlatformError is a single-platform image built for another platform
+// than the one asked for.
+type PlatformError struct{ Have, Want v1.Platform }
+
+func (e *PlatformError) Error() string {
+	return fmt.Sprintf("image is for %s, not %s", e.Have.String(), e.Want.String())
+}
+
 // checkConfigPlatform refuses a single-platform image built for another
 // platform; an image that does not say is taken as it is.
 func checkConfigPlatform(cfg *v1.ConfigFile, want v1.Platform) error {
@@ -166,7 +174,7 @@ func checkConfigPlatform(cfg *v1.ConfigFile, want v1.Platform) error {
 	}
 	have := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
 	if !platformMatches(want, have) {
-		return fmt.Errorf("image is for %s, not %s", have.String(), want.String())
+		return &PlatformError{Have: have, Want: want}
 	}
 	return nil
 }

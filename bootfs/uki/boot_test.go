@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ocidisk/ocidisk/boards"
-	"github.com/ocidisk/ocidisk/bootfs"
+	"github.com/ocidisk/ocidisk/bootfs/initramfs"
 	"github.com/ocidisk/ocidisk/diskimage"
 	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
@@ -44,30 +44,28 @@ func efiImage(t testing.TB) (img, rootPartUUID string) {
 		{Name: "root", Kind: diskimage.KindRootArm64},
 	}}
 
-	// The initramfs and command line as bootfs makes them for the
-	// virt machine (its modules: virtio and ext4).
-	b, err := boards.Load("qemu-virt-arm64")
+	// The initramfs and command line as bootfs makes them for the virt
+	// machine (its modules: virtio and ext4; bootfs itself builds UKIs
+	// with this package, so it cannot build this test's).
+	ms, err := k.Modules()
 	if err != nil {
 		t.Fatal(err)
 	}
-	laid, err := b.Layout(boards.LayoutOptions{})
+	mods, err := ms.Closure([]string{"virtio_pci", "virtio_blk", "ext4"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	partUUID := func(name string) string { return l.PartUUID(l.Index(name)) }
-	res, err := bootfs.Assemble(laid, k, bootfs.Options{PartUUID: partUUID, CmdlineAppend: []string{"ocidisk.onfail=poweroff"}, Time: when})
+	rd, err := initramfs.Build(initramfs.Spec{Arch: "arm64", KernelVersion: k.Version, Modules: mods, Compression: "gzip", Time: when})
 	if err != nil {
 		t.Fatal(err)
 	}
-	initrd, err := res.Boot.Lookup(b.Initramfs.File)
-	if err != nil {
-		t.Fatal(err)
-	}
+	initrd := fstree.NewFile(0o644, int64(len(rd)), fstree.Bytes(rd))
+	cmdline := "console=ttyAMA0 root=PARTUUID=" + l.PartUUID(1) + " rootfstype=ext4 rootwait ocidisk.onfail=poweroff"
 	linux, err := k.Image(true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	im, err := Build(Parts{Stub: testStub(t), Linux: linux, Initrd: initrd, Cmdline: res.Cmdline, Uname: k.Version,
+	im, err := Build(Parts{Stub: testStub(t), Linux: linux, Initrd: initrd, Cmdline: cmdline, Uname: k.Version,
 		OSRelease: "ID=ocidisk-test\nPRETTY_NAME=\"ocidisk UKI boot test\"\n"})
 	if err != nil {
 		t.Fatal(err)

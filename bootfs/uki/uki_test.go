@@ -19,6 +19,7 @@ import (
 	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
 	"github.com/ocidisk/ocidisk/kernel"
+	"github.com/ocidisk/ocidisk/kernel/kerneltest"
 	"github.com/ocidisk/ocidisk/rootfs"
 	"github.com/ocidisk/ocidisk/source"
 	"github.com/ocidisk/ocidisk/testimages/debian"
@@ -68,18 +69,7 @@ func testKernel(t testing.TB) *kernel.Kernel {
 // fakeKernel is a stand-in EFI application: a PE header for machine with
 // the given SizeOfImage, then pseudo-random bytes up to size.
 func fakeKernel(size int, machine uint16, sizeOfImage uint32) *fstree.Node {
-	b := make([]byte, size)
-	rand.NewChaCha8([32]byte{byte(size)}).Read(b)
-	copy(b, "MZ")
-	clear(b[0x40 : 0x40+24+240]) // the headers debug/pe reads
-	binary.LittleEndian.PutUint32(b[0x3c:], 0x40)
-	copy(b[0x40:], "PE\x00\x00")
-	binary.LittleEndian.PutUint16(b[0x44:], machine)
-	binary.LittleEndian.PutUint16(b[0x54:], 240) // SizeOfOptionalHeader
-	binary.LittleEndian.PutUint16(b[0x58:], 0x20b)
-	binary.LittleEndian.PutUint32(b[0x58+56:], sizeOfImage)
-	binary.LittleEndian.PutUint32(b[0x58+108:], 16) // NumberOfRvaAndSizes
-	return fstree.NewFile(0o644, int64(size), fstree.Bytes(b))
+	return fstree.NewFile(0o644, int64(size), fstree.Bytes(kerneltest.EFIImage(size, machine, sizeOfImage)))
 }
 
 func blob(seed byte, n int) *fstree.Node {

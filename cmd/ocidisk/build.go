@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/diskimage"
 	"github.com/ocidisk/ocidisk/internal/bytesize"
 	"github.com/ocidisk/ocidisk/pipeline"
 	"github.com/ocidisk/ocidisk/provision"
@@ -47,7 +48,7 @@ func buildOptions(a *buildArgs) []option {
 	return []option{
 		{flag: "board", key: "board", arg: "B|FILE", field: "Board", path: boardRef,
 			usage: "board name (see ocidisk boards) or board file", value: newString(&a.board, defaultBoard, nil)},
-		{flag: "platform", key: "platform", arg: "P",
+		{flag: "platform", key: "platform", arg: "P", field: "Sources.Platform",
 			usage: "platform to pick from an image index (default: the board's, linux/arm64 or linux/arm/v7)", value: newString(&a.platform, "", nil)},
 		{flag: "kernel", key: "kernel", arg: "SRC", field: "Kernel", path: specPath,
 			usage: "kernel source (deb:linux-image-...deb, an OCI image, dir:DIR); default: the root image's /boot", value: newString(&c.Kernel, "", nil)},
@@ -106,6 +107,9 @@ func buildOptions(a *buildArgs) []option {
 			usage: "also write OUT.bmap, the block map bmaptool and ocidisk flash use", value: newBool(&c.Bmap, false)},
 		{flag: "compress", key: "output.compress", arg: strings.Join(compressions, "|"), field: "Compress",
 			usage: "also compress the image: none, gz, xz or zstd (writes OUT.gz|.xz|.zst beside OUT)", value: newChoice(&c.Compress, "none", compressions, compressionAliases)},
+		{flag: "format", key: "output.format", arg: strings.Join(diskimage.Formats(), "|"), field: "Format",
+			usage: "image format: raw, or qcow2 for QEMU (written from the raw image, which is not kept; no --bmap or --compress)",
+			value: newChoice(&c.Format, diskimage.FormatRaw, diskimage.Formats(), nil)},
 		{flag: "keep-raw", key: "output.keep-raw", field: "KeepRaw",
 			usage: "with --compress, keep the uncompressed OUT too; --keep-raw=false writes only the compressed file", value: newBool(&c.KeepRaw, true)},
 		{flag: "json", usage: "print the result as JSON: outputs, sizes, partitions and their PARTUUIDs, the inputs' digests", value: newBool(&a.asJSON, false)},
@@ -194,6 +198,7 @@ func runBuild(c *cobra.Command, e *env, a *buildArgs, opts []option, args []stri
 type buildJSON struct {
 	// Image, Bmap and Compressed are the outputs written, "" for none.
 	Image      string         `json:"image"`
+	Format     string         `json:"format"`
 	Bmap       string         `json:"bmap"`
 	Compressed string         `json:"compressed"`
 	Size       int64          `json:"size"`
@@ -239,7 +244,7 @@ type inputJSON struct {
 func buildResultJSON(res *pipeline.Result) buildJSON {
 	j := buildJSON{Kernel: res.KernelVersion, Cmdline: res.Cmdline, Partitions: []partitionOut{}, Inputs: []inputJSON{}}
 	if d := res.Result; d != nil {
-		j.Image, j.Bmap, j.Compressed, j.Size, j.Table, j.DiskID = d.Image, d.Bmap, d.Compressed, d.Size, string(d.Table), d.DiskID
+		j.Image, j.Format, j.Bmap, j.Compressed, j.Size, j.Table, j.DiskID = d.Image, d.Format, d.Bmap, d.Compressed, d.Size, string(d.Table), d.DiskID
 		for _, p := range d.Partitions {
 			j.Partitions = append(j.Partitions, partitionOut{p.Number, p.Name, p.Start, p.Size, p.Type, p.PartUUID})
 		}
@@ -314,7 +319,11 @@ func printBuildResult(e *env, res *pipeline.Result) {
 	if res.Compressed != "" {
 		out = res.Compressed
 	}
-	fmt.Fprintf(e.stdout, "%s: %s image, %s, kernel %s\n", out, res.Table, bytesize.Human(res.Size), res.KernelVersion)
+	kind := string(res.Table)
+	if res.Format != "" && res.Format != diskimage.FormatRaw {
+		kind = res.Format + ", " + kind
+	}
+	fmt.Fprintf(e.stdout, "%s: %s image, %s, kernel %s\n", out, kind, bytesize.Human(res.Size), res.KernelVersion)
 	for _, p := range res.Partitions {
 		fmt.Fprintf(e.stdout, "  %d %-6s %9s at %9s  PARTUUID=%s\n", p.Number, p.Name, bytesize.Human(p.Size), bytesize.Human(p.Start), p.PartUUID)
 	}

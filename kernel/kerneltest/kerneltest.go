@@ -1,11 +1,13 @@
 // Package kerneltest makes kernel modules for tests: minimal ELF files
-// with the .modinfo section a module's reader looks at.
+// with the .modinfo section a module's reader looks at; and stand-ins for
+// a kernel Image that is an EFI application.
 package kerneltest
 
 import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"math/rand/v2"
 )
 
 // Module builds a minimal relocatable aarch64 ELF whose .modinfo holds the
@@ -39,4 +41,25 @@ func Module(info ...string) []byte {
 		binary.Write(&b, binary.LittleEndian, s)
 	}
 	return b.Bytes()
+}
+
+// EFIImage is a stand-in for a kernel built with its EFI stub (an arm64
+// Image is an EFI application): the MZ and PE headers of a PE32+ image
+// for machine (0xaa64 for arm64) with the given SizeOfImage, what a UKI's
+// builder and debug/pe read, the arm64 Image magic, then pseudo-random
+// bytes up to size.
+func EFIImage(size int, machine uint16, sizeOfImage uint32) []byte {
+	b := make([]byte, size)
+	rand.NewChaCha8([32]byte{byte(size)}).Read(b)
+	copy(b, "MZ")
+	clear(b[0x38 : 0x40+24+240]) // the headers debug/pe reads
+	copy(b[0x38:], "ARM\x64")
+	binary.LittleEndian.PutUint32(b[0x3c:], 0x40)
+	copy(b[0x40:], "PE\x00\x00")
+	binary.LittleEndian.PutUint16(b[0x44:], machine)
+	binary.LittleEndian.PutUint16(b[0x54:], 240) // SizeOfOptionalHeader
+	binary.LittleEndian.PutUint16(b[0x58:], 0x20b)
+	binary.LittleEndian.PutUint32(b[0x58+56:], sizeOfImage)
+	binary.LittleEndian.PutUint32(b[0x58+108:], 16) // NumberOfRvaAndSizes
+	return b
 }

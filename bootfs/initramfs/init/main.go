@@ -38,6 +38,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -69,11 +70,14 @@ func main() {
 // boot does everything after the command line is known; it returns only
 // on failure.
 func boot(cfg *config) error {
-	n, err := loadModules(modulesList)
+	n, skipped, err := loadModules(modulesList)
 	if err != nil {
 		return err
 	}
 	cfg.infof("loaded %d modules", n)
+	if len(skipped) > 0 {
+		cfg.infof("skipped %s: %s", strings.Join(skipped, ", "), noDeviceWhy)
+	}
 	if cfg.rootDelay > 0 {
 		time.Sleep(cfg.rootDelay)
 	}

@@ -14,30 +14,38 @@ import (
 // bootfs writes it.
 const modulesList = "/etc/ocidisk/modules"
 
-// loadModules loads every module the list names, in order. A module that
-// is already loaded is fine; any other error stops the boot.
-func loadModules(list string) (int, error) {
+// loadModules loads every module the list names, in order, and returns
+// how many it loaded and the modules that found no device (see
+// noDevice). A module that is already loaded is fine; any other error
+// stops the boot.
+func loadModules(list string) (int, []string, error) {
 	f, err := os.Open(list)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil // a kernel with the drivers built in
+		return 0, nil, nil // a kernel with the drivers built in
 	}
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer f.Close()
 	n := 0
+	var skipped []string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		p := strings.TrimSpace(sc.Text())
 		if p == "" || strings.HasPrefix(p, "#") {
 			continue
 		}
-		if err := loadModule(p); err != nil {
-			return n, err
+		err := loadModule(p)
+		switch {
+		case noDevice(err):
+			skipped = append(skipped, moduleBase(p))
+			continue
+		case err != nil:
+			return n, skipped, err
 		}
 		n++
 	}
-	return n, sc.Err()
+	return n, skipped, sc.Err()
 }
 
 func loadModule(p string) error {
