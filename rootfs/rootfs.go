@@ -79,3 +79,12 @@ func Load(ctx context.Context, spec string, opts source.Options) (*Image, error)
 	}
 	return im, nil
 }
+
+// V1 is the image as stored, for writing it out again with more layers
+// (see source.Image.V1); nil for sources that are not images.
+func (im *Image) V1() (v1.Image, error) {
+	if im.src == nil {
+		return nil, nil
+	}
+	return im.src.V1()
+}
