@@ -35,7 +35,7 @@ func (e *StepError) Error() string {
 		fmt.Fprintf(&b, ": %s", e.Reason)
 	}
 	if len(e.Tail) > 0 {
-		b.WriteString("; its last output:\n" + strings.Join(e.Tail, "\n"))
+		b.WriteString("; its last output: " + strings.Join(e.Tail, "\n"))
 	}
 	return b.String()
 }
@@ -59,12 +59,12 @@ type follower struct {
 func (f *follower) line(s string) error {
 	rest, ok := strings.CutPrefix(s, protocol.CommitPrefix)
 	if !ok {
-		if f.ready.IsZero() || f.done {
+		if _, ended := f.status[f.step]; f.step == 0 || ended {
 			// The kernel's and the init's own lines, around the steps.
 			f.o.Log.Debug("guest", "console", s)
 			return nil
 		}
-		if f.step > 0 {
+		if strings.TrimSpace(s) != "" {
 			f.tail = append(f.tail, s)
 			if len(f.tail) > stepTail {
 				f.tail = f.tail[len(f.tail)-stepTail:]

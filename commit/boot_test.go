@@ -3,11 +3,15 @@ package commit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ocidisk/ocidisk/internal/hosttool"
 	"github.com/ocidisk/ocidisk/source"
@@ -62,11 +66,51 @@ func commit(t *testing.T, opts Options) (*Result, string, error) {
 	return res, out.String(), err
 }
 
-func TestCommitSmoke(t *testing.T) {
-	res, out, err := commit(t, Options{Steps: []Step{{Run: "echo hello > /hello; rm /etc/hostname; echo done-with-it"}}})
+// Run's results for the library's callers: a StepError with the step,
+// its status and output; and, on success, the layer and the times.
+func TestRunResults(t *testing.T) {
+	_, out, err := commit(t, Options{Steps: []Step{{Run: "echo one"}, {Run: "echo two; exit 7"}, {Run: "echo three"}}})
+	var se *StepError
+	if !errors.As(err, &se) {
+		t.Fatalf("error %v, want a *StepError", err)
+	}
+	if se.Step != 2 || se.Steps != 3 || se.Status != 7 || !slices.Equal(se.Tail, []string{"two"}) || se.Desc != "echo two; exit 7" {
+		t.Errorf("step error %+v", se)
+	}
+	if out != "one\ntwo\n" {
+		t.Errorf("output %q, want the first two steps'", out)
+	}
+
+	res, out, err := commit(t, Options{Steps: []Step{{Run: "echo hello > /hello"}, {Run: "rm /etc/hostname"}}, Compression: Zstd})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("output:\n%s", out)
-	t.Logf("layer %+v times %+v", res.Layer, res.Times)
+	if out != "" {
+		t.Errorf("output %q", out)
+	}
+	if l := res.Layer; l.Entries != 4 || l.Whiteouts != 1 || l.Size == 0 {
+		t.Errorf("layer %+v: want 4 entries (/, /hello, /etc, /etc/.wh.hostname), 1 whiteout", l)
+	}
+	if tm := res.Times; tm.Boot <= 0 || tm.Steps <= 0 || tm.Prepare <= 0 || tm.Overhead() < tm.Boot {
+		t.Errorf("times %+v", tm)
+	}
+	ls, err := res.Image.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := ls[len(ls)-1]
+	if mt, _ := last.MediaType(); mt != types.OCILayerZStd {
+		t.Errorf("new layer %s", mt)
+	}
+	if d, _ := last.Digest(); d != res.Layer.Digest {
+		t.Errorf("new layer %s, the result says %s", d, res.Layer.Digest)
+	}
+	cfg, err := res.Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.History[len(cfg.History)-1]
+	if h.CreatedBy != "ocidisk commit: RUN echo hello > /hello && RUN rm /etc/hostname" || !h.Created.Equal(time.Unix(1_700_000_000, 0)) || !cfg.Created.Equal(h.Created.Time) {
+		t.Errorf("history %+v, created %v", h, cfg.Created)
+	}
 }

@@ -232,3 +232,110 @@ func newLayer(t *testing.T, dir string) []fstree.Record {
 	}
 	return rs
 }
+
+// A step that fails, a guest that runs out of time and a guest kernel
+// that panics each fail the commit: exit status 1, a message naming the
+// step with the end of its output, and nothing at DEST (an existing
+// layout's index untouched).
+func TestCommitFailures(t *testing.T) {
+	root, kernel := commitInputs(t)
+	existing := filepath.Join(t.TempDir(), "layout")
+	img, err := testimages.ImageOf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testimages.WriteLayout(existing, "old", img); err != nil {
+		t.Fatal(err)
+	}
+	index, _ := os.ReadFile(filepath.Join(existing, "index.json"))
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		dest  func(dir string) string
+		want  []string
+		never string // output of a step that must not run
+	}{
+		{"exit status", []string{"--run", "echo first", "--run", "echo about to fail; exit 3", "--run", "echo never ran"},
+			func(dir string) string { return "oci:" + filepath.Join(dir, "new") },
+			[]string{"step 2 of 3 (echo about to fail; exit 3) failed with exit status 3", "about to fail"}, "never ran"},
+		{"timeout", []string{"--timeout", "60s", "--run", "echo sleeping; sleep 3600"},
+			func(string) string { return "oci:" + existing + ":old" },
+			[]string{"step 1 of 1 (echo sleeping; sleep 3600): timed out after 1m0s", "sleeping"}, ""},
+		{"kernel panic", []string{"--run", "echo crashing; echo c > /proc/sysrq-trigger; sleep 60", "--run", "echo never ran"},
+			func(dir string) string { return "docker-archive:" + filepath.Join(dir, "image.tar") },
+			[]string{"step 1 of 2 (echo crashing; echo c > /proc/sysrq-trigger; sleep 60): Kernel panic - not syncing", "crashing"}, "never ran"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			dest := tc.dest(dir)
+			code, stdout, stderr := commitRun(t, append(append([]string{"--kernel", kernel}, tc.args...), "-o", dest, root)...)
+			if code != exitFailure {
+				t.Errorf("exit %d, want 1", code)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "ocidisk: commit: ") {
+				t.Errorf("stderr does not end with an ocidisk: commit: line: %q", stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(last, w) {
+					t.Errorf("error %q does not say %q", last, w)
+				}
+			}
+			if tc.never != "" && strings.Contains(stdout, tc.never) {
+				t.Errorf("a step after the failure ran: %q", stdout)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+				t.Errorf("a failed commit left %v", ents)
+			}
+			if b, _ := os.ReadFile(filepath.Join(existing, "index.json")); !bytes.Equal(b, index) {
+				t.Errorf("a failed commit changed the existing layout's index:\n%s", b)
+			}
+		})
+	}
+}
+
+// The same commit twice is the same layer and the same image, here
+// written into one layout under two tags (the second into a layout that
+// exists).
+func TestCommitTwice(t *testing.T) {
+	root, kernel := commitInputs(t)
+	dest := filepath.Join(t.TempDir(), "layout")
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "motd"), []byte("committed twice\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var digests []string
+	for _, tag := range []string{"one", "two"} {
+		code, stdout, stderr := commitRun(t, "--kernel", kernel, "--copy", host+":/etc/motd.d/",
+			"--run", "rm /etc/hostname; mkdir -p /opt/app; echo built > /opt/app/stamp; date > /tmp/now; rm /tmp/now",
+			"-o", "oci:"+dest+":"+tag, root)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		digests = append(digests, strings.Fields(stdout)[2])
+	}
+	if digests[0] != digests[1] || !strings.HasPrefix(digests[0], "sha256:") {
+		t.Errorf("two commits: images %q", digests)
+	}
+	p, err := layout.FromPath(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _ := p.ImageIndex()
+	m, _ := idx.IndexManifest()
+	var tags []string
+	for _, d := range m.Manifests {
+		tags = append(tags, d.Annotations["org.opencontainers.image.ref.name"]+"="+d.Digest.String())
+	}
+	if want := []string{"one=" + digests[0], "two=" + digests[0]}; !slices.Equal(tags, want) {
+		t.Errorf("index names %q, want %q", tags, want)
+	}
+	var paths []string
+	for _, r := range newLayer(t, dest) {
+		paths = append(paths, r.Path)
+	}
+	if want := []string{"", "etc", "etc/.wh.hostname", "etc/motd.d", "etc/motd.d/motd", "opt", "opt/app", "opt/app/stamp", "tmp"}; !slices.Equal(paths, want) {
+		t.Errorf("the new layer holds %q, want %q", paths, want)
+	}
+}
