@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -63,6 +64,12 @@ func TestTreeOfRandomTrees(t *testing.T) {
 	}
 }
 
+// testACL is u::rwx,u:1000:rwx,g::r-x,m::rwx,o::r-x as the VFS gives it.
+const testACL = "\x02\x00\x00\x00" + "\x01\x00\x07\x00\xff\xff\xff\xff" + "\x02\x00\x07\x00\xe8\x03\x00\x00" +
+	"\x04\x00\x05\x00\xff\xff\xff\xff" + "\x10\x00\x07\x00\xff\xff\xff\xff" + "\x20\x00\x05\x00\xff\xff\xff\xff"
+
+func q(s string) string { return strconv.Quote(s) }
+
 // What an overlayfs upper directory holds, made on the host and copied
 // into an ext4 by mke2fs -d: whiteouts (character devices 0:0), an opaque
 // directory (trusted.overlay.opaque), overlayfs' other trusted xattrs,
@@ -96,6 +103,13 @@ func TestTreeOfOverlayUpper(t *testing.T) {
 	must(os.Symlink("../ping", filepath.Join(up, "etc/ping-symlink")))
 	must(os.Chown(filepath.Join(up, "fifo"), 1000, 1001))
 	must(os.MkdirAll(filepath.Join(src, "work/work"), 0o700))
+	// An access and a default ACL (user 1000 rwx, as systemd puts on
+	// /var/log/journal), in the xattr form: version 2, 8-byte entries.
+	// The mode's group bits become the ACL's mask.
+	must(os.MkdirAll(filepath.Join(up, "journal"), 0o755))
+	for _, name := range []string{"system.posix_acl_access", "system.posix_acl_default"} {
+		must(unix.Setxattr(filepath.Join(up, "journal"), name, []byte(testACL), 0))
+	}
 
 	image := filepath.Join(t.TempDir(), "scratch.ext4")
 	if out, err := exec.Command(mke2fs, "-q", "-t", "ext4", "-d", src, image, "16M").CombinedOutput(); err != nil {
@@ -118,6 +132,7 @@ func TestTreeOfOverlayUpper(t *testing.T) {
 /etc/ping-link file 4755 0:0 "#!/bin/sh\n" xattr:security.capability="\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 /etc/ping-symlink symlink 0777 0:0 "../ping"
 /fifo fifo 0600 1000:1001
+/journal dir 0775 0:0 xattr:system.posix_acl_access=`+q(testACL)+` xattr:system.posix_acl_default=`+q(testACL)+`
 /ping hardlink /etc/ping-link
 `)
 	must(err)
