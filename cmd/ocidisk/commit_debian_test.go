@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,27 +11,6 @@ import (
 	"github.com/ocidisk/ocidisk/internal/hosttool"
 	"github.com/ocidisk/ocidisk/testimages/debian"
 )
-
-// extractRootLayout returns the OCI layout of testimages/debian's unpacked,
-// unconfigured Debian root (mmdebstrap --variant=extract with dpkg's
-// database: debian.ExtractRoot), through `testinputs extract-root`, so that
-// this test builds whether or not that input has landed yet; while the
-// command does not know it, the test skips.
-func extractRootLayout(t *testing.T) string {
-	t.Helper()
-	goBin := hosttool.Require(t, "go", "golang-go")
-	cmd := exec.Command(goBin, "run", "github.com/ocidisk/ocidisk/testimages/cmd/testinputs", "extract-root")
-	out, err := cmd.Output()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && strings.Contains(string(ee.Stderr), `unknown command "extract-root"`) {
-		t.Skip("testinputs has no extract-root yet (testimages/debian.ExtractRoot)")
-	}
-	if err != nil {
-		t.Fatalf("testinputs extract-root: %v\n%s", err, out)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return lines[len(lines)-1]
-}
 
 // secondStage is debootstrap's second stage for an unpacked root, as
 // testimages/debian.ExtractRoot's documentation measured it: debconf asks
@@ -56,7 +33,7 @@ var secondStage = []string{
 // systemd to a login prompt.
 func TestCommitSecondStage(t *testing.T) {
 	_, kernel := commitInputs(t)
-	src := "oci:" + extractRootLayout(t)
+	src := "oci:" + debian.ExtractRoot(t).Layout
 	dir := t.TempDir()
 	dest := "oci:" + filepath.Join(dir, "layout") + ":configured"
 	start := time.Now()
