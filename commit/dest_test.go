@@ -3,17 +3,21 @@ package commit
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ocidisk/ocidisk/fstree"
+	"github.com/ocidisk/ocidisk/rootfs"
 	"github.com/ocidisk/ocidisk/source"
 	"github.com/ocidisk/ocidisk/testimages"
 )
@@ -226,4 +230,109 @@ func TestWriteFails(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(existing, "index.json")); !bytes.Equal(b, index) {
 		t.Errorf("a failed write changed the index:\n%s", b)
 	}
+}
+
+// A source that is not an image becomes one: its flattened tree is the
+// first layer, with a config for the platform; the commit's layer goes on
+// top in the compression asked for.
+func TestBaseOfATree(t *testing.T) {
+	dir := t.TempDir()
+	tb, err := testimages.TarOf([]testimages.Entry{testimages.Dir("etc", 0o755), testimages.File("etc/hostname", "board\n", 0o644),
+		testimages.Symlink("lib", "usr/lib")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarFile := filepath.Join(dir, "root.tar")
+	if err := os.WriteFile(tarFile, tb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Source: "tar:" + tarFile, Compression: Zstd, Steps: []Step{{Run: "true"}},
+		Sources: source.Options{Platform: "linux/arm/v7", CacheDir: t.TempDir()}}
+	img, err := rootfs.Load(t.Context(), opts.Source, opts.Sources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	b, err := baseImage(img, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := upperTree(t, func(put func(string, *fstree.Node)) { put("etc/new", fstree.NewFile(0o644, 3, fstree.Bytes("new"))) })
+	info, err := writeLayer(filepath.Join(dir, "layer"), up, Zstd, LayerInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := time.Unix(1_700_000_000, 0)
+	out, err := b.append(&builtLayer{file: filepath.Join(dir, "layer"), mediaType: b.layerType, info: info}, opts, epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkLayers(out); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := out.ConfigFile()
+	if cfg.OS != "linux" || cfg.Architecture != "arm" || cfg.Variant != "v7" || len(cfg.History) != 2 || !cfg.Created.Equal(epoch) {
+		t.Errorf("config %+v", cfg)
+	}
+	ls, _ := out.Layers()
+	for _, l := range ls {
+		if mt, _ := l.MediaType(); mt != types.OCILayerZStd {
+			t.Errorf("layer of type %s", mt)
+		}
+	}
+	rc, _ := ls[0].Uncompressed()
+	defer rc.Close()
+	got, err := testimages.TarListing(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := testimages.TarListing(bytes.NewReader(tb))
+	if d := testimages.DiffListings(want, got[1:]); d != "" {
+		t.Errorf("the base layer is not the source:\n%s", d)
+	}
+
+	// A Docker image keeps Docker layers: gzip, not zstd.
+	docker := mutate.MediaType(sampleImage(t), types.DockerManifestSchema2)
+	if err := testimages.WriteLayout(filepath.Join(dir, "docker"), "", docker); err != nil {
+		t.Fatal(err)
+	}
+	dimg, err := rootfs.Load(t.Context(), "oci:"+filepath.Join(dir, "docker"), sourceOpts(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dimg.Close()
+	if _, err := baseImage(dimg, Options{Source: "docker", Compression: Zstd}); err == nil || !strings.Contains(err.Error(), "gzip") {
+		t.Errorf("zstd on a Docker image: %v", err)
+	}
+	if db, err := baseImage(dimg, Options{Source: "docker", Compression: Gzip}); err != nil || db.layerType != types.DockerLayer {
+		t.Errorf("gzip on a Docker image: %v, %v", db, err)
+	}
+}
+
+// checkLayers reads every layer and checks it against its digests.
+func checkLayers(img v1.Image) error {
+	ls, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for i, l := range ls {
+		for _, c := range []struct {
+			open func() (io.ReadCloser, error)
+			want func() (v1.Hash, error)
+		}{{l.Compressed, l.Digest}, {l.Uncompressed, l.DiffID}} {
+			rc, err := c.open()
+			if err != nil {
+				return err
+			}
+			got, _, err := v1.SHA256(rc)
+			rc.Close()
+			if err != nil {
+				return err
+			}
+			if want, _ := c.want(); got != want {
+				return fmt.Errorf("layer %d: %s, want %s", i, got, want)
+			}
+		}
+	}
+	return nil
 }

@@ -61,21 +61,22 @@ func TestCommitSecondStage(t *testing.T) {
 
 // apt-get inside a commit, with the guest on QEMU's user network, against
 // the Debian archive this machine's apt uses: the package arrives, runs,
-// and is in the new layer.
+// and is in the new layer. The root is testimages/debian's configured
+// systemd root.
 func TestCommitAptInstall(t *testing.T) {
 	_, kernel := commitInputs(t)
 	uri, err := debian.ArchiveURI("bookworm")
 	if err != nil {
 		hosttool.Missing(t, err.Error())
 	}
-	tree := debian.Tree(t)
+	root := debian.SystemdRoot(t)
 	dest := filepath.Join(t.TempDir(), "layout")
 	code, stdout, stderr := commitRun(t, "--kernel", kernel, "--net", "user",
 		"--env", "DEBIAN_FRONTEND=noninteractive",
 		"--run", "rm -f /etc/apt/sources.list.d/* && echo 'deb "+uri+" bookworm main' > /etc/apt/sources.list",
 		"--run", "apt-get update && apt-get install -y --no-install-recommends hello",
 		"--run", "hello && rm -rf /var/lib/apt/lists/*",
-		"--timeout", "60m", "-o", "oci:"+dest, "tar:"+tree.RootfsTar)
+		"--timeout", "60m", "-o", "oci:"+dest, "oci:"+root.Layout)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
