@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,14 +45,16 @@ func commit(t *testing.T, opts Options) (*Result, string, error) {
 	if opts.Source == "" {
 		opts.Source = root
 	}
-	opts.Kernel = kernel
+	if opts.Kernel == "" {
+		opts.Kernel = kernel
+	}
 	var out bytes.Buffer
 	opts.Output = &out
 	if testing.Verbose() {
 		opts.Output = io.MultiWriter(&out, os.Stderr)
 	}
 	opts.Log = testLog(t)
-	opts.Sources = source.Options{Log: opts.Log}
+	opts.Sources.Log = opts.Log
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Minute
 	}
@@ -112,5 +115,27 @@ func TestRunResults(t *testing.T) {
 	h := cfg.History[len(cfg.History)-1]
 	if h.CreatedBy != "ocidisk commit: RUN echo hello > /hello && RUN rm /etc/hostname" || !h.Created.Equal(time.Unix(1_700_000_000, 0)) || !cfg.Created.Equal(h.Created.Time) {
 		t.Errorf("history %+v, created %v", h, cfg.Created)
+	}
+}
+
+// A linux/arm/v7 image runs in a 32-bit guest (qemu-system-arm's virt,
+// Debian's armmp kernel, the arm init).
+func TestRunArm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU")
+	}
+	hosttool.Require(t, "qemu-system-arm", "qemu-system-arm")
+	root := "oci:" + debian.BusyboxRootArch(t, "armhf", "")
+	kernel := "deb:" + debian.KernelDebFor(t, debian.KernelSpec{Arch: "armhf", Flavour: "armmp"})
+	res, out, err := commit(t, Options{Source: root, Kernel: kernel, Sources: source.Options{Platform: "linux/arm/v7"},
+		Steps: []Step{{Run: "uname -m; uname -m > /arch"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "armv7") {
+		t.Errorf("the guest is %q, want armv7l", out)
+	}
+	if res.Layer.Entries != 2 {
+		t.Errorf("layer %+v: want / and /arch", res.Layer)
 	}
 }

@@ -51,11 +51,13 @@ type Disk struct {
 }
 
 // virtMachines are the virt machines of each guest architecture: QEMU's
-// program and the Debian package that has it, the CPU model under
-// emulation and the serial console the guest sees.
-var virtMachines = map[string]struct{ binary, pkg, cpu, console string }{
-	"arm64": {"qemu-system-aarch64", "qemu-system-arm", "cortex-a72", "ttyAMA0"},
-	"arm":   {"qemu-system-arm", "qemu-system-arm", "cortex-a15", "ttyAMA0"},
+// program and the Debian package that has it, the machine, the CPU model
+// under emulation and the serial console the guest sees.
+// The 32-bit machine keeps its PCI configuration space below 4 GiB
+// (highmem=off), where a kernel without LPAE (Debian's armmp) finds it.
+var virtMachines = map[string]struct{ binary, pkg, machine, cpu, console string }{
+	"arm64": {"qemu-system-aarch64", "qemu-system-arm", "virt", "cortex-a72", "ttyAMA0"},
+	"arm":   {"qemu-system-arm", "qemu-system-arm", "virt,highmem=off", "cortex-a15", "ttyAMA0"},
 }
 
 // GuestConsole is the serial console of an architecture's virt machine,
@@ -101,7 +103,7 @@ func (g Guest) Command() (string, []string, error) {
 	if cpus <= 0 {
 		cpus = 1
 	}
-	a := []string{"-M", "virt"}
+	a := []string{"-M", m.machine}
 	if g.KVM {
 		a = append(a, "-accel", "kvm", "-cpu", "host")
 	} else {

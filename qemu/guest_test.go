@@ -28,7 +28,7 @@ func TestGuestCommand(t *testing.T) {
 				"-nic", "none"},
 			[]string{"-netdev", "kvm"}},
 		{"arm user network, KVM", Guest{Arch: "arm", Kernel: "zImage", Net: "user", Memory: 2048, CPUs: 2, KVM: true},
-			[]string{"-accel", "kvm", "-cpu", "host", "-smp", "2", "-m", "2048", "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile="},
+			[]string{"-M", "virt,highmem=off", "-accel", "kvm", "-cpu", "host", "-smp", "2", "-m", "2048", "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile="},
 			[]string{"-nic", "-initrd"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
