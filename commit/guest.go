@@ -320,7 +320,7 @@ func writeCopies(ctx context.Context, file string, copies []Copy, epoch time.Tim
 			d.Mode, d.Mtime = im.Tree.Root.Mode, im.Tree.Root.Mtime
 			continue
 		}
-		n := fstree.NewFile(uint32(fi.Mode().Perm())|specialBits(fi.Mode()), fi.Size(), fstree.HostFile(c.Host))
+		n := fstree.NewFile(fstree.ModeBits(fi.Mode()), fi.Size(), fstree.HostFile(c.Host))
 		n.Mtime = fi.ModTime()
 		if err := t.Put(at, n, t.Root); err != nil {
 			return fmt.Errorf("copy %s: %w", c.Host, err)
@@ -341,18 +341,4 @@ func writeCopies(ctx context.Context, file string, copies []Copy, epoch time.Tim
 		return fmt.Errorf("copy disk: %w", err)
 	}
 	return nil
-}
-
-func specialBits(m os.FileMode) uint32 {
-	var b uint32
-	if m&os.ModeSetuid != 0 {
-		b |= fstree.ModeSetuid
-	}
-	if m&os.ModeSetgid != 0 {
-		b |= fstree.ModeSetgid
-	}
-	if m&os.ModeSticky != 0 {
-		b |= fstree.ModeSticky
-	}
-	return b
 }

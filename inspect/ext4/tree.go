@@ -116,17 +116,7 @@ func (b *treeBuilder) newNode(in *node) (*fstree.Node, error) {
 // setMeta copies inode in's mode bits, owner, mtime and xattrs to n.
 // system.data is not an attribute but where inline data continues.
 func setMeta(n *fstree.Node, in *node) {
-	m := in.info.M
-	n.Mode = uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		n.Mode |= fstree.ModeSetuid
-	}
-	if m&fs.ModeSetgid != 0 {
-		n.Mode |= fstree.ModeSetgid
-	}
-	if m&fs.ModeSticky != 0 {
-		n.Mode |= fstree.ModeSticky
-	}
+	n.Mode = fstree.ModeBits(in.info.M)
 	st := in.info.St
 	n.UID, n.GID, n.Mtime = st.UID, st.GID, in.info.Mtime
 	if len(st.Xattrs) > 0 {
