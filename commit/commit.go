@@ -40,7 +40,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/kernel"
 	"github.com/ocidisk/ocidisk/rootfs"
 	"github.com/ocidisk/ocidisk/source"
@@ -302,7 +301,7 @@ func Run(ctx context.Context, opts Options) (_ *Result, err error) {
 	}
 	epoch := opts.Epoch
 	if epoch.IsZero() {
-		epoch = imageEpoch(img)
+		epoch = img.Created()
 	}
 	work, err := os.MkdirTemp(opts.WorkDir, "ocidisk-commit-")
 	if err != nil {
@@ -382,21 +381,4 @@ func findKernel(ctx context.Context, img *rootfs.Image, opts Options, res *Resul
 		return nil, fmt.Errorf("kernel %s: %w", opts.Kernel, err)
 	}
 	return k, nil
-}
-
-// imageEpoch is the image's creation time, else the newest mtime in its
-// root: the default clamp, so that a commit of the same image and steps
-// is the same layer without SOURCE_DATE_EPOCH.
-func imageEpoch(img *rootfs.Image) time.Time {
-	if img.Config != nil && !img.Config.Created.IsZero() {
-		return img.Config.Created.UTC()
-	}
-	var newest time.Time
-	_ = img.Tree.Walk(func(_ string, n *fstree.Node) error {
-		if n.Mtime.After(newest) {
-			newest = n.Mtime
-		}
-		return nil
-	})
-	return newest.UTC()
 }
