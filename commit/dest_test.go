@@ -3,7 +3,6 @@ package commit
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -267,7 +266,7 @@ func TestBaseOfATree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := checkLayers(out); err != nil {
+	if err := testimages.CheckBlobs(out); err != nil {
 		t.Fatal(err)
 	}
 	cfg, _ := out.ConfigFile()
@@ -307,32 +306,4 @@ func TestBaseOfATree(t *testing.T) {
 	if db, err := baseImage(dimg, Options{Source: "docker", Compression: Gzip}); err != nil || db.layerType != types.DockerLayer {
 		t.Errorf("gzip on a Docker image: %v, %v", db, err)
 	}
-}
-
-// checkLayers reads every layer and checks it against its digests.
-func checkLayers(img v1.Image) error {
-	ls, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	for i, l := range ls {
-		for _, c := range []struct {
-			open func() (io.ReadCloser, error)
-			want func() (v1.Hash, error)
-		}{{l.Compressed, l.Digest}, {l.Uncompressed, l.DiffID}} {
-			rc, err := c.open()
-			if err != nil {
-				return err
-			}
-			got, _, err := v1.SHA256(rc)
-			rc.Close()
-			if err != nil {
-				return err
-			}
-			if want, _ := c.want(); got != want {
-				return fmt.Errorf("layer %d: %s, want %s", i, got, want)
-			}
-		}
-	}
-	return nil
 }

@@ -1,8 +1,6 @@
 package source
 
 import (
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,46 +10,6 @@ import (
 
 	"github.com/ocidisk/ocidisk/testimages"
 )
-
-// checkImage reads every blob of img and checks it against the digests
-// the manifest and config give, as go-containerregistry's validate.Image
-// does for gzip layers only.
-func checkImage(img v1.Image) error {
-	ls, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return err
-	}
-	if len(cfg.RootFS.DiffIDs) != len(ls) {
-		return fmt.Errorf("%d layers, %d diffIDs", len(ls), len(cfg.RootFS.DiffIDs))
-	}
-	for i, l := range ls {
-		for _, c := range []struct {
-			open func() (io.ReadCloser, error)
-			want func() (v1.Hash, error)
-		}{{l.Compressed, l.Digest}, {l.Uncompressed, l.DiffID}} {
-			rc, err := c.open()
-			if err != nil {
-				return err
-			}
-			got, _, err := v1.SHA256(rc)
-			rc.Close()
-			if err != nil {
-				return fmt.Errorf("layer %d: %w", i, err)
-			}
-			if want, _ := c.want(); got != want {
-				return fmt.Errorf("layer %d: content %s, want %s", i, got, want)
-			}
-		}
-		if id, _ := l.DiffID(); id != cfg.RootFS.DiffIDs[i] {
-			return fmt.Errorf("layer %d: diffID %s, the config says %s", i, id, cfg.RootFS.DiffIDs[i])
-		}
-	}
-	return nil
-}
 
 // V1 of each image spelling is the image as stored: every blob matches
 // its digest when read, the layers are the stored blobs unchanged, and for
@@ -99,7 +57,7 @@ func TestV1(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := checkImage(got); err != nil {
+			if err := testimages.CheckBlobs(got); err != nil {
 				t.Fatalf("invalid: %v", err)
 			}
 			if d, _ := got.Digest(); tc.sameManifest && d != wantDigest {
@@ -127,7 +85,7 @@ func TestV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := im.V1()
-	if err := checkImage(got); err == nil {
+	if err := testimages.CheckBlobs(got); err == nil {
 		t.Error("a damaged blob validated")
 	}
 
