@@ -132,7 +132,7 @@ func TestTreeOfOverlayUpper(t *testing.T) {
 /etc/ping-link file 4755 0:0 "#!/bin/sh\n" xattr:security.capability="\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 /etc/ping-symlink symlink 0777 0:0 "../ping"
 /fifo fifo 0600 1000:1001
-/journal dir 0775 0:0 xattr:system.posix_acl_access=`+q(testACL)+` xattr:system.posix_acl_default=`+q(testACL)+`
+/journal dir 0775 0:0 xattr:system.posix_acl_access=` + q(testACL) + ` xattr:system.posix_acl_default=` + q(testACL) + `
 /ping hardlink /etc/ping-link
 `)
 	must(err)
