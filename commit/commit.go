@@ -41,6 +41,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ocidisk/ocidisk/kernel"
+	"github.com/ocidisk/ocidisk/qemu"
 	"github.com/ocidisk/ocidisk/rootfs"
 	"github.com/ocidisk/ocidisk/source"
 )
@@ -81,8 +82,8 @@ func ParseCopy(s string) (Copy, error) {
 
 // Networks a commit can give the guest.
 const (
-	NetNone = "none"
-	NetUser = "user"
+	NetNone = string(qemu.NetNone)
+	NetUser = string(qemu.NetUser)
 )
 
 // Compressions of the new layer.

@@ -62,7 +62,7 @@ type prepareSpec struct {
 // disk and the copy disk.
 func prepare(ctx context.Context, s prepareSpec) (qemu.Guest, error) {
 	o := s.opts
-	g := qemu.Guest{Arch: s.arch, Net: o.Net, Memory: o.Memory, CPUs: o.CPUs, KVM: qemu.KVMUsable(s.arch)}
+	g := qemu.Guest{Arch: s.arch, Net: qemu.Net(o.Net), Memory: o.Memory, CPUs: o.CPUs, KVM: qemu.KVMUsable(s.arch)}
 	if g.KVM && g.CPUs == 0 {
 		g.CPUs = 2
 	}

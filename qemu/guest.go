@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ocidisk/ocidisk/boards"
 )
 
 // A Guest is a VM that ocidisk assembles itself instead of booting a
@@ -28,10 +29,10 @@ type Guest struct {
 	Kernel, Initrd, Append string
 	// Disks are attached as virtio disks, in order (vda, vdb, ...).
 	Disks []Disk
-	// Net is "user" for QEMU's user-mode network (the guest is
-	// 10.0.2.15/24, the gateway 10.0.2.2, DNS 10.0.2.3, the host's own
-	// resolver); anything else is no network.
-	Net string
+	// Net is the guest's network: NetUser (the guest is 10.0.2.15/24,
+	// the gateway 10.0.2.2, DNS 10.0.2.3, the host's own resolver) or
+	// none.
+	Net Net
 	// Memory in MiB (default 1024) and CPUs (default 1: more are slower
 	// under emulation; see DESIGN).
 	Memory, CPUs int
@@ -75,15 +76,8 @@ func GuestConsole(arch string) (string, error) {
 // writing. (A 32-bit guest would need the host CPU to run AArch32 at EL1,
 // which many do not.)
 func KVMUsable(arch string) bool {
-	if arch != "arm64" || runtime.GOARCH != "arm64" {
-		return false
-	}
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
+	m, ok := virtMachines[arch]
+	return ok && useKVM(&boards.QEMU{Binary: m.binary}, runtime.GOARCH, kvmDevice)
 }
 
 // Command returns QEMU's program (looked up in PATH) and arguments for g.
@@ -125,12 +119,7 @@ func (g Guest) Command() (string, []string, error) {
 		}
 		a = append(a, "-drive", opts, "-device", fmt.Sprintf("virtio-blk-pci,drive=disk%d", i))
 	}
-	if g.Net == "user" {
-		// The card's boot ROM is only for network boots (romfile=).
-		a = append(a, "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile=")
-	} else {
-		a = append(a, "-nic", "none")
-	}
+	a = append(a, netArgs(m.machine, g.Net, nil)...)
 	return bin, a, nil
 }
 

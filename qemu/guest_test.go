@@ -27,7 +27,7 @@ func TestGuestCommand(t *testing.T) {
 				"-drive", "if=none,id=disk1,format=raw,file=a,,b.ext4,cache=unsafe", "-device", "virtio-blk-pci,drive=disk1",
 				"-nic", "none"},
 			[]string{"-netdev", "kvm"}},
-		{"arm user network, KVM", Guest{Arch: "arm", Kernel: "zImage", Net: "user", Memory: 2048, CPUs: 2, KVM: true},
+		{"arm user network, KVM", Guest{Arch: "arm", Kernel: "zImage", Net: NetUser, Memory: 2048, CPUs: 2, KVM: true},
 			[]string{"-M", "virt,highmem=off", "-accel", "kvm", "-cpu", "host", "-smp", "2", "-m", "2048", "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile="},
 			[]string{"-nic", "-initrd"}},
 	} {
