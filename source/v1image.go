@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ocidisk/ocidisk/internal/compression"
 )
 
 // stored is what an image source keeps of the image as stored, for V1:
@@ -66,18 +68,18 @@ func (im *Image) dockerManifest() error {
 		Config:        v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(im.dockerConfig)), Digest: sha256Of(im.dockerConfig)},
 	}
 	for _, l := range im.Layers {
-		kind, err := sniffAt(l.local)
+		kind, err := compression.SniffAt(l.local)
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", l.name, err)
 		}
 		d := v1.Descriptor{Size: l.local.Size(), Digest: l.blob}
 		switch kind {
-		case "":
+		case compression.None:
 			d.MediaType = types.OCIUncompressedLayer
 			d.Digest = l.diffID
-		case "gzip":
+		case compression.Gzip:
 			d.MediaType = types.OCILayer
-		case "zstd":
+		case compression.Zstd:
 			d.MediaType = types.OCILayerZStd
 		default:
 			return fmt.Errorf("layer %s: %s layers have no OCI media type", l.name, kind)

@@ -302,7 +302,7 @@ func (m *mountStack) kernelFS(root string) error {
 // over what it links to. What has to be made for that (the file, and its
 // directories when the link dangles, as systemd-resolved's does before it
 // runs) is recorded in created.
-func (m *mountStack) bindResolvConf(root *inRoot, file string, created *[]string) error {
+func (m *mountStack) bindResolvConf(root *rootDir, file string, created *[]string) error {
 	target := "/etc/resolv.conf"
 	for range 8 {
 		dirfd, name, err := root.parentOf(target)
@@ -402,7 +402,7 @@ func unmount(dir string) error {
 }
 
 // copyAll mounts the copy disk and copies its entries in.
-func copyAll(cfg *config, root *inRoot, copies [][2]string) error {
+func copyAll(cfg *config, root *rootDir, copies [][2]string) error {
 	if cfg.commitCopy == "" {
 		return fmt.Errorf("commit: %d copies but no %s=", len(copies), protocol.ArgCommitCopy)
 	}

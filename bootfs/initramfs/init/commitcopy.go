@@ -25,21 +25,22 @@ import (
 // would resolve them: an absolute symlink such as /lib -> usr/lib leads
 // inside the root, never out (openat2 with RESOLVE_IN_ROOT).
 
-// inRoot resolves paths inside a root directory.
-type inRoot struct {
+// rootDir holds a root directory open, for a series of paths resolved
+// inside it (see inRoot, which opens its directory for each path).
+type rootDir struct {
 	fd   int
 	path string
 }
 
-func openRoot(dir string) (*inRoot, error) {
+func openRoot(dir string) (*rootDir, error) {
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	return &inRoot{fd: fd, path: dir}, nil
+	return &rootDir{fd: fd, path: dir}, nil
 }
 
-func (r *inRoot) close() { unix.Close(r.fd) }
+func (r *rootDir) close() { unix.Close(r.fd) }
 
 // rel turns a guest path into one relative to the root ("." for it).
 func rel(p string) string {
@@ -51,15 +52,12 @@ func rel(p string) string {
 }
 
 // open opens guest path p with flags, following symlinks inside the root.
-func (r *inRoot) open(p string, flags int) (int, error) {
-	return unix.Openat2(r.fd, rel(p), &unix.OpenHow{
-		Flags:   uint64(flags | unix.O_CLOEXEC),
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
+func (r *rootDir) open(p string, flags int) (int, error) {
+	return openIn(r.fd, p, flags, 0)
 }
 
 // isDir reports whether guest path p is a directory, symlinks followed.
-func (r *inRoot) isDir(p string) bool {
+func (r *rootDir) isDir(p string) bool {
 	fd, err := r.open(p, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return false
@@ -71,7 +69,7 @@ func (r *inRoot) isDir(p string) bool {
 // mkdirAll makes directory p and its missing parents with mode 0755,
 // owned by root, and records the directories it made in created (parents
 // first). It returns whether p itself was made.
-func (r *inRoot) mkdirAll(p string, created *[]string) (bool, error) {
+func (r *rootDir) mkdirAll(p string, created *[]string) (bool, error) {
 	parts := strings.Split(rel(p), "/")
 	if parts[0] == "." {
 		return false, nil
@@ -110,7 +108,7 @@ func (r *inRoot) mkdirAll(p string, created *[]string) (bool, error) {
 
 // parentOf opens the directory that holds guest path p and returns it
 // with p's last name.
-func (r *inRoot) parentOf(p string) (int, string, error) {
+func (r *rootDir) parentOf(p string) (int, string, error) {
 	p = rel(p)
 	if p == "." {
 		return -1, "", errors.New("the root has no parent")
@@ -124,7 +122,7 @@ func (r *inRoot) parentOf(p string) (int, string, error) {
 
 // copyIn copies the one entry of host directory from into the root at
 // guest path to, with the rules above.
-func copyIn(r *inRoot, from, to string) error {
+func copyIn(r *rootDir, from, to string) error {
 	ents, err := os.ReadDir(from)
 	if err != nil {
 		return err
@@ -148,7 +146,7 @@ func copyIn(r *inRoot, from, to string) error {
 // copyEntry copies host path src to guest path dst; top says dst is the
 // destination directory of a copied directory, whose metadata is kept
 // when it exists already.
-func copyEntry(r *inRoot, src, dst string, top bool) error {
+func copyEntry(r *rootDir, src, dst string, top bool) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(src, &st); err != nil {
 		return err
@@ -190,7 +188,7 @@ func copyEntry(r *inRoot, src, dst string, top bool) error {
 	return nil
 }
 
-func copyDir(r *inRoot, src, dst string, st *unix.Stat_t, top bool) error {
+func copyDir(r *rootDir, src, dst string, st *unix.Stat_t, top bool) error {
 	fresh, err := r.mkdirAll(dst, nil)
 	if err != nil {
 		return err
