@@ -148,6 +148,22 @@ func (n *Node) FileMode() fs.FileMode {
 	return m
 }
 
+// ModeBits returns the Mode bits of an io/fs FileMode: its permissions
+// and its setuid, setgid and sticky bits in their Unix positions.
+func ModeBits(m fs.FileMode) uint32 {
+	b := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		b |= ModeSetuid
+	}
+	if m&fs.ModeSetgid != 0 {
+		b |= ModeSetgid
+	}
+	if m&fs.ModeSticky != 0 {
+		b |= ModeSticky
+	}
+	return b
+}
+
 // UnixMode returns the st_mode value: S_IF* type bits plus Mode.
 func (n *Node) UnixMode() uint32 {
 	var t uint32

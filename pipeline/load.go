@@ -140,17 +140,7 @@ func epoch(set time.Time, root *rootfs.Image) time.Time {
 	if !set.IsZero() {
 		return set.UTC()
 	}
-	if root.Config != nil && !root.Config.Created.IsZero() {
-		return root.Config.Created.UTC()
-	}
-	var newest time.Time
-	_ = root.Tree.Walk(func(_ string, n *fstree.Node) error {
-		if n.Mtime.After(newest) {
-			newest = n.Mtime
-		}
-		return nil
-	})
-	return newest.UTC()
+	return root.Created()
 }
 
 // seed hashes everything that determines the image, so that identifiers

@@ -79,3 +79,29 @@ func Load(ctx context.Context, spec string, opts source.Options) (*Image, error)
 	}
 	return im, nil
 }
+
+// V1 is the image as stored, for writing it out again with more layers
+// (see source.Image.V1); nil for sources that are not images.
+func (im *Image) V1() (v1.Image, error) {
+	if im.src == nil {
+		return nil, nil
+	}
+	return im.src.V1()
+}
+
+// Created is when the image says it was made, else the newest mtime in its
+// tree: the time of an output made from it when SOURCE_DATE_EPOCH is not
+// set, so that the same image gives the same output.
+func (im *Image) Created() time.Time {
+	if im.Config != nil && !im.Config.Created.IsZero() {
+		return im.Config.Created.UTC()
+	}
+	var newest time.Time
+	_ = im.Tree.Walk(func(_ string, n *fstree.Node) error {
+		if n.Mtime.After(newest) {
+			newest = n.Mtime
+		}
+		return nil
+	})
+	return newest.UTC()
+}

@@ -67,7 +67,7 @@ func openDockerArchive(_ context.Context, im *Image, spec string, platform v1.Pl
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		return fmt.Errorf("%s: manifest.json lists %d layers but the config %d diffIDs", name, len(m.Layers), len(cfg.RootFS.DiffIDs))
 	}
-	im.ID, im.Config = digest.String(), cfg
+	im.ID, im.Config, im.dockerConfig = digest.String(), cfg, cfgRaw
 	for i, lp := range m.Layers {
 		sr, err := t.open(path.Clean(lp))
 		if err != nil {

@@ -109,6 +109,14 @@ func useManifest(ctx context.Context, im *Image, name string, bs blobStore, desc
 		}
 		im.Layers = append(im.Layers, l)
 	}
+	mt := desc.MediaType
+	if mt == "" {
+		mt = m.MediaType
+	}
+	if mt == "" {
+		mt = sniffMediaType(raw)
+	}
+	im.keepManifest(raw, mt, m, cfgRaw)
 	return nil
 }
 

@@ -125,6 +125,11 @@ type Image struct {
 	// Tree is set, instead of Layers, by sources that are already a tree.
 	Tree *fstree.Tree
 
+	// stored is the manifest and config as read, for V1; dockerConfig a
+	// docker-archive's config, whose manifest V1 writes.
+	stored       *stored
+	dockerConfig []byte
+
 	cache    cache
 	log      *slog.Logger
 	progress *progress

@@ -213,3 +213,44 @@ func PlatformImageOf(platform string, layers ...v1.Layer) (v1.Image, error) {
 	}
 	return mutate.AppendLayers(img, layers...)
 }
+
+// CheckBlobs reads every layer of img, compressed and uncompressed, and
+// checks each against the digest and diffID the image gives, and the
+// diffIDs against the config: go-containerregistry's validate.Image does
+// as much for gzip layers only.
+func CheckBlobs(img v1.Image) error {
+	ls, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	if len(cfg.RootFS.DiffIDs) != len(ls) {
+		return fmt.Errorf("%d layers, %d diffIDs", len(ls), len(cfg.RootFS.DiffIDs))
+	}
+	for i, l := range ls {
+		for _, c := range []struct {
+			open func() (io.ReadCloser, error)
+			want func() (v1.Hash, error)
+		}{{l.Compressed, l.Digest}, {l.Uncompressed, l.DiffID}} {
+			rc, err := c.open()
+			if err != nil {
+				return fmt.Errorf("layer %d: %w", i, err)
+			}
+			got, _, err := v1.SHA256(rc)
+			rc.Close()
+			if err != nil {
+				return fmt.Errorf("layer %d: %w", i, err)
+			}
+			if want, _ := c.want(); got != want {
+				return fmt.Errorf("layer %d: content %s, want %s", i, got, want)
+			}
+		}
+		if id, _ := l.DiffID(); id != cfg.RootFS.DiffIDs[i] {
+			return fmt.Errorf("layer %d: diffID %s, the config says %s", i, id, cfg.RootFS.DiffIDs[i])
+		}
+	}
+	return nil
+}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/ocidisk/ocidisk/testimages"
@@ -21,19 +19,7 @@ func TestFlattenDebian(t *testing.T) {
 	}
 	d := debian.Tree(t) // before isolate: the tree lives in the test data cache
 	isolate(t)
-	out := filepath.Join(t.TempDir(), "debian.tar")
-	if code, stderr := flattenRun(t, "-o", out, "oci:"+d.Layout); code != 0 {
-		t.Fatalf("flatten: exit %d: %s", code, stderr)
-	}
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	got, err := testimages.TarListing(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := flattenListing(t, "oci:"+d.Layout)
 	if len(got) != len(d.Expected) {
 		t.Errorf("%d entries, want %d", len(got), len(d.Expected))
 	}

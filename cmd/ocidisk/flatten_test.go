@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/testimages"
 )
 
@@ -20,6 +21,25 @@ func flattenRun(t *testing.T, args ...string) (int, string) {
 	var stdout, stderr bytes.Buffer
 	code := run(t.Context(), append([]string{"flatten"}, args...), nil, &stdout, &stderr, false)
 	return code, stderr.String()
+}
+
+// flattenListing runs "ocidisk flatten -o OUT.tar SPEC" and lists the tar.
+func flattenListing(t *testing.T, spec string) []fstree.Record {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "out.tar")
+	if code, stderr := flattenRun(t, "-o", out, spec); code != 0 {
+		t.Fatalf("flatten %s: exit %d: %s", spec, code, stderr)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := testimages.TarListing(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 // isolate gives the test its own cache and no SOURCE_DATE_EPOCH or Docker
@@ -199,19 +219,7 @@ func TestFlattenSourceDateEpoch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "out.tar")
-	if code, stderr := flattenRun(t, "-o", out, spec); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	got, err := testimages.TarListing(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := flattenListing(t, spec)
 	want, err := testimages.ParseListing(`
 / dir 0755 0:0 mtime=0
 /day dir 0755 0:0 mtime=86400

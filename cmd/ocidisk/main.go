@@ -152,6 +152,7 @@ func rootCommand(e *env) *cobra.Command {
 		testCommand(e),
 		runCommand(e),
 		flattenCommand(e),
+		commitCommand(e),
 		boardsCommand(e),
 		flashCommand(e),
 		inspectCommand(e),

@@ -7,7 +7,9 @@
 // is how the format keeps them compatible), fast and slow symlinks, device
 // numbers in both encodings, and extended attributes in the inode and in
 // an attribute block. FileInfo.Sys is a *rofs.Stat with owners, link
-// count, device numbers and xattrs.
+// count, device numbers and xattrs. Tree gives a directory as an
+// fstree.Tree with hardlinks joined, for writing it out again (ocidisk
+// commit reads a guest's overlayfs upper directory this way).
 package ext4
 
 import (

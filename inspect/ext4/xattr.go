@@ -73,8 +73,50 @@ func parseXattrs(ents, base []byte, out map[string][]byte) error {
 		if !ok && e[1] != 0 {
 			prefix = fmt.Sprintf("index%d.", e[1])
 		}
-		out[prefix+string(e[16:16+nameLen])] = append([]byte(nil), base[vOff:vOff+vSize]...)
+		v := append([]byte(nil), base[vOff:vOff+vSize]...)
+		if e[1] == 2 || e[1] == 3 { // POSIX ACLs: given in the form the VFS (and tar) uses
+			var err error
+			if v, err = aclFromDisk(v); err != nil {
+				return fmt.Errorf("%s: %w", prefix, err)
+			}
+		}
+		out[prefix+string(e[16:16+nameLen])] = v
 		off += (16 + nameLen + 3) &^ 3
 	}
 	return nil
+}
+
+// aclFromDisk converts a POSIX ACL from ext4's on-disk form (version 1,
+// 4-byte entries for the tags that carry no id) to the xattr form
+// getfattr, tar and the VFS use (version 2, 8-byte entries, those ids
+// 0xffffffff).
+func aclFromDisk(v []byte) ([]byte, error) {
+	le := binary.LittleEndian
+	if len(v) < 4 || le.Uint32(v) != 1 {
+		return nil, errors.New("not a version 1 ext4 ACL")
+	}
+	out := le.AppendUint32(nil, 2)
+	for p := v[4:]; len(p) > 0; {
+		if len(p) < 4 {
+			return nil, errors.New("ACL entry runs past the end")
+		}
+		tag, perm := le.Uint16(p), le.Uint16(p[2:])
+		id := uint32(0xffffffff)
+		switch tag {
+		case 0x02, 0x08: // ACL_USER, ACL_GROUP
+			if len(p) < 8 {
+				return nil, errors.New("ACL entry runs past the end")
+			}
+			id = le.Uint32(p[4:])
+			p = p[8:]
+		case 0x01, 0x04, 0x10, 0x20: // owner, owning group, mask, other
+			p = p[4:]
+		default:
+			return nil, fmt.Errorf("unknown ACL tag %#x", tag)
+		}
+		out = le.AppendUint16(out, tag)
+		out = le.AppendUint16(out, perm)
+		out = le.AppendUint32(out, id)
+	}
+	return out, nil
 }

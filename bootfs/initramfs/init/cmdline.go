@@ -38,6 +38,10 @@ type config struct {
 
 	// verity, when set, asks for a dm-verity target over the root.
 	verity *verityArgs
+
+	// Commit mode (ocidisk commit): the scratch disk, and the disk of
+	// files to copy in; see commit.go.
+	commit, commitCopy string
 }
 
 // verityArgs are the ocidisk.verity parameters.
@@ -158,6 +162,10 @@ func parseCmdline(s string) (*config, error) {
 				return c, fmt.Errorf("%s: want a number of blocks", f)
 			}
 			va.dataBlocks = n
+		case protocol.ArgCommit:
+			c.commit = v
+		case protocol.ArgCommitCopy:
+			c.commitCopy = v
 		case protocol.ArgOnFail:
 			switch v {
 			case protocol.OnFailHalt, protocol.OnFailPoweroff, protocol.OnFailReboot, protocol.OnFailPanic:

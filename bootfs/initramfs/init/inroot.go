@@ -27,13 +27,17 @@ func (r inRoot) open(p string, flags int, mode uint32) (*os.File, error) {
 		return nil, &os.PathError{Op: "open", Path: string(r), Err: err}
 	}
 	defer unix.Close(dir)
-	how := &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Mode: uint64(mode),
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
-	fd, err := unix.Openat2(dir, strings.TrimLeft(p, "/"), how)
+	fd, err := openIn(dir, p, flags, mode)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	return os.NewFile(uintptr(fd), p), nil
+}
+
+// openIn opens p as a process chrooted at the directory dir would.
+func openIn(dir int, p string, flags int, mode uint32) (int, error) {
+	return unix.Openat2(dir, rel(p), &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Mode: uint64(mode),
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
 }
 
 // read returns the content of p, at most limit bytes.

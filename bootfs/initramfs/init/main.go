@@ -16,13 +16,16 @@
 // the root, last on its disk), ocidisk.overlay=tmpfs|DEV|none
 // (an overlayfs over /etc and /var of a read-only root, keeping the
 // changes in a tmpfs or in overlay/ on DEV) and ocidisk.overlaydirs=
-// etc,var (the directories it covers); and, for a root checked by
-// dm-verity, ocidisk.verity=ROOTHASH with ocidisk.verity.hash=DEV (the
-// device holding the hash tree, default the root),
-// ocidisk.verity.hash-offset=BYTES (where its superblock is),
-// ocidisk.verity.salt=HEX and ocidisk.verity.data-blocks=N (checked
-// against the superblock): the init then mounts a read-only verity device
-// over the root instead of the root itself. DEV is spelled as root= is.
+// etc,var (the directories it covers); for a root checked by dm-verity,
+// ocidisk.verity=ROOTHASH with ocidisk.verity.hash=DEV (the device holding
+// the hash tree, default the root), ocidisk.verity.hash-offset=BYTES
+// (where its superblock is), ocidisk.verity.salt=HEX and
+// ocidisk.verity.data-blocks=N (checked against the superblock): the init
+// then mounts a read-only verity device over the root instead of the root
+// itself; and, for ocidisk commit, ocidisk.commit=DEV (run the steps the
+// initramfs holds in an overlay of the root, the changes going to DEV,
+// then power off; see commit.go) and ocidisk.commitcopy=DEV. DEV is
+// spelled as root= is.
 //
 // On a card's first boot it makes what each device must have of its own:
 // sshd's host keys, and a machine ID for a root without systemd.
@@ -102,6 +105,9 @@ func boot(cfg *config) error {
 		cfg.infof("mounted %s (%s) on /root as %s, %s: slot %s", dev, cfg.root, fstype, mode, cfg.slot)
 	} else {
 		cfg.infof("mounted %s (%s) on /root as %s, %s", dev, cfg.root, fstype, mode)
+	}
+	if cfg.commit != "" {
+		return runCommit(cfg, "/root")
 	}
 	dataDev, dataMnt, err := mountData(cfg, "/root")
 	if err != nil {

@@ -93,3 +93,68 @@ const GrowMarker = ".ocidisk/grown"
 // on the grown filesystem too, out of the way of what the root's own
 // files are.
 const RootGrowMarker = "var/lib/ocidisk/grown"
+
+// Commit mode (ocidisk commit). ArgCommit names the scratch disk, an ext4
+// that holds the empty directories CommitUpper and CommitWork: the init
+// mounts the root (root=, read-only) as the lower layer of an overlayfs
+// whose upper directory is there, runs the steps of CommitDir in the
+// merged root as root, unmounts everything and powers off. The host then
+// reads the upper directory from the disk and makes it a layer.
+const (
+	// ArgCommit is the scratch disk, spelled as root= is.
+	ArgCommit = "ocidisk.commit"
+	// ArgCommitCopy is the disk (spelled as root= is) holding the files
+	// to copy into the merged root before the first step.
+	ArgCommitCopy = "ocidisk.commitcopy"
+)
+
+// The scratch disk's directories.
+const (
+	CommitUpper = "upper"
+	CommitWork  = "work"
+)
+
+// CommitDir, in the initramfs, holds what a commit does. Every file there
+// is optional.
+const CommitDir = "/etc/ocidisk/commit"
+
+// Files in CommitDir.
+const (
+	// CommitSteps is a directory of steps run in name order: NNN.run
+	// holds a shell command (run by /bin/sh -c), NNN.script a script the
+	// guest runs as is when it starts with #!, else with /bin/sh.
+	CommitSteps = "steps"
+	// CommitEnv holds the steps' environment, NUL-terminated K=V strings.
+	CommitEnv = "env"
+	// CommitWorkdir holds the directory the steps start in (default /).
+	CommitWorkdir = "workdir"
+	// CommitCopies lists the copies, NUL-terminated pairs: the name of a
+	// directory at the root of the copy disk, whose one entry is copied,
+	// and the absolute path it is copied to in the merged root.
+	CommitCopies = "copies"
+	// CommitNet configures the first network interface: "ADDR/PREFIX
+	// GATEWAY" on one line, IPv4.
+	CommitNet = "net"
+	// CommitResolvConf is bind-mounted over the merged root's
+	// /etc/resolv.conf while the steps run, and so not committed.
+	CommitResolvConf = "resolv.conf"
+)
+
+// Step kinds, the extension of a step's file name.
+const (
+	StepRun    = ".run"
+	StepScript = ".script"
+)
+
+// Lines the init prints on the console in commit mode, which the host
+// follows: CommitPrefix, then "ready" (the merged root is set up), "step
+// N" (step N, from 1, starts), "status N CODE" (step N ended with exit
+// status CODE; a signal counts as 128+SIGNAL) and "done" (every step
+// passed and the scratch disk is unmounted and synced).
+const (
+	CommitPrefix = "ocidisk-commit: "
+	CommitReady  = "ready"
+	CommitStep   = "step"
+	CommitStatus = "status"
+	CommitDone   = "done"
+)
