@@ -82,9 +82,6 @@ func (q *qemuArgs) config(image string) (*boards.Board, qemu.Config, error) {
 	if err != nil {
 		return nil, qemu.Config{}, err
 	}
-	if err := checkBootable(image, b, l.Partition(boards.RoleBoot).Number); err != nil {
-		return nil, qemu.Config{}, err
-	}
 	cfg := qemu.Config{Profile: b.QEMU, Image: image, BIOS: q.bios, BootPartition: l.Partition(boards.RoleBoot).Number,
 		Writable: q.writable, Tryboot: q.tryboot, Net: qemu.Net(q.net), Memory: q.mem, CPUs: q.cpus, ExtraArgs: q.extra}
 	for _, s := range q.publish {
@@ -96,6 +93,10 @@ func (q *qemuArgs) config(image string) (*boards.Board, qemu.Config, error) {
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, qemu.Config{}, qemuOptionError(err, q.opts)
+	}
+	// The options are the command line's; the image is checked once they are right.
+	if err := checkBootable(image, b, l.Partition(boards.RoleBoot).Number); err != nil {
+		return nil, qemu.Config{}, err
 	}
 	return b, cfg, nil
 }

@@ -62,11 +62,6 @@ func runTest(ctx context.Context, e *env, a *testArgs, image string) error {
 	for _, x := range a.expects {
 		res = append(res, regexp.MustCompile(x)) // checked when parsed
 	}
-	b, cfg, err := a.config(image)
-	if err != nil {
-		return err
-	}
-	cfg.Log = e.log
 	// A writable boot must end with the guest's own power-off, so that the
 	// image holds what it wrote with its filesystems unmounted.
 	opts := qemu.TestOptions{Expect: res, Run: a.runs, Timeout: a.timeout, WaitExit: a.writable}
@@ -76,6 +71,11 @@ func runTest(ctx context.Context, e *env, a *testArgs, image string) error {
 	if err := opts.Validate(); err != nil {
 		return qemuOptionError(err, a.opts)
 	}
+	b, cfg, err := a.config(image)
+	if err != nil {
+		return err
+	}
+	cfg.Log = e.log
 	if a.console || e.verbose {
 		opts.Log = e.stdout
 	}
