@@ -98,7 +98,9 @@ type Config struct {
 	// Sources configures image pulls (platform, cache, credentials).
 	Sources source.Options
 	Log     *slog.Logger
-	// Progress reports long stages: "write root", "bmap", "compress".
+	// Progress reports long stages: "reading root image", "reading
+	// kernel" and "reading firmware" (which may run at once), "write
+	// root", "bmap", "compress".
 	Progress func(stage string, done, total int64)
 }
 

@@ -32,14 +32,14 @@ type inputs struct {
 // sources decompress while the root's layers do: on a cold cache, a
 // kernel package's xz is as much work as the root's gzip layers.
 func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err error) {
-	in := &inputs{loader: loader{opts: cfg.Sources, log: cfg.Log, board: cfg.Board.Name}}
+	in := &inputs{loader: loader{opts: cfg.Sources, progress: cfg.Progress, log: cfg.Log, board: cfg.Board.Name}}
 	defer func() {
 		if err != nil {
 			in.close()
 		}
 	}()
-	in.prefetch(ctx, cfg.Kernel)
-	in.prefetch(ctx, cfg.Firmware)
+	in.prefetch(ctx, "kernel", cfg.Kernel)
+	in.prefetch(ctx, "firmware", cfg.Firmware)
 	if in.root, err = in.load(ctx, "root image", cfg.Source); err != nil {
 		return nil, err
 	}
@@ -183,13 +183,16 @@ func (in *inputs) seed(cfg Config) []byte {
 // loader loads sources and tracks what it opened, so that it can close
 // them and hash their identities.
 type loader struct {
-	opts    source.Options
-	log     *slog.Logger
-	board   string // named when an image is for another platform
-	opened  []*rootfs.Image
-	inputs  []Input
-	limit   time.Time           // the clamp the build's times get, when known before overlays
-	pending map[string]*pending // prefetched loads, by spec
+	opts source.Options
+	// progress, when set, reports each load as a stage of its own,
+	// "reading kernel", beside the others running at the same time.
+	progress func(stage string, done, total int64)
+	log      *slog.Logger
+	board    string // named when an image is for another platform
+	opened   []*rootfs.Image
+	inputs   []Input
+	limit    time.Time           // the clamp the build's times get, when known before overlays
+	pending  map[string]*pending // prefetched loads, by spec
 }
 
 // pending is a load running in the background.
@@ -200,10 +203,23 @@ type pending struct {
 	err    error
 }
 
-// prefetch starts loading spec in the background; the first load of spec
-// waits for it. The load reports no progress: Options.Progress is called
-// from one load at a time, the root's.
-func (ld *loader) prefetch(ctx context.Context, spec string) {
+// sourceOptions are the options of the load of what: its progress is a
+// stage of its own. Without a stage reporter, only loads in the
+// foreground report to opts.Progress, one at a time, as it expects.
+func (ld *loader) sourceOptions(what string, background bool) source.Options {
+	opts := ld.opts
+	switch {
+	case ld.progress != nil:
+		opts.Progress = func(done, total int64) { ld.progress("reading "+what, done, total) }
+	case background:
+		opts.Progress = nil
+	}
+	return opts
+}
+
+// prefetch starts loading spec, the source of what, in the background;
+// the first load of spec waits for it.
+func (ld *loader) prefetch(ctx context.Context, what, spec string) {
 	if spec == "" || ld.pending[spec] != nil {
 		return
 	}
@@ -213,8 +229,7 @@ func (ld *loader) prefetch(ctx context.Context, spec string) {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &pending{done: make(chan struct{}), cancel: cancel}
 	ld.pending[spec] = p
-	opts := ld.opts
-	opts.Progress = nil
+	opts := ld.sourceOptions(what, true)
 	go func() {
 		defer close(p.done)
 		p.img, p.err = rootfs.Load(ctx, spec, opts)
@@ -236,7 +251,7 @@ func (ld *loader) load(ctx context.Context, what, spec string) (*rootfs.Image, e
 		p.cancel()
 		img, err = p.img, p.err
 	} else {
-		img, err = rootfs.Load(ctx, spec, ld.opts)
+		img, err = rootfs.Load(ctx, spec, ld.sourceOptions(what, false))
 	}
 	var pe *source.PlatformError
 	if errors.As(err, &pe) {

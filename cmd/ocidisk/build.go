@@ -175,7 +175,6 @@ func runBuild(c *cobra.Command, e *env, a *buildArgs, opts []option, args []stri
 		cfg.Sources.Platform = pipeline.Platform(b)
 	}
 	if p := e.progress(); p != nil {
-		cfg.Sources.Progress = func(done, total int64) { p.update("reading layers", done, total) }
 		cfg.Progress = p.update
 	}
 	res, err := pipeline.Build(c.Context(), *cfg)

@@ -80,6 +80,36 @@ func TestScreen(t *testing.T) {
 	}
 }
 
+// TestProgressStages: stages running at once share the line, a stage
+// that reaches its total is drawn complete and leaves, and log lines are
+// written above the line.
+func TestProgressStages(t *testing.T) {
+	var out bytes.Buffer
+	p := newProgress(&out)
+	p.update("reading root image", 0, 100)
+	p.update("reading kernel", 5, 10)
+	p.update("reading kernel", 10, 10)
+	fmt.Fprintf(p, "ocidisk: a log line\n")
+	p.update("reading root image", 100, 100)
+	p.done()
+	var draws []string
+	for _, d := range strings.Split(out.String(), "\r") {
+		draws = append(draws, strings.ReplaceAll(d, "\x1b[K", ""))
+	}
+	want := []string{"",
+		"reading root image:   0% 0 bytes/100 bytes",
+		"reading root image:   0% 0 bytes/100 bytes | reading kernel:  50% 5 bytes/10 bytes",
+		"reading root image:   0% 0 bytes/100 bytes | reading kernel: 100% 10 bytes/10 bytes",
+		"ocidisk: a log line\n", // the line cleared first
+		// drawn again as it was, until the next update
+		"reading root image:   0% 0 bytes/100 bytes | reading kernel: 100% 10 bytes/10 bytes",
+		"reading root image: 100% 100 bytes/100 bytes",
+		""}
+	if strings.Join(draws, "\n") != strings.Join(want, "\n") {
+		t.Errorf("drawn:\n%q\nwant:\n%q", draws, want)
+	}
+}
+
 // TestTerminalProgressAndLogs builds an image with stdout and stderr on a
 // pseudo-terminal, as a user at a terminal would: progress is drawn, log
 // lines are human-readable, and no line the user sees mixes the progress
@@ -103,6 +133,12 @@ func TestTerminalProgressAndLogs(t *testing.T) {
 	}
 	if !bytes.Contains(raw.Bytes(), []byte("%")) || !bytes.Contains(raw.Bytes(), []byte("\x1b[K")) {
 		t.Errorf("no progress drawn on the terminal:\n%q", raw.String())
+	}
+	// The kernel package decompresses beside the root's layers, and shows.
+	for _, stage := range []string{"reading root image: ", "reading kernel: ", "write root: "} {
+		if !bytes.Contains(raw.Bytes(), []byte(stage)) {
+			t.Errorf("no progress of %q drawn on the terminal:\n%q", stage, raw.String())
+		}
 	}
 	lines := screen(raw.Bytes())
 	var logs, summary int
