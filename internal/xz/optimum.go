@@ -1,5 +1,7 @@
 package xz
 
+import "encoding/binary"
+
 // The optimal parser of LZMA's "normal" mode (liblzma's
 // lzma_encoder_optimum_normal.c, the LZMA SDK's GetOptimum): from the
 // current position it prices every way of coding the bytes ahead with a
@@ -81,6 +83,9 @@ func (e *lzmaEncoder) optimum(pos int) (back, length uint32) {
 		e.optsCur = o.posPrev
 		return back, length
 	}
+	if back, length, ok := e.run(pos); ok {
+		return back, length
+	}
 	if e.readAhead == 0 {
 		if e.matchPriceCount >= 1<<7 {
 			e.fillDistPrices()
@@ -104,6 +109,40 @@ func (e *lzmaEncoder) optimum(pos int) (back, length uint32) {
 		lenEnd = e.step(&reps, pos+int(cur), lenEnd, cur, avail)
 	}
 	return e.backward(cur)
+}
+
+// runMin is the shortest run of one byte value that run takes: longer
+// than a match, and whole words.
+const runMin = 512
+
+// run codes the runs of one byte value, the zeros of sparse disk images
+// above all, without the parser and the match finder: a run of at least
+// runMin bytes, going on from the byte before pos, becomes matches of the
+// longest length at distance one (a repeated one when there is one),
+// which is also what the parser would choose. The match finder jumps over
+// the run, leaving the bytes inside out of its trees; it is given the end
+// of the run, so that what follows the run can still match into it.
+func (e *lzmaEncoder) run(pos int) (back, length uint32, ok bool) {
+	buf := e.buf
+	if pos == 0 || len(buf)-pos < runMin || buf[pos] != buf[pos-1] {
+		return 0, 0, false
+	}
+	c := uint64(buf[pos]) * 0x0101010101010101
+	for i := pos; i < pos+runMin; i += 8 {
+		if binary.LittleEndian.Uint64(buf[i:]) != c {
+			return 0, 0, false
+		}
+	}
+	back = repDistances // distance 1
+	for i, r := range e.s.rep {
+		if r == 0 {
+			back = uint32(i)
+			break
+		}
+	}
+	e.mf.jump(pos + maxMatchLen)
+	e.readAhead = maxMatchLen
+	return back, maxMatchLen, true
 }
 
 // start prices the ways to code the first symbol. It returns lenEnd 0
