@@ -437,15 +437,30 @@ func (e *lzmaEncoder) step(reps *[repDistances]uint32, p int, lenEnd, cur, avail
 	for startLen > ms[i].len {
 		i++
 	}
-	for l := startLen; ; l++ {
+	lenPrices := &e.matchLenPrices.prices[posState]
+	l := startLen
+	for ; i < count; i++ {
+		// The distance's price for each length state, then each length.
 		dist := ms[i].dist
-		price := normalMatchPrice + e.distLenPrice(dist, l, posState)
-		if o := &opts[cur+l]; price < o.price {
-			o.price, o.posPrev, o.backPrev, o.prev1IsLiteral = price, cur, dist+repDistances, false
+		var dp [lenToPosStates]uint32
+		if dist < fullDistance {
+			for ls := range dp {
+				dp[ls] = e.distPrices[ls][dist]
+			}
+		} else {
+			slot, align := distSlot(dist), e.alignPrices[dist&(1<<alignBits-1)]
+			for ls := range dp {
+				dp[ls] = e.distSlotPrices[ls][slot] + align
+			}
 		}
-		if l != ms[i].len {
-			continue
+		var price uint32
+		for ; l <= ms[i].len; l++ {
+			price = normalMatchPrice + dp[min(l-minMatchLen, lenToPosStates-1)] + lenPrices[l-minMatchLen]
+			if o := &opts[cur+l]; price < o.price {
+				o.price, o.posPrev, o.backPrev, o.prev1IsLiteral = price, cur, dist+repDistances, false
+			}
 		}
+		l--
 		// The longest match at this distance, a literal, then rep0.
 		back := buf[p-int(dist)-1:]
 		limit := min(availFull, l+1+e.niceLen)
@@ -469,9 +484,7 @@ func (e *lzmaEncoder) step(reps *[repDistances]uint32, p int, lenEnd, cur, avail
 				o.posPrev2, o.backPrev2 = cur, dist+repDistances
 			}
 		}
-		if i++; i == count {
-			break
-		}
+		l++
 	}
 	return lenEnd
 }

@@ -136,6 +136,7 @@ func (x *Writer) Write(p []byte) (int, error) {
 				x.buf = b[:0]
 			default:
 				x.buf = make([]byte, 0, x.blockSize)
+				hugePages(x.buf[:cap(x.buf)])
 			}
 		}
 		k := copy(x.buf[len(x.buf):cap(x.buf)], p)
