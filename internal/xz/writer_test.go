@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -149,25 +150,39 @@ func TestWriter(t *testing.T) {
 }
 
 // TestWriterDeterministic: the output depends on the options and the
-// input, not on the number of workers or how the input is written.
+// input, not on the number of workers, GOMAXPROCS (which sets the default
+// number of workers) or how the input is written.
 func TestWriterDeterministic(t *testing.T) {
 	data := sparse(20, 6<<20)
 	want := compressWith(t, data, WriterOptions{BlockSize: 1 << 20, Workers: 1})
-	for _, workers := range []int{2, 5} {
-		var out bytes.Buffer
-		w, err := NewWriter(&out, WriterOptions{BlockSize: 1 << 20, Workers: workers})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(w, bytes.NewReader(data)); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(out.Bytes(), want) {
-			t.Errorf("%d workers: the output differs from one worker's", workers)
-		}
+	for _, tt := range []struct {
+		procs, workers int // procs 0: GOMAXPROCS as it is
+	}{
+		{0, 2},
+		{0, 5},
+		{1, 0},
+		{2, 0},
+		{7, 0},
+	} {
+		t.Run(fmt.Sprintf("GOMAXPROCS %d, %d workers", tt.procs, tt.workers), func(t *testing.T) {
+			if tt.procs > 0 {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(tt.procs))
+			}
+			var out bytes.Buffer
+			w, err := NewWriter(&out, WriterOptions{BlockSize: 1 << 20, Workers: tt.workers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.Copy(w, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out.Bytes(), want) {
+				t.Errorf("the output differs from one worker's (%d bytes, want %d)", out.Len(), len(want))
+			}
+		})
 	}
 }
 
