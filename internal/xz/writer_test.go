@@ -245,7 +245,7 @@ func TestWriterErrors(t *testing.T) {
 //
 //	go test -run '^$' -bench Writer -benchtime 2x ./internal/xz/
 //
-// The benchmark of the real images is in package diskimage.
+// The benchmark on real disk images is BenchmarkXZ in bench/.
 func BenchmarkWriter(b *testing.B) {
 	data := sparse(50, 64<<20)
 	b.Run("ours", func(b *testing.B) {
