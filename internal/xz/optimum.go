@@ -393,25 +393,8 @@ func (e *lzmaEncoder) step(reps *[repDistances]uint32, p int, lenEnd, cur, avail
 		limit := min(availFull, lt+1+e.niceLen)
 		lt2 := uint32(matchLen(here, back, int(lt)+1, int(limit))) - (lt + 1)
 		if lt2 >= 2 {
-			st2 := longRepState(state)
-			psNext := uint32(p+int(lt)) & e.pbMask
-			price := price + e.repLenPrices.prices[posState][lt-minMatchLen] +
-				price0(s.isMatch[st2<<maxPosBits|psNext]) +
-				e.literalPrice(p+int(lt), true, uint32(back[lt]), uint32(here[lt]))
-			st2 = literalState(st2)
-			psNext = uint32(p+int(lt)+1) & e.pbMask
-			price += price1(s.isMatch[st2<<maxPosBits|psNext]) + price1(s.isRep[st2]) +
-				e.repPrice(0, lt2, st2, psNext)
-			offset := cur + lt + 1 + lt2
-			for lenEnd < offset {
-				lenEnd++
-				opts[lenEnd].price = infinityPrice
-			}
-			if o := &opts[offset]; price < o.price {
-				o.price, o.posPrev, o.backPrev = price, cur+lt+1, 0
-				o.prev1IsLiteral, o.prev2 = true, true
-				o.posPrev2, o.backPrev2 = cur, ri
-			}
+			price := price + e.repLenPrices.prices[posState][lt-minMatchLen]
+			lenEnd = e.literalRep0(p, cur, lt, lt2, lenEnd, longRepState(state), price, ri, back, here)
 		}
 	}
 
@@ -465,24 +448,7 @@ func (e *lzmaEncoder) step(reps *[repDistances]uint32, p int, lenEnd, cur, avail
 		back := buf[p-int(dist)-1:]
 		limit := min(availFull, l+1+e.niceLen)
 		if lt2 := uint32(matchLen(here, back, int(l)+1, int(limit))) - (l + 1); lt2 >= 2 {
-			st2 := matchState(state)
-			psNext := uint32(p+int(l)) & e.pbMask
-			price := price + price0(s.isMatch[st2<<maxPosBits|psNext]) +
-				e.literalPrice(p+int(l), true, uint32(back[l]), uint32(here[l]))
-			st2 = literalState(st2)
-			psNext = (psNext + 1) & e.pbMask
-			price += price1(s.isMatch[st2<<maxPosBits|psNext]) + price1(s.isRep[st2]) +
-				e.repPrice(0, lt2, st2, psNext)
-			offset := cur + l + 1 + lt2
-			for lenEnd < offset {
-				lenEnd++
-				opts[lenEnd].price = infinityPrice
-			}
-			if o := &opts[offset]; price < o.price {
-				o.price, o.posPrev, o.backPrev = price, cur+l+1, 0
-				o.prev1IsLiteral, o.prev2 = true, true
-				o.posPrev2, o.backPrev2 = cur, dist+repDistances
-			}
+			lenEnd = e.literalRep0(p, cur, l, lt2, lenEnd, matchState(state), price, dist+repDistances, back, here)
 		}
 		l++
 	}
@@ -518,4 +484,32 @@ func (e *lzmaEncoder) backward(cur uint32) (back, length uint32) {
 	}
 	e.optsCur = opts[0].posPrev
 	return opts[0].backPrev, opts[0].posPrev
+}
+
+// literalRep0 prices, after a match or rep match of length l at cur (of
+// price price, leaving state st and coded as back), a literal and then rep0
+// for lt2 bytes, and keeps that path to cur+l+1+lt2 if it is the cheapest
+// yet. here is the input at cur, back the match's source. It returns the
+// new end of the priced range.
+func (e *lzmaEncoder) literalRep0(p int, cur, l, lt2, lenEnd, st, price, back uint32, src, here []byte) uint32 {
+	s := &e.s
+	opts := &e.opts
+	psNext := uint32(p+int(l)) & e.pbMask
+	price += price0(s.isMatch[st<<maxPosBits|psNext]) +
+		e.literalPrice(p+int(l), true, uint32(src[l]), uint32(here[l]))
+	st = literalState(st)
+	psNext = (psNext + 1) & e.pbMask
+	price += price1(s.isMatch[st<<maxPosBits|psNext]) + price1(s.isRep[st]) +
+		e.repPrice(0, lt2, st, psNext)
+	offset := cur + l + 1 + lt2
+	for lenEnd < offset {
+		lenEnd++
+		opts[lenEnd].price = infinityPrice
+	}
+	if o := &opts[offset]; price < o.price {
+		o.price, o.posPrev, o.backPrev = price, cur+l+1, 0
+		o.prev1IsLiteral, o.prev2 = true, true
+		o.posPrev2, o.backPrev2 = cur, back
+	}
+	return lenEnd
 }
