@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"testing"
 
 	"github.com/ocidisk/ocidisk/diskimage"
@@ -14,17 +15,20 @@ import (
 )
 
 // TestDeterministicAndCompressed writes the same layout twice for each
-// compression: the images, .bmap files and compressed files must be
-// byte-identical, and each compressed file must pass its tool's test and
-// decompress to exactly the raw image.
+// compression, with GOMAXPROCS 1 then 3 (the compressors use every core):
+// the images, .bmap files and compressed files must be byte-identical,
+// and each compressed file must pass its tool's test and decompress to
+// exactly the raw image.
 func TestDeterministicAndCompressed(t *testing.T) {
 	tools := map[string][2]string{"gz": {"gzip", "gzip"}, "xz": {"xz", "xz-utils"}, "zstd": {"zstd", "zstd"}}
 	for _, format := range []string{"gz", "xz", "zstd"} {
 		t.Run(format, func(t *testing.T) {
 			tool := hosttool.Require(t, tools[format][0], tools[format][1])
 			var sums [][3]string
-			for range 2 {
+			for _, procs := range []int{1, 3} {
+				prev := runtime.GOMAXPROCS(procs)
 				img, res := write(t, newImage(diskimage.GPT, 5).layout, diskimage.WriteOptions{Bmap: true, Compress: format, KeepRaw: true})
+				runtime.GOMAXPROCS(prev)
 				sums = append(sums, [3]string{fileSHA(t, img), fileSHA(t, res.Bmap), fileSHA(t, res.Compressed)})
 
 				if out, err := exec.Command(tool, "-t", res.Compressed).CombinedOutput(); err != nil {
@@ -64,7 +68,7 @@ func TestDeterministicAndCompressed(t *testing.T) {
 			}
 			for i, what := range []string{"image", ".bmap", format} {
 				if sums[0][i] != sums[1][i] {
-					t.Errorf("%s differs between two runs", what)
+					t.Errorf("%s differs between GOMAXPROCS 1 and 3", what)
 				}
 			}
 		})

@@ -336,3 +336,72 @@ func readIndex(p *parser, blocks []record, flags []byte) error {
 	}
 	return nil
 }
+
+// The writing side of the container.
+
+// appendUvarint appends v in the container's variable-length encoding.
+func appendUvarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+// appendStreamHeader appends a stream header for check type id.
+func appendStreamHeader(b []byte, id byte) []byte {
+	b = append(b, headerMagic...)
+	flags := []byte{0, id}
+	b = append(b, flags...)
+	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(flags))
+}
+
+// blockHeaderMax is the largest block header appendBlockHeader writes.
+const blockHeaderMax = 2 + 2*9 + 3 + 3 + 4
+
+// appendBlockHeader appends the header of a block of LZMA2 data with both
+// of its sizes, which let a decoder read it whole and in parallel with
+// other blocks.
+func appendBlockHeader(b []byte, packed, unpacked int64, dictProp byte) []byte {
+	start := len(b)
+	b = append(b, 0, 0x40|0x80) // size, flags: both sizes, one filter
+	b = appendUvarint(b, uint64(packed))
+	b = appendUvarint(b, uint64(unpacked))
+	b = append(b, 0x21, 1, dictProp) // LZMA2, one byte of properties
+	for (len(b)-start)%4 != 0 {
+		b = append(b, 0)
+	}
+	b[start] = byte((len(b)-start+4)/4 - 1)
+	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b[start:]))
+}
+
+// dictProp returns the LZMA2 property byte of the smallest dictionary size
+// the format can say that is at least size.
+func dictProp(size int) byte {
+	for p := byte(0); p < 40; p++ {
+		if dictSize(p) >= size {
+			return p
+		}
+	}
+	return 40
+}
+
+// appendIndex appends the index of blocks and the stream footer.
+func appendIndex(b []byte, blocks []record, id byte) []byte {
+	start := len(b)
+	b = append(b, 0)
+	b = appendUvarint(b, uint64(len(blocks)))
+	for _, r := range blocks {
+		b = appendUvarint(b, uint64(r.unpadded))
+		b = appendUvarint(b, uint64(r.unpacked))
+	}
+	for (len(b)-start)%4 != 0 {
+		b = append(b, 0)
+	}
+	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b[start:]))
+	footer := binary.LittleEndian.AppendUint32(nil, uint32((len(b)-start)/4-1))
+	footer = append(footer, 0, id)
+	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(footer))
+	b = append(b, footer...)
+	return append(b, footerMagic...)
+}

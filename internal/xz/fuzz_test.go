@@ -62,3 +62,44 @@ func within(t *testing.T, who string, decode func() ([]byte, error)) ([]byte, er
 		return nil, nil
 	}
 }
+
+// FuzzEncode compresses arbitrary bytes, in blocks of a size the first
+// byte picks (from 1 byte up), and decodes them with this package's
+// decoder: the bytes must come back. Run with:
+// go test -run XXX -fuzz FuzzEncode ./internal/xz/
+func FuzzEncode(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{0})
+	f.Add(append([]byte{0xFF}, make([]byte, 5000)...))
+	f.Add(append([]byte{3}, content(1, 20000)...))
+	f.Add(append([]byte{200}, random(2, 9000)...))
+	f.Add(append([]byte{30}, sparse(3, 20000)...))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) > 1<<16 {
+			return // the fuzzer's time is better spent on more inputs
+		}
+		bs := DefaultBlockSize
+		if len(in) > 0 {
+			bs = 1 + int(in[0])*int(in[0])
+			in = in[1:]
+		}
+		var out bytes.Buffer
+		w, err := NewWriter(&out, WriterOptions{BlockSize: bs, Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(in); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := decode(bytes.NewReader(out.Bytes()), Options{Workers: 2})
+		if err != nil {
+			t.Fatalf("%d bytes in blocks of %d: %v", len(in), bs, err)
+		}
+		if !bytes.Equal(got, in) {
+			t.Fatalf("%d bytes in blocks of %d: decoded %d bytes, first difference at %d", len(in), bs, len(got), firstDiff(got, in))
+		}
+	})
+}

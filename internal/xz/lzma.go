@@ -183,13 +183,16 @@ func (rc rangeDecoder) matchedLiteral(in []byte, probs *[0x400]prob, match uint3
 	return rc, byte(sym)
 }
 
-type lenDecoder struct {
+// lenModel is the probabilities of match lengths: a choice between
+// the low (2-9), middle (10-17) and high (18-273) trees. The encoder uses
+// the same layout.
+type lenModel struct {
 	choice, choice2 prob
 	low, mid        [1 << maxPosBits][1 << 3]prob
 	high            [1 << 8]prob
 }
 
-func (l *lenDecoder) reset() {
+func (l *lenModel) reset() {
 	l.choice, l.choice2 = probInit, probInit
 	for i := range l.low {
 		fill(l.low[i][:])
@@ -199,7 +202,7 @@ func (l *lenDecoder) reset() {
 }
 
 // decode returns the match length minus minMatchLen.
-func (l *lenDecoder) decode(rc rangeDecoder, in []byte, posState uint32) (rangeDecoder, uint32) {
+func (l *lenModel) decode(rc rangeDecoder, in []byte, posState uint32) (rangeDecoder, uint32) {
 	rc, b := rc.bit(in, &l.choice)
 	if b == 0 {
 		return rc.tree(in, l.low[posState&(1<<maxPosBits-1)][:], 3)
@@ -215,7 +218,8 @@ func (l *lenDecoder) decode(rc rangeDecoder, in []byte, posState uint32) (rangeD
 }
 
 // lzmaState is the model: the probabilities, the state machine and the
-// last four match distances.
+// last four match distances. The encoder keeps its model in the same
+// shape.
 type lzmaState struct {
 	lc, lp, pb uint
 	literal    []prob // 0x400 per literal context (0x300 used): 1 << (lc+lp) contexts
@@ -228,8 +232,8 @@ type lzmaState struct {
 	posSlot    [4][1 << 6]prob
 	posSpecial [1 + fullDistance - endPosModel]prob // from index 1, as the trees
 	align      [1 << alignBits]prob
-	lenDec     lenDecoder
-	repLenDec  lenDecoder
+	matchLen   lenModel
+	repLen     lenModel
 
 	state uint32
 	rep   [4]uint32
@@ -268,8 +272,8 @@ func (s *lzmaState) reset() {
 	}
 	fill(s.posSpecial[:])
 	fill(s.align[:])
-	s.lenDec.reset()
-	s.repLenDec.reset()
+	s.matchLen.reset()
+	s.repLen.reset()
 	s.state = 0
 	s.rep = [4]uint32{}
 }
@@ -335,7 +339,7 @@ func (s *lzmaState) decode(rc rangeDecoder, in []byte, inEnd int, w *window, end
 
 		var n uint32
 		if rc, b = rc.bit(in, &s.isRep[state]); b == 0 {
-			rc, n = s.lenDec.decode(rc, in, posState)
+			rc, n = s.matchLen.decode(rc, in, posState)
 			if state < 7 {
 				state = 7
 			} else {
@@ -377,7 +381,7 @@ func (s *lzmaState) decode(rc rangeDecoder, in []byte, inEnd int, w *window, end
 				rep1 = rep0
 				rep0 = dist
 			}
-			rc, n = s.repLenDec.decode(rc, in, posState)
+			rc, n = s.repLen.decode(rc, in, posState)
 			if state < 7 {
 				state = 8
 			} else {

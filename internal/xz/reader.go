@@ -1,5 +1,5 @@
 // Package xz decodes the .xz format (LZMA2, with CRC32, CRC64, SHA-256 or
-// no integrity check) and decodes independent blocks in parallel.
+// no integrity check), independent blocks in parallel, and encodes it.
 //
 // Debian packages and kernels are compressed with multi-threaded xz, which
 // cuts the data into blocks (24 MiB at the default level) and records each
@@ -9,6 +9,11 @@
 // or too large for the memory budget, is decoded as it streams, with a
 // window of its dictionary size. Every block's check is verified, and the
 // index and footer must agree with the blocks read.
+//
+// Writer encodes the same format as xz -T does at levels 5 to 9: LZMA2 with
+// the optimal parser over a binary-tree match finder, in independent
+// blocks of fixed size compressed in parallel, so that the bytes depend on
+// the input and the options only.
 package xz
 
 import (
