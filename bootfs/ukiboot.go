@@ -97,6 +97,13 @@ func (a *assembly) putUKI(b *boards.Board, parts *uki.Parts, cmdline string) err
 		return fmt.Errorf("board %s: %w", b.Name, err)
 	}
 	n := im.Node()
+	if a.hashes.names([]byte(cmdline), a.slots) {
+		// The .cmdline section names a root hash known only once the
+		// root is written: the UKI is read whole then, to resolve it (its
+		// PE checksum is zero, as ukify leaves it, so nothing else
+		// changes).
+		n = fstree.NewFile(n.Mode, n.Size, &deferred{src: im, h: a.hashes, slots: a.slots})
+	}
 	n.Mtime = a.when
 	return a.put(b.UKI.Path, n)
 }

@@ -95,31 +95,49 @@ func (h *rootHashes) resolve(text []byte, slots []string) ([]byte, error) {
 	return text, nil
 }
 
-// deferred is a config whose text names root hashes not known when it was
-// assembled: the same length once resolved, so that sizes do not change.
+// deferred is a file that names root hashes not known when it was
+// assembled (a config, a UKI whose .cmdline holds the command line): the
+// same length once resolved, so that sizes do not change.
 type deferred struct {
-	text  []byte
+	src   fstree.Content
 	h     *rootHashes
 	slots []string
 }
 
 func (d *deferred) Open() (io.ReadCloser, error) {
-	b, err := d.h.resolve(bytes.Clone(d.text), d.slots)
+	r, err := d.src.Open()
 	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		return nil, err
+	}
+	if b, err = d.h.resolve(b, d.slots); err != nil {
 		return nil, err
 	}
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
+// names reports whether text holds a slot's placeholder.
+func (h *rootHashes) names(text []byte, slots []string) bool {
+	if h == nil {
+		return false
+	}
+	for _, s := range slots {
+		if bytes.Contains(text, []byte(h.placeholder(s))) {
+			return true
+		}
+	}
+	return false
+}
+
 // content is a config's content: its text, or a deferred one when the
 // text holds a placeholder.
 func (h *rootHashes) content(text []byte, slots []string) fstree.Content {
-	if h != nil {
-		for _, s := range slots {
-			if bytes.Contains(text, []byte(h.placeholder(s))) {
-				return &deferred{text: text, h: h, slots: slots}
-			}
-		}
+	if h.names(text, slots) {
+		return &deferred{src: fstree.Bytes(text), h: h, slots: slots}
 	}
 	return fstree.Bytes(text)
 }

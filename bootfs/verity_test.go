@@ -25,7 +25,8 @@ func TestAssembleVerity(t *testing.T) {
 		board string
 		opts  boards.LayoutOptions
 		k     func(t *testing.T) *kernel.Kernel
-		fw    *fstree.Tree
+		fw    func(t *testing.T) *fstree.Tree
+		root  func(t *testing.T) *fstree.Tree
 		// the config holding each slot's command line, by boot partition
 		files map[string]string // slot: partition:path
 	}{
@@ -43,15 +44,31 @@ func TestAssembleVerity(t *testing.T) {
 			k: func(t *testing.T) *kernel.Kernel {
 				return withModules(t, piKernel(t), "overlay", "squashfs", "dm-verity")
 			},
-			fw:    piFirmware(t, "usr/lib/raspi-firmware", ""),
+			fw:    func(t *testing.T) *fstree.Tree { return piFirmware(t, "usr/lib/raspi-firmware", "") },
 			files: map[string]string{"a": "boot-a:cmdline.txt", "b": "boot-b:cmdline.txt"}},
+		// The command line is a section of the UKI, resolved when the UKI
+		// is read.
+		{name: "UKI", board: "efi-arm64", opts: boards.LayoutOptions{RootFS: boards.Erofs},
+			k: func(t *testing.T) *kernel.Kernel {
+				return withModules(t, efiKernel(t), "overlay", "erofs", "dm-verity")
+			},
+			fw:    func(t *testing.T) *fstree.Tree { fw, _, _ := efiInputs(t); return fw },
+			root:  func(t *testing.T) *fstree.Tree { _, root, _ := efiInputs(t); return root },
+			files: map[string]string{"": "esp:EFI/BOOT/BOOTAA64.EFI"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := layout(t, tc.board, tc.opts)
 			asked := 0
 			v := &Verity{HashOffset: 40960, DataBlocks: 10, Salt: []byte{1, 2, 0xfe},
 				RootHash: func(slot string) ([]byte, error) { asked++; return hashes[slot], nil }}
-			res, err := Assemble(l, tc.k(t), Options{PartUUID: partUUIDs(l), Firmware: tc.fw, Verity: v,
+			var fw, root *fstree.Tree
+			if tc.fw != nil {
+				fw = tc.fw(t)
+			}
+			if tc.root != nil {
+				root = tc.root(t)
+			}
+			res, err := Assemble(l, tc.k(t), Options{PartUUID: partUUIDs(l), Firmware: fw, Root: root, Verity: v,
 				CmdlineAppend: []string{"quiet"}, Time: time.Unix(1_700_000_000, 0)})
 			if err != nil {
 				t.Fatal(err)
