@@ -29,37 +29,38 @@ type applier struct {
 // non-directory in the way (overlayfs semantics: a symlink is a name, never
 // followed, so lower "lib -> usr/lib" and upper "lib/x" give a directory
 // "lib").
-func applyLayer(ctx context.Context, t *fstree.Tree, digest string, sr *io.SectionReader) (int, error) {
-	es, err := readEntries(ctx, digest, sr)
-	if err != nil {
-		return 0, err
-	}
+func applyLayer(ctx context.Context, t *fstree.Tree, digest string, sr *io.SectionReader, first bool) (int, error) {
 	a := &applier{t: t, digest: digest, hidden: map[string]*fstree.Node{}}
-	for _, e := range es {
-		switch e.kind {
-		case kindWhiteout:
-			a.whiteout(e.path)
-		case kindOpaque:
-			a.opaque(e.path)
+	// Two passes over the headers rather than one that keeps every entry:
+	// a million-entry layer held as entries costs more than its tree. The
+	// first layer goes over an empty tree, where whiteouts hide nothing.
+	if !first {
+		_, err := readEntries(ctx, digest, sr, false, func(e entry) error {
+			switch e.kind {
+			case kindWhiteout:
+				a.whiteout(e.path)
+			case kindOpaque:
+				a.opaque(e.path)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
 		}
 	}
-	for _, e := range es {
+	return readEntries(ctx, digest, sr, true, func(e entry) error {
 		switch e.kind {
 		case kindWhiteout:
 			a.dir(parentOf(e.path))
 		case kindOpaque:
 			a.dir(e.path)
 		case kindNode:
-			if err := a.put(e.path, e.node); err != nil {
-				return 0, err
-			}
+			return a.put(e.path, e.node)
 		case kindLink:
-			if err := a.link(e.path, e.link); err != nil {
-				return 0, err
-			}
+			return a.link(e.path, e.link)
 		}
-	}
-	return len(es), nil
+		return nil
+	})
 }
 
 // whiteout removes p, if the lower layers left anything there.

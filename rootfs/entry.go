@@ -36,41 +36,44 @@ const (
 	opaqueMarker   = ".wh..wh..opq"
 )
 
-// readEntries reads the headers of a layer tar. File content is not read:
-// each regular file refers to its bytes in sr.
-func readEntries(ctx context.Context, digest string, sr *io.SectionReader) ([]entry, error) {
+// readEntries reads the headers of a layer tar and hands each entry to fn,
+// in stream order. File content is not read: each regular file refers to
+// its bytes in sr. With nodes false, entries that put something (kindNode)
+// come without their node, which is not built: a pass that looks for
+// whiteouts only. It returns the number of entries.
+func readEntries(ctx context.Context, digest string, sr *io.SectionReader, nodes bool, fn func(entry) error) (int, error) {
 	bs := &bufSeeker{r: sr, size: sr.Size(), buf: make([]byte, 64<<10)}
 	tr := tar.NewReader(bs)
-	var (
-		out  []entry
-		prev string
-	)
+	var prev string
 	for i := 0; ; i++ {
 		if i%1024 == 0 && ctx.Err() != nil {
-			return nil, ctx.Err()
+			return 0, ctx.Err()
 		}
 		h, err := tr.Next()
 		if err == io.EOF {
-			return out, nil
+			return i, nil
 		}
 		if err != nil {
 			if i == 0 {
-				return nil, fmt.Errorf("layer %s: not a tar archive: %w", digest, err)
+				return 0, fmt.Errorf("layer %s: not a tar archive: %w", digest, err)
 			}
-			return nil, fmt.Errorf("layer %s: after %s: %w", digest, prev, err)
+			return 0, fmt.Errorf("layer %s: after %s: %w", digest, prev, err)
 		}
 		prev = h.Name
-		e, err := toEntry(h, sr, bs.pos, i)
+		e, err := toEntry(h, sr, bs.pos, i, nodes)
 		if err != nil {
-			return nil, fmt.Errorf("layer %s: %w", digest, err)
+			return 0, fmt.Errorf("layer %s: %w", digest, err)
 		}
-		out = append(out, e)
+		if err := fn(e); err != nil {
+			return 0, err
+		}
 	}
 }
 
 // toEntry converts a header whose content starts at off in sr. ordinal
-// counts the entries before it, for sparse files.
-func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int) (entry, error) {
+// counts the entries before it, for sparse files. With nodes false, an entry
+// that puts a node comes without it.
+func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int, nodes bool) (entry, error) {
 	p, err := fstree.Clean(h.Name)
 	if err != nil {
 		return entry{}, err
@@ -106,6 +109,9 @@ func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int) (entry
 	}
 	if !isSparse(h) && (h.Size < 0 || h.Size > sr.Size()-off) {
 		return entry{}, fmt.Errorf("%q: size %d runs past the end of the layer (%d bytes)", h.Name, h.Size, sr.Size())
+	}
+	if !nodes && h.Typeflag != tar.TypeLink {
+		return entry{path: p, kind: kindNode}, nil
 	}
 	mode := uint32(h.Mode) & fstree.ModeMask
 	var n *fstree.Node
