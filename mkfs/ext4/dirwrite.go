@@ -7,12 +7,13 @@ import (
 	"github.com/ocidisk/ocidisk/fstree"
 )
 
-// dir writes directory n (inode ino, in parent) with entries es.
-func (wr *writer) dir(path *fstree.EntryPath, n *fstree.Node, ino, parent uint32, es []fstree.Entry) error {
+// dir writes directory n (inode ino, in parent) with entries es, whose
+// inode numbers are inos.
+func (wr *writer) dir(path *fstree.EntryPath, n *fstree.Node, ino, parent uint32, es []fstree.Entry, inos []uint32) error {
 	ents := make([]dirent, len(es))
 	subdirs := 0
 	for i, e := range es {
-		ents[i] = dirent{name: e.Name, ino: wr.p.inos[e.Node], ftype: fileType(uint16(e.Node.UnixMode()))}
+		ents[i] = dirent{name: e.Name, ino: inos[i], ftype: fileType(uint16(e.Node.UnixMode()))}
 		if e.Node.Type == fstree.TypeDir {
 			subdirs++
 		}

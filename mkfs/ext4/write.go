@@ -98,13 +98,13 @@ func (wr *writer) run(t *fstree.Tree) error {
 			return err
 		}
 	}
-	return wr.visit(nil, t.Root, rootIno)
+	return wr.visit(nil, t.Root, rootIno, rootIno)
 }
 
-// visit writes n (first seen at path, in directory parent) and, for a
-// directory, everything below it, in the order the plan numbered them.
-func (wr *writer) visit(path *fstree.EntryPath, n *fstree.Node, parent uint32) error {
-	ino := wr.p.inos[n]
+// visit writes n, inode ino (first seen at path, in directory parent)
+// and, for a directory, everything below it, in the order the plan
+// numbered them.
+func (wr *writer) visit(path *fstree.EntryPath, n *fstree.Node, ino, parent uint32) error {
 	if wr.seen.get(int64(ino)) {
 		return nil // a hardlink to an inode written under an earlier name
 	}
@@ -113,11 +113,12 @@ func (wr *writer) visit(path *fstree.EntryPath, n *fstree.Node, parent uint32) e
 		return wr.nonDir(path, n, ino)
 	}
 	es := wr.p.children(n)
-	if err := wr.dir(path, n, ino, parent, es); err != nil {
+	inos := wr.p.entryInos(n, es, nil)
+	if err := wr.dir(path, n, ino, parent, es, inos); err != nil {
 		return err
 	}
-	for _, e := range es {
-		if err := wr.visit(path.Child(e.Name), e.Node, ino); err != nil {
+	for i, e := range es {
+		if err := wr.visit(path.Child(e.Name), e.Node, inos[i], ino); err != nil {
 			return err
 		}
 	}
