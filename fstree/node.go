@@ -63,22 +63,28 @@ const (
 )
 
 // Node is one inode of the tree.
+//
+// A root filesystem has a million of them at the large end, so its size
+// counts: the fields are ordered to leave no padding, and what few nodes
+// have (access and change times) is kept apart.
 type Node struct {
 	Type Type
 	// Mode holds permission, setuid, setgid and sticky bits (ModeMask).
 	Mode     uint32
 	UID, GID uint32
-	// Mtime is the modification time. Atime and Ctime are zero unless the
-	// source recorded them; writers use Mtime in their place.
-	Mtime, Atime, Ctime time.Time
+	// Major and Minor are a device node's numbers.
+	Major, Minor uint32
+	links        int32 // directory entries naming this node
+
+	// Mtime is the modification time. Writers use it for the access and
+	// change times too unless the source recorded those (Atime, Ctime).
+	Mtime time.Time
 	// Xattrs maps extended attribute names (e.g. "security.capability") to
 	// their raw values.
 	Xattrs map[string]string
 
 	// Target is a symlink's target, kept exactly as written.
 	Target string
-	// Major and Minor are a device node's numbers.
-	Major, Minor uint32
 
 	// Size is a regular file's length in bytes; Content yields exactly that
 	// many bytes. Content may be nil when Size is 0.
@@ -86,7 +92,37 @@ type Node struct {
 	Content Content
 
 	entries map[string]*Node // directories only
-	links   int              // directory entries naming this node
+	times   *times           // nil: no access or change time recorded
+}
+
+// times are a node's access and change times, when its source recorded
+// them. A node's times are replaced, never changed in place, so that
+// copies (CopyMeta) may share them.
+type times struct{ atime, ctime time.Time }
+
+// Atime is the access time the source recorded, or the zero time.
+func (n *Node) Atime() time.Time {
+	if n.times == nil {
+		return time.Time{}
+	}
+	return n.times.atime
+}
+
+// Ctime is the inode change time the source recorded, or the zero time.
+func (n *Node) Ctime() time.Time {
+	if n.times == nil {
+		return time.Time{}
+	}
+	return n.times.ctime
+}
+
+// SetTimes records the access and change times; zero times record none.
+func (n *Node) SetTimes(atime, ctime time.Time) {
+	if atime.IsZero() && ctime.IsZero() {
+		n.times = nil
+		return
+	}
+	n.times = &times{atime, ctime}
 }
 
 // NewDir returns an empty directory node.
@@ -117,7 +153,7 @@ func (n *Node) IsDir() bool { return n.Type == TypeDir }
 // count). For a directory it is 1, its entry in the parent; writers add
 // "." and ".." themselves. A node belongs to one tree: to put the same file
 // into another tree, put a CopyMeta of it there, which shares the content.
-func (n *Node) Links() int { return n.links }
+func (n *Node) Links() int { return int(n.links) }
 
 // FileMode returns n's type and permission bits as an io/fs FileMode.
 func (n *Node) FileMode() fs.FileMode {

@@ -178,7 +178,8 @@ func (a *applier) lookupHidden(p string) *fstree.Node {
 // copyMeta gives directory dst the metadata of src.
 func copyMeta(dst, src *fstree.Node) {
 	dst.Mode, dst.UID, dst.GID = src.Mode, src.UID, src.GID
-	dst.Mtime, dst.Atime, dst.Ctime = src.Mtime, src.Atime, src.Ctime
+	dst.Mtime = src.Mtime
+	dst.SetTimes(src.Atime(), src.Ctime())
 	dst.Xattrs = src.Xattrs
 }
 

@@ -147,7 +147,8 @@ func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int, nodes 
 		return entry{}, fmt.Errorf("%q: unsupported tar entry type %q", h.Name, h.Typeflag)
 	}
 	n.UID, n.GID = uint32(h.Uid), uint32(h.Gid)
-	n.Mtime, n.Atime, n.Ctime = h.ModTime, h.AccessTime, h.ChangeTime
+	n.Mtime = h.ModTime
+	n.SetTimes(h.AccessTime, h.ChangeTime)
 	for k, v := range h.PAXRecords {
 		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
 			if n.Xattrs == nil {

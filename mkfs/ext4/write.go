@@ -154,7 +154,7 @@ func (wr *writer) allocRun(l *extentList, lblk, n int64) error {
 // base fills the fields every inode takes from its node.
 func (wr *writer) base(n *fstree.Node) *inode {
 	in := &inode{mode: uint16(n.UnixMode()), uid: n.UID, gid: n.GID, links: uint16(min(n.Links(), 65000)),
-		mtime: n.Mtime, atime: n.Atime, ctime: n.Ctime, crtime: wr.now}
+		mtime: n.Mtime, atime: n.Atime(), ctime: n.Ctime(), crtime: wr.now}
 	if in.mtime.IsZero() {
 		in.mtime = wr.now
 	}
