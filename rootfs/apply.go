@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/ocidisk/ocidisk/fstree"
@@ -99,14 +100,15 @@ func (a *applier) hide(p string, n *fstree.Node) {
 // dir returns directory p, making it and its parents directories as needed.
 func (a *applier) dir(p string) *fstree.Node {
 	n := a.t.Root
-	for _, name := range fstree.Split(p) {
+	for p != "" { // element by element, without splitting p into a slice
+		name, rest, _ := strings.Cut(p, "/")
 		c := n.Child(name)
 		if c == nil || !c.IsDir() {
 			c = fstree.NewDir(0o755)
 			c.Mtime = time.Unix(ImpliedMtime, 0)
 			n.SetChild(name, c)
 		}
-		n = c
+		n, p = c, rest
 	}
 	return n
 }
@@ -183,9 +185,11 @@ func copyMeta(dst, src *fstree.Node) {
 	dst.Xattrs = src.Xattrs
 }
 
+// parentOf is path.Dir for cleaned paths, "" for the root: a slice of p,
+// where path.Dir allocates.
 func parentOf(p string) string {
-	if d := path.Dir(p); d != "." {
-		return d
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
 	}
 	return ""
 }
