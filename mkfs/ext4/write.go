@@ -31,6 +31,7 @@ type writer struct {
 	grpDirs  []uint32
 	grpInos  []int64 // inodes in use per group (highest index + 1)
 
+	in       inode  // the inode being written (see base)
 	buf      []byte // content read buffer
 	blk      []byte // one block of scratch
 	done     int64
@@ -151,9 +152,13 @@ func (wr *writer) allocRun(l *extentList, lblk, n int64) error {
 	return nil
 }
 
-// base fills the fields every inode takes from its node.
+// base fills the fields every inode takes from its node, in the writer's
+// one inode record: an inode is encoded before the next is begun, and a
+// new record for each would be a quarter of a kilobyte of garbage per
+// entry.
 func (wr *writer) base(n *fstree.Node) *inode {
-	in := &inode{mode: uint16(n.UnixMode()), uid: n.UID, gid: n.GID, links: uint16(min(n.Links(), 65000)),
+	in := &wr.in
+	*in = inode{mode: uint16(n.UnixMode()), uid: n.UID, gid: n.GID, links: uint16(min(n.Links(), 65000)),
 		mtime: n.Mtime, atime: n.Atime(), ctime: n.Ctime(), crtime: wr.now}
 	if in.mtime.IsZero() {
 		in.mtime = wr.now
