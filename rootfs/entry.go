@@ -83,7 +83,7 @@ func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int, nodes 
 	if base == opaqueMarker {
 		return entry{path: dir, kind: kindOpaque}, nil
 	}
-	if strings.Contains("/"+p, "/"+whiteoutPrefix+whiteoutPrefix) {
+	if strings.HasPrefix(p, whiteoutPrefix+whiteoutPrefix) || strings.Contains(p, "/"+whiteoutPrefix+whiteoutPrefix) {
 		// aufs keeps its own metadata in .wh..wh.* names (.wh..wh.plnk/,
 		// .wh..wh.aufs): not part of the image.
 		return entry{path: p, kind: kindSkip}, nil
