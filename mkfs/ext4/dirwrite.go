@@ -1,6 +1,7 @@
 package ext4
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -34,8 +35,8 @@ func (wr *writer) dir(path *fstree.EntryPath, n *fstree.Node, ino, parent uint32
 	if 2+subdirs >= 65000 { // dir_nlink: too many to count
 		in.links = 1
 	}
-	if err := wr.xattrs(path, n, in, ino); err != nil {
-		return err
+	if err := wr.xattrs(n, in); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	nblocks := l.blocks()
 	var ext extentList

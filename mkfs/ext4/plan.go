@@ -93,9 +93,12 @@ func newPlan(t *fstree.Tree, opts Options) (*plan, error) {
 	next := uint32(firstIno + 1)
 	h := sha256.New()
 	hm := metaHasher{h: h}
-	var visit func(path *fstree.EntryPath, n *fstree.Node) error
-	visit = func(path *fstree.EntryPath, n *fstree.Node) error {
-		hm.node(path, n)
+	// visit plans n, called name in directory dir. Paths are made for
+	// directories and errors only: one per entry would be garbage the size
+	// of the tree.
+	var visit func(dir *fstree.EntryPath, name string, n *fstree.Node) error
+	visit = func(dir *fstree.EntryPath, name string, n *fstree.Node) error {
+		hm.node(name, n)
 		r, numbered := p.inos[n]
 		switch {
 		case n == t.Root || n == p.lostFound:
@@ -115,10 +118,14 @@ func newPlan(t *fstree.Tree, opts Options) (*plan, error) {
 			}
 		}
 		if err := p.node(n); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return fmt.Errorf("%s: %w", dir.Child(name), err)
 		}
 		if n.Type != fstree.TypeDir {
 			return nil
+		}
+		path := dir
+		if n != t.Root {
+			path = dir.Child(name)
 		}
 		r.first = next
 		p.inos[n] = r // before the entries: a name below must see it numbered
@@ -130,11 +137,10 @@ func newPlan(t *fstree.Tree, opts Options) (*plan, error) {
 			if err := fstree.CheckName(e.Name); err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
-			cp := path.Child(e.Name)
 			if e.Node.Type == fstree.TypeDir && e.Node.Links() > 1 {
-				return fmt.Errorf("%s: a directory with %d names", cp, e.Node.Links())
+				return fmt.Errorf("%s: a directory with %d names", path.Child(e.Name), e.Node.Links())
 			}
-			if err := visit(cp, e.Node); err != nil {
+			if err := visit(path, e.Name, e.Node); err != nil {
 				return err
 			}
 		}
@@ -143,7 +149,7 @@ func newPlan(t *fstree.Tree, opts Options) (*plan, error) {
 		hm.end()
 		return nil
 	}
-	if err := visit(nil, t.Root); err != nil {
+	if err := visit(nil, "", t.Root); err != nil {
 		return nil, err
 	}
 	p.inodes = int64(next - 1)
@@ -261,9 +267,9 @@ type metaHasher struct {
 	buf []byte
 }
 
-func (m *metaHasher) node(path *fstree.EntryPath, n *fstree.Node) {
+func (m *metaHasher) node(name string, n *fstree.Node) {
 	b := m.buf[:0]
-	b = append(b, path.Name()...)
+	b = append(b, name...)
 	b = append(b, 0, byte(n.Type))
 	for _, v := range []uint64{uint64(n.Mode), uint64(n.UID), uint64(n.GID), uint64(n.Size),
 		uint64(n.Mtime.UnixNano()), uint64(n.Major), uint64(n.Minor)} {

@@ -99,19 +99,27 @@ func (wr *writer) run(t *fstree.Tree) error {
 			return err
 		}
 	}
-	return wr.visit(nil, t.Root, rootIno, rootIno)
+	return wr.visit(nil, "", t.Root, rootIno, rootIno)
 }
 
-// visit writes n, inode ino (first seen at path, in directory parent)
-// and, for a directory, everything below it, in the order the plan
-// numbered them.
-func (wr *writer) visit(path *fstree.EntryPath, n *fstree.Node, ino, parent uint32) error {
+// visit writes n, inode ino, first seen as name in directory dir (inode
+// parent) and, for a directory, everything below it, in the order the plan
+// numbered them. A file's path is made only for an error: one per entry
+// would be garbage the size of the tree.
+func (wr *writer) visit(dir *fstree.EntryPath, name string, n *fstree.Node, ino, parent uint32) error {
 	if wr.seen.get(int64(ino)) {
 		return nil // a hardlink to an inode written under an earlier name
 	}
 	wr.seen.set(int64(ino))
 	if n.Type != fstree.TypeDir {
-		return wr.nonDir(path, n, ino)
+		if err := wr.nonDir(n, ino); err != nil {
+			return fmt.Errorf("%s: %w", dir.Child(name), err)
+		}
+		return nil
+	}
+	path := dir
+	if n != wr.p.root {
+		path = dir.Child(name)
 	}
 	es := wr.p.children(n)
 	inos := wr.p.entryInos(n, es, nil)
@@ -119,7 +127,7 @@ func (wr *writer) visit(path *fstree.EntryPath, n *fstree.Node, ino, parent uint
 		return err
 	}
 	for i, e := range es {
-		if err := wr.visit(path.Child(e.Name), e.Node, inos[i], ino); err != nil {
+		if err := wr.visit(path, e.Name, e.Node, inos[i], ino); err != nil {
 			return err
 		}
 	}
@@ -173,13 +181,13 @@ func (wr *writer) base(n *fstree.Node) *inode {
 }
 
 // xattrs places n's xattrs in the inode and, when they overflow, a block.
-func (wr *writer) xattrs(path *fstree.EntryPath, n *fstree.Node, in *inode, ino uint32) error {
+func (wr *writer) xattrs(n *fstree.Node, in *inode) error {
 	if len(n.Xattrs) == 0 {
 		return nil
 	}
 	xs, err := toXattrs(n.Xattrs)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return err
 	}
 	inline, block := splitXattrs(xs)
 	in.inlineXattrs = inodeXattrs(inline)
@@ -198,14 +206,14 @@ func (wr *writer) xattrs(path *fstree.EntryPath, n *fstree.Node, in *inode, ino 
 	return nil
 }
 
-func (wr *writer) nonDir(path *fstree.EntryPath, n *fstree.Node, ino uint32) error {
+func (wr *writer) nonDir(n *fstree.Node, ino uint32) error {
 	in := wr.base(n)
-	if err := wr.xattrs(path, n, in, ino); err != nil {
+	if err := wr.xattrs(n, in); err != nil {
 		return err
 	}
 	switch n.Type {
 	case fstree.TypeRegular:
-		if err := wr.file(path, n, in, ino); err != nil {
+		if err := wr.file(n, in, ino); err != nil {
 			return err
 		}
 	case fstree.TypeSymlink:
