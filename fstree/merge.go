@@ -60,8 +60,8 @@ func (t *Tree) ClampTimes(limit time.Time) {
 	}
 	_ = t.Walk(func(_ string, n *Node) error {
 		n.Mtime = clamp(n.Mtime)
-		if n.times != nil && (n.times.atime.After(limit) || n.times.ctime.After(limit)) {
-			n.SetTimes(clamp(n.times.atime), clamp(n.times.ctime))
+		if n.more != nil && (n.more.atime.After(limit) || n.more.ctime.After(limit)) {
+			n.SetTimes(clamp(n.more.atime), clamp(n.more.ctime))
 		}
 		return nil
 	})

@@ -182,7 +182,7 @@ func (n *Node) attach(name string, c *Node) {
 }
 
 func (n *Node) link() {
-	n.links++
+	n.addLinks(1)
 	if n.Type == TypeDir && n.links == 1 {
 		for _, c := range n.entries {
 			c.link()
@@ -191,7 +191,7 @@ func (n *Node) link() {
 }
 
 func (n *Node) unlink() {
-	n.links--
+	n.addLinks(-1)
 	if n.Type == TypeDir && n.links == 0 {
 		for _, c := range n.entries {
 			c.unlink()
