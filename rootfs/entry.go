@@ -44,7 +44,10 @@ const (
 func readEntries(ctx context.Context, digest string, sr *io.SectionReader, nodes bool, fn func(entry) error) (int, error) {
 	bs := &bufSeeker{r: sr, size: sr.Size(), buf: make([]byte, 64<<10)}
 	tr := tar.NewReader(bs)
-	var prev string
+	var (
+		prev string
+		secs sections
+	)
 	for i := 0; ; i++ {
 		if i%1024 == 0 && ctx.Err() != nil {
 			return 0, ctx.Err()
@@ -60,7 +63,7 @@ func readEntries(ctx context.Context, digest string, sr *io.SectionReader, nodes
 			return 0, fmt.Errorf("layer %s: after %s: %w", digest, prev, err)
 		}
 		prev = h.Name
-		e, err := toEntry(h, sr, bs.pos, i, nodes)
+		e, err := toEntry(h, sr, &secs, bs.pos, i, nodes)
 		if err != nil {
 			return 0, fmt.Errorf("layer %s: %w", digest, err)
 		}
@@ -73,7 +76,7 @@ func readEntries(ctx context.Context, digest string, sr *io.SectionReader, nodes
 // toEntry converts a header whose content starts at off in sr. ordinal
 // counts the entries before it, for sparse files. With nodes false, an entry
 // that puts a node comes without it.
-func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int, nodes bool) (entry, error) {
+func toEntry(h *tar.Header, sr *io.SectionReader, secs *sections, off int64, ordinal int, nodes bool) (entry, error) {
 	p, err := fstree.Clean(h.Name)
 	if err != nil {
 		return entry{}, err
@@ -123,7 +126,7 @@ func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int, nodes 
 		case isSparse(h):
 			c = sparseContent(sr, ordinal)
 		default:
-			c = fstree.Section{R: sr, Off: off, N: h.Size}
+			c = secs.new(section{sr, off, h.Size})
 		}
 		n = fstree.NewFile(mode, h.Size, c)
 	case tar.TypeDir:
@@ -158,6 +161,34 @@ func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int, nodes 
 		}
 	}
 	return entry{path: p, kind: kindNode, node: n}, nil
+}
+
+// section is a file's bytes in a layer tar, as fstree.Section is, in 24
+// bytes rather than 32 (the layer's reader is one concrete type) and handed
+// out from chunks rather than allocated one by one: a file of a
+// million-entry root costs its section and nothing else.
+type section struct {
+	sr     *io.SectionReader
+	off, n int64
+}
+
+// Open returns a reader over the section.
+func (s *section) Open() (io.ReadCloser, error) {
+	return io.NopCloser(io.NewSectionReader(s.sr, s.off, s.n)), nil
+}
+
+// ReaderAt returns the layer and the section's offset in it.
+func (s *section) ReaderAt() (io.ReaderAt, int64, error) { return s.sr, s.off, nil }
+
+// sections hands out sections from chunks of 1024.
+type sections struct{ chunk []section }
+
+func (a *sections) new(s section) *section {
+	if len(a.chunk) == cap(a.chunk) {
+		a.chunk = make([]section, 0, 1024)
+	}
+	a.chunk = append(a.chunk, s)
+	return &a.chunk[len(a.chunk)-1]
 }
 
 // isSparse reports a GNU sparse file (old GNU format or PAX 0.x/1.0),
