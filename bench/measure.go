@@ -23,11 +23,13 @@ type Sample struct {
 	// (the kernel's ru_maxrss over the process tree), in bytes.
 	PeakRSS int64
 	// Written is the bytes the run caused to be written to storage: the
-	// growth of write_bytes in /proc/self/io, to which the kernel adds the
-	// counters of every child the process reaps, so children and their
-	// descendants are included. Pages dirtied in the page cache count when
-	// they are dirtied, whether or not they reach the disk before the file
-	// is deleted.
+	// growth of write_bytes in /proc/self/io, less that of
+	// cancelled_write_bytes, to which the kernel adds the counters of
+	// every child the process reaps, so children and their descendants
+	// are included. Pages dirtied in the page cache count when they are
+	// dirtied; those of a file deleted (or truncated) before they were
+	// written back are taken off again, since they never reach the disk:
+	// a build's temporaries cost the disk nothing.
 	Written int64
 }
 
@@ -104,13 +106,19 @@ func Self(f func()) Sample {
 	return Sample{Wall: time.Since(t0), CPU: cpu() - c0}
 }
 
-// selfWriteBytes reads write_bytes from /proc/self/io.
+// selfWriteBytes reads write_bytes less cancelled_write_bytes from
+// /proc/self/io.
 func selfWriteBytes() (int64, error) {
 	b, err := os.ReadFile("/proc/self/io")
 	if err != nil {
 		return 0, fmt.Errorf("bytes written: %w (needs Linux with task I/O accounting)", err)
 	}
-	return parseIO(b, "write_bytes")
+	w, err := parseIO(b, "write_bytes")
+	if err != nil {
+		return 0, err
+	}
+	cancelled, err := parseIO(b, "cancelled_write_bytes")
+	return w - cancelled, err
 }
 
 // parseIO returns the counter named key from the text of /proc/PID/io.

@@ -78,10 +78,12 @@ func TestWriteVerdicts(t *testing.T) {
 		cold []Sample
 		want []string
 	}{
-		{"all met", []Sample{{Wall: 6 * time.Second, PeakRSS: 100 << 20}},
-			[]string{"6.7x faster than the pipeline (target 5x: met)", "1.20x the floor (target 1.3x: met)", "peak RSS 100 MiB (target 200 MiB: met)"}},
-		{"slow and large", []Sample{{Wall: 10 * time.Second, PeakRSS: 300 << 20}},
-			[]string{"4.0x faster than the pipeline (target 5x: not met)", "2.00x the floor (target 1.3x: not met)", "peak RSS 300 MiB (target 200 MiB: not met)"}},
+		{"all met", []Sample{{Wall: 5 * time.Second, PeakRSS: 100 << 20}},
+			[]string{"8.0x faster than the pipeline (target 6x: met)", "1.00x the floor (target 1.1x: met)", "peak RSS 100 MiB (target 200 MiB: met)"}},
+		{"slow and large", []Sample{{Wall: 6 * time.Second, PeakRSS: 300 << 20}},
+			[]string{"6.7x faster than the pipeline (target 6x: met)", "1.20x the floor (target 1.1x: not met)", "peak RSS 300 MiB (target 200 MiB: not met)"}},
+		{"slower still", []Sample{{Wall: 10 * time.Second, PeakRSS: 100 << 20}},
+			[]string{"4.0x faster than the pipeline (target 6x: not met)", "2.00x the floor (target 1.1x: not met)"}},
 	}
 	for _, tt := range tests {
 		rs := results(tt.cold, []Sample{{Wall: time.Second}}, []Sample{{Wall: 40 * time.Second}}, []Sample{{Wall: 5 * time.Second}})
@@ -100,6 +102,32 @@ func TestWriteVerdicts(t *testing.T) {
 		}
 		if strings.Count(b.String(), "\n") != 2 {
 			t.Errorf("%s: want verdicts for the cold and warm runs only:\n%s", tt.name, b.String())
+		}
+	}
+}
+
+func TestWriteVerdictsScale(t *testing.T) {
+	tests := []struct {
+		name string
+		ours []Sample
+		want string
+	}{
+		{"met", []Sample{{Wall: 20 * time.Second, CPU: 30 * time.Second, PeakRSS: 250 << 20}},
+			"- m, ocidisk build: 0.40x the wall time of mke2fs -d (target 0.5x: met; CPU 0.75x); peak RSS 250 MiB (target 300 MiB: met)"},
+		{"slow and large", []Sample{{Wall: 30 * time.Second, CPU: 30 * time.Second, PeakRSS: 400 << 20}},
+			"- m, ocidisk build: 0.60x the wall time of mke2fs -d (target 0.5x: not met; CPU 0.75x); peak RSS 400 MiB (target 300 MiB: not met)"},
+	}
+	for _, tt := range tests {
+		rs := []Result{
+			{Input: "m", Run: ScaleOcidisk, Samples: tt.ours},
+			{Input: "m", Run: ScaleMke2fs, Samples: []Sample{{Wall: 50 * time.Second, CPU: 40 * time.Second, PeakRSS: 3 << 20}}},
+		}
+		var b strings.Builder
+		if err := WriteVerdicts(&b, rs); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(b.String()); got != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, tt.want)
 		}
 	}
 }

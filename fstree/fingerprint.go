@@ -35,7 +35,7 @@ func (t *Tree) Fingerprint(limit time.Time) string {
 		}
 		first[n] = p
 		fmt.Fprintf(h, "%q %d %o %d:%d %d %q %d,%d %d %d %d", p, n.Type, n.Mode, n.UID, n.GID, n.Size, n.Target,
-			n.Major, n.Minor, clamp(n.Mtime), clamp(n.Atime), clamp(n.Ctime))
+			n.Major, n.Minor, clamp(n.Mtime), clamp(n.Atime()), clamp(n.Ctime()))
 		keys := make([]string, 0, len(n.Xattrs))
 		for k := range n.Xattrs {
 			keys = append(keys, k)

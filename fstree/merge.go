@@ -50,16 +50,18 @@ func mergeDir(t *Tree, dst, src *Node, p string) error {
 // ClampTimes sets every time later than limit to limit, the
 // SOURCE_DATE_EPOCH rule for reproducible builds.
 func (t *Tree) ClampTimes(limit time.Time) {
-	seen := map[*Node]bool{}
-	_ = t.Walk(func(_ string, n *Node) error {
-		if seen[n] {
-			return nil
+	// Clamping twice changes nothing: a hardlinked node met at each of its
+	// names needs no record of having been seen.
+	clamp := func(tm time.Time) time.Time {
+		if tm.After(limit) {
+			return limit
 		}
-		seen[n] = true
-		for _, tp := range []*time.Time{&n.Mtime, &n.Atime, &n.Ctime} {
-			if tp.After(limit) {
-				*tp = limit
-			}
+		return tm
+	}
+	_ = t.Walk(func(_ string, n *Node) error {
+		n.Mtime = clamp(n.Mtime)
+		if n.more != nil && (n.more.atime.After(limit) || n.more.ctime.After(limit)) {
+			n.SetTimes(clamp(n.more.atime), clamp(n.more.ctime))
 		}
 		return nil
 	})

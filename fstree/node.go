@@ -63,22 +63,31 @@ const (
 )
 
 // Node is one inode of the tree.
+//
+// A root filesystem has a million of them at the large end, so its size
+// counts: the fields are ordered to leave no padding, and what few nodes
+// have (access and change times) is kept apart.
 type Node struct {
 	Type Type
+	// links counts the directory entries naming this node, up to
+	// manyLinks; from there the count is in more. 16 bits fit beside
+	// Type and bring the node to 112 bytes, a size class below 128.
+	links uint16
 	// Mode holds permission, setuid, setgid and sticky bits (ModeMask).
 	Mode     uint32
 	UID, GID uint32
-	// Mtime is the modification time. Atime and Ctime are zero unless the
-	// source recorded them; writers use Mtime in their place.
-	Mtime, Atime, Ctime time.Time
+	// Major and Minor are a device node's numbers.
+	Major, Minor uint32
+
+	// Mtime is the modification time. Writers use it for the access and
+	// change times too unless the source recorded those (Atime, Ctime).
+	Mtime time.Time
 	// Xattrs maps extended attribute names (e.g. "security.capability") to
 	// their raw values.
 	Xattrs map[string]string
 
 	// Target is a symlink's target, kept exactly as written.
 	Target string
-	// Major and Minor are a device node's numbers.
-	Major, Minor uint32
 
 	// Size is a regular file's length in bytes; Content yields exactly that
 	// many bytes. Content may be nil when Size is 0.
@@ -86,7 +95,69 @@ type Node struct {
 	Content Content
 
 	entries map[string]*Node // directories only
-	links   int              // directory entries naming this node
+	more    *more            // nil: no access or change time, few links
+}
+
+// more is what few nodes have: access and change times, when the source
+// recorded them, and a link count of manyLinks or more. It is replaced,
+// never changed in place, so that copies (CopyMeta) may share it.
+type more struct {
+	atime, ctime time.Time
+	links        int // when Node.links is manyLinks
+}
+
+// manyLinks in Node.links says that the count is in more.
+const manyLinks = 1<<16 - 1
+
+// Atime is the access time the source recorded, or the zero time.
+func (n *Node) Atime() time.Time {
+	if n.more == nil {
+		return time.Time{}
+	}
+	return n.more.atime
+}
+
+// Ctime is the inode change time the source recorded, or the zero time.
+func (n *Node) Ctime() time.Time {
+	if n.more == nil {
+		return time.Time{}
+	}
+	return n.more.ctime
+}
+
+// SetTimes records the access and change times; zero times record none.
+func (n *Node) SetTimes(atime, ctime time.Time) {
+	m := more{atime: atime, ctime: ctime}
+	if n.more != nil {
+		m.links = n.more.links
+	}
+	n.setMore(m)
+}
+
+// setMore replaces n.more with m, or with nil when m holds nothing.
+func (n *Node) setMore(m more) {
+	if m.atime.IsZero() && m.ctime.IsZero() && n.links != manyLinks {
+		n.more = nil
+		return
+	}
+	n.more = &m
+}
+
+// addLinks changes n's link count by d.
+func (n *Node) addLinks(d int) {
+	c := n.Links() + d
+	var m more
+	if n.more != nil {
+		m = *n.more
+	}
+	if c >= manyLinks {
+		n.links, m.links = manyLinks, c
+	} else {
+		n.links, m.links = uint16(c), 0
+	}
+	if n.more != nil || c >= manyLinks {
+		n.setMore(m)
+	}
 }
 
 // NewDir returns an empty directory node.
@@ -117,7 +188,12 @@ func (n *Node) IsDir() bool { return n.Type == TypeDir }
 // count). For a directory it is 1, its entry in the parent; writers add
 // "." and ".." themselves. A node belongs to one tree: to put the same file
 // into another tree, put a CopyMeta of it there, which shares the content.
-func (n *Node) Links() int { return n.links }
+func (n *Node) Links() int {
+	if n.links == manyLinks {
+		return n.more.links
+	}
+	return int(n.links)
+}
 
 // FileMode returns n's type and permission bits as an io/fs FileMode.
 func (n *Node) FileMode() fs.FileMode {
@@ -198,6 +274,10 @@ func (n *Node) CopyMeta() *Node {
 	c := *n
 	c.entries = nil
 	c.links = 0
+	if n.more != nil {
+		c.more = nil
+		c.SetTimes(n.more.atime, n.more.ctime)
+	}
 	if n.Xattrs != nil {
 		c.Xattrs = make(map[string]string, len(n.Xattrs))
 		for k, v := range n.Xattrs {

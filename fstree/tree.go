@@ -172,14 +172,17 @@ func (n *Node) SetChild(name string, c *Node) {
 func (n *Node) live() bool { return n.Type == TypeDir && n.links > 0 }
 
 func (n *Node) attach(name string, c *Node) {
-	n.entries[name] = c
+	// The name is copied: callers often cut it from a whole path (a tar
+	// header's), which a substring would keep alive for the tree's life,
+	// several times the name's own size over a million entries.
+	n.entries[strings.Clone(name)] = c
 	if n.live() {
 		c.link()
 	}
 }
 
 func (n *Node) link() {
-	n.links++
+	n.addLinks(1)
 	if n.Type == TypeDir && n.links == 1 {
 		for _, c := range n.entries {
 			c.link()
@@ -188,7 +191,7 @@ func (n *Node) link() {
 }
 
 func (n *Node) unlink() {
-	n.links--
+	n.addLinks(-1)
 	if n.Type == TypeDir && n.links == 0 {
 		for _, c := range n.entries {
 			c.unlink()

@@ -2,6 +2,7 @@ package fstree
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +21,14 @@ func TestClean(t *testing.T) {
 		{"./usr/bin/", "usr/bin", false},
 		{"/etc//passwd", "etc/passwd", false},
 		{"a/./b/../c", "a/c", false},
+		{"././/usr/./lib//", "usr/lib", false},
+		{"usr/lib/x", "usr/lib/x", false},
+		{"./usr/..", "", false},
+		{"./a/b/..", "a", false},
+		{"./a/...", "a/...", false},
+		{".hidden/.x/", ".hidden/.x", false},
+		{"./../x/", "", true},
+		{"./a/../..", "", true},
 		{"..", "", true},
 		{"../etc/passwd", "", true},
 		{"a/../../b", "", true},
@@ -275,5 +284,41 @@ func TestFingerprint(t *testing.T) {
 	}
 	if mk(limit.Add(time.Hour), 0o644, "hi").Fingerprint(time.Time{}) == base {
 		t.Error("without a limit, a later time is not clamped")
+	}
+}
+
+// TestManyLinks counts names past what the node keeps in 16 bits, and
+// back, with access and change times set and cleared along the way.
+func TestManyLinks(t *testing.T) {
+	tr := New()
+	f := NewFile(0o644, 0, nil)
+	at := time.Unix(1600000000, 0)
+	const n = 1<<16 + 10
+	for i := range n {
+		if err := tr.Put(fmt.Sprintf("d%d/f%d", i%7, i), f, NewDir(0o755)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1<<16-5 {
+			f.SetTimes(at, at)
+		}
+	}
+	if f.Links() != n || !f.Atime().Equal(at) {
+		t.Fatalf("links = %d, atime %v; want %d and %v", f.Links(), f.Atime(), n, at)
+	}
+	f.SetTimes(time.Time{}, time.Time{})
+	if f.Links() != n || !f.Ctime().IsZero() {
+		t.Fatalf("after clearing the times: links = %d, ctime %v", f.Links(), f.Ctime())
+	}
+	c := f.CopyMeta()
+	if c.Links() != 0 {
+		t.Errorf("a copy has %d links, want 0", c.Links())
+	}
+	for i := range n - 2 {
+		if ok, err := tr.Remove(fmt.Sprintf("d%d/f%d", i%7, i)); !ok || err != nil {
+			t.Fatalf("remove %d: %v %v", i, ok, err)
+		}
+	}
+	if f.Links() != 2 {
+		t.Errorf("links = %d after removing all but 2 names", f.Links())
 	}
 }

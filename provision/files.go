@@ -85,7 +85,8 @@ func writeFile(t *fstree.Tree, p string, data []byte, o owner, when time.Time) e
 		return fmt.Errorf("/%s is a %s, not a file", trimSlash(p), n.Type)
 	}
 	nn.Size, nn.Content = int64(len(data)), fstree.Bytes(data)
-	nn.Mtime, nn.Atime, nn.Ctime = when, time.Time{}, time.Time{}
+	nn.Mtime = when
+	nn.SetTimes(time.Time{}, time.Time{})
 	if err := t.Put(rp, nn, dirTemplate(when)); err != nil {
 		return fmt.Errorf("/%s: %w", rp, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/ocidisk/ocidisk/fstree"
@@ -29,37 +30,38 @@ type applier struct {
 // non-directory in the way (overlayfs semantics: a symlink is a name, never
 // followed, so lower "lib -> usr/lib" and upper "lib/x" give a directory
 // "lib").
-func applyLayer(ctx context.Context, t *fstree.Tree, digest string, sr *io.SectionReader) (int, error) {
-	es, err := readEntries(ctx, digest, sr)
-	if err != nil {
-		return 0, err
-	}
+func applyLayer(ctx context.Context, t *fstree.Tree, digest string, sr *io.SectionReader, first bool) (int, error) {
 	a := &applier{t: t, digest: digest, hidden: map[string]*fstree.Node{}}
-	for _, e := range es {
-		switch e.kind {
-		case kindWhiteout:
-			a.whiteout(e.path)
-		case kindOpaque:
-			a.opaque(e.path)
+	// Two passes over the headers rather than one that keeps every entry:
+	// a million-entry layer held as entries costs more than its tree. The
+	// first layer goes over an empty tree, where whiteouts hide nothing.
+	if !first {
+		_, err := readEntries(ctx, digest, sr, false, func(e entry) error {
+			switch e.kind {
+			case kindWhiteout:
+				a.whiteout(e.path)
+			case kindOpaque:
+				a.opaque(e.path)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
 		}
 	}
-	for _, e := range es {
+	return readEntries(ctx, digest, sr, true, func(e entry) error {
 		switch e.kind {
 		case kindWhiteout:
 			a.dir(parentOf(e.path))
 		case kindOpaque:
 			a.dir(e.path)
 		case kindNode:
-			if err := a.put(e.path, e.node); err != nil {
-				return 0, err
-			}
+			return a.put(e.path, e.node)
 		case kindLink:
-			if err := a.link(e.path, e.link); err != nil {
-				return 0, err
-			}
+			return a.link(e.path, e.link)
 		}
-	}
-	return len(es), nil
+		return nil
+	})
 }
 
 // whiteout removes p, if the lower layers left anything there.
@@ -98,14 +100,15 @@ func (a *applier) hide(p string, n *fstree.Node) {
 // dir returns directory p, making it and its parents directories as needed.
 func (a *applier) dir(p string) *fstree.Node {
 	n := a.t.Root
-	for _, name := range fstree.Split(p) {
+	for p != "" { // element by element, without splitting p into a slice
+		name, rest, _ := strings.Cut(p, "/")
 		c := n.Child(name)
 		if c == nil || !c.IsDir() {
 			c = fstree.NewDir(0o755)
 			c.Mtime = time.Unix(ImpliedMtime, 0)
 			n.SetChild(name, c)
 		}
-		n = c
+		n, p = c, rest
 	}
 	return n
 }
@@ -177,13 +180,16 @@ func (a *applier) lookupHidden(p string) *fstree.Node {
 // copyMeta gives directory dst the metadata of src.
 func copyMeta(dst, src *fstree.Node) {
 	dst.Mode, dst.UID, dst.GID = src.Mode, src.UID, src.GID
-	dst.Mtime, dst.Atime, dst.Ctime = src.Mtime, src.Atime, src.Ctime
+	dst.Mtime = src.Mtime
+	dst.SetTimes(src.Atime(), src.Ctime())
 	dst.Xattrs = src.Xattrs
 }
 
+// parentOf is path.Dir for cleaned paths, "" for the root: a slice of p,
+// where path.Dir allocates.
 func parentOf(p string) string {
-	if d := path.Dir(p); d != "." {
-		return d
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
 	}
 	return ""
 }

@@ -36,41 +36,47 @@ const (
 	opaqueMarker   = ".wh..wh..opq"
 )
 
-// readEntries reads the headers of a layer tar. File content is not read:
-// each regular file refers to its bytes in sr.
-func readEntries(ctx context.Context, digest string, sr *io.SectionReader) ([]entry, error) {
+// readEntries reads the headers of a layer tar and hands each entry to fn,
+// in stream order. File content is not read: each regular file refers to
+// its bytes in sr. With nodes false, entries that put something (kindNode)
+// come without their node, which is not built: a pass that looks for
+// whiteouts only. It returns the number of entries.
+func readEntries(ctx context.Context, digest string, sr *io.SectionReader, nodes bool, fn func(entry) error) (int, error) {
 	bs := &bufSeeker{r: sr, size: sr.Size(), buf: make([]byte, 64<<10)}
 	tr := tar.NewReader(bs)
 	var (
-		out  []entry
 		prev string
+		secs sections
 	)
 	for i := 0; ; i++ {
 		if i%1024 == 0 && ctx.Err() != nil {
-			return nil, ctx.Err()
+			return 0, ctx.Err()
 		}
 		h, err := tr.Next()
 		if err == io.EOF {
-			return out, nil
+			return i, nil
 		}
 		if err != nil {
 			if i == 0 {
-				return nil, fmt.Errorf("layer %s: not a tar archive: %w", digest, err)
+				return 0, fmt.Errorf("layer %s: not a tar archive: %w", digest, err)
 			}
-			return nil, fmt.Errorf("layer %s: after %s: %w", digest, prev, err)
+			return 0, fmt.Errorf("layer %s: after %s: %w", digest, prev, err)
 		}
 		prev = h.Name
-		e, err := toEntry(h, sr, bs.pos, i)
+		e, err := toEntry(h, sr, &secs, bs.pos, i, nodes)
 		if err != nil {
-			return nil, fmt.Errorf("layer %s: %w", digest, err)
+			return 0, fmt.Errorf("layer %s: %w", digest, err)
 		}
-		out = append(out, e)
+		if err := fn(e); err != nil {
+			return 0, err
+		}
 	}
 }
 
 // toEntry converts a header whose content starts at off in sr. ordinal
-// counts the entries before it, for sparse files.
-func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int) (entry, error) {
+// counts the entries before it, for sparse files. With nodes false, an entry
+// that puts a node comes without it.
+func toEntry(h *tar.Header, sr *io.SectionReader, secs *sections, off int64, ordinal int, nodes bool) (entry, error) {
 	p, err := fstree.Clean(h.Name)
 	if err != nil {
 		return entry{}, err
@@ -80,7 +86,7 @@ func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int) (entry
 	if base == opaqueMarker {
 		return entry{path: dir, kind: kindOpaque}, nil
 	}
-	if strings.Contains("/"+p, "/"+whiteoutPrefix+whiteoutPrefix) {
+	if strings.HasPrefix(p, whiteoutPrefix+whiteoutPrefix) || strings.Contains(p, "/"+whiteoutPrefix+whiteoutPrefix) {
 		// aufs keeps its own metadata in .wh..wh.* names (.wh..wh.plnk/,
 		// .wh..wh.aufs): not part of the image.
 		return entry{path: p, kind: kindSkip}, nil
@@ -107,6 +113,9 @@ func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int) (entry
 	if !isSparse(h) && (h.Size < 0 || h.Size > sr.Size()-off) {
 		return entry{}, fmt.Errorf("%q: size %d runs past the end of the layer (%d bytes)", h.Name, h.Size, sr.Size())
 	}
+	if !nodes && h.Typeflag != tar.TypeLink {
+		return entry{path: p, kind: kindNode}, nil
+	}
 	mode := uint32(h.Mode) & fstree.ModeMask
 	var n *fstree.Node
 	switch h.Typeflag {
@@ -117,7 +126,7 @@ func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int) (entry
 		case isSparse(h):
 			c = sparseContent(sr, ordinal)
 		default:
-			c = fstree.Section{R: sr, Off: off, N: h.Size}
+			c = secs.new(section{sr, off, h.Size})
 		}
 		n = fstree.NewFile(mode, h.Size, c)
 	case tar.TypeDir:
@@ -141,7 +150,8 @@ func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int) (entry
 		return entry{}, fmt.Errorf("%q: unsupported tar entry type %q", h.Name, h.Typeflag)
 	}
 	n.UID, n.GID = uint32(h.Uid), uint32(h.Gid)
-	n.Mtime, n.Atime, n.Ctime = h.ModTime, h.AccessTime, h.ChangeTime
+	n.Mtime = h.ModTime
+	n.SetTimes(h.AccessTime, h.ChangeTime)
 	for k, v := range h.PAXRecords {
 		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
 			if n.Xattrs == nil {
@@ -151,6 +161,34 @@ func toEntry(h *tar.Header, sr *io.SectionReader, off int64, ordinal int) (entry
 		}
 	}
 	return entry{path: p, kind: kindNode, node: n}, nil
+}
+
+// section is a file's bytes in a layer tar, as fstree.Section is, in 24
+// bytes rather than 32 (the layer's reader is one concrete type) and handed
+// out from chunks rather than allocated one by one: a file of a
+// million-entry root costs its section and nothing else.
+type section struct {
+	sr     *io.SectionReader
+	off, n int64
+}
+
+// Open returns a reader over the section.
+func (s *section) Open() (io.ReadCloser, error) {
+	return io.NopCloser(io.NewSectionReader(s.sr, s.off, s.n)), nil
+}
+
+// ReaderAt returns the layer and the section's offset in it.
+func (s *section) ReaderAt() (io.ReaderAt, int64, error) { return s.sr, s.off, nil }
+
+// sections hands out sections from chunks of 1024.
+type sections struct{ chunk []section }
+
+func (a *sections) new(s section) *section {
+	if len(a.chunk) == cap(a.chunk) {
+		a.chunk = make([]section, 0, 1024)
+	}
+	a.chunk = append(a.chunk, s)
+	return &a.chunk[len(a.chunk)-1]
 }
 
 // isSparse reports a GNU sparse file (old GNU format or PAX 0.x/1.0),

@@ -98,7 +98,7 @@ func Flatten(ctx context.Context, layers []Layer, opts source.Options) (*fstree.
 		if r.err != nil {
 			return nil, r.err
 		}
-		n, err := applyLayer(ctx, t, l.Digest(), r.sr)
+		n, err := applyLayer(ctx, t, l.Digest(), r.sr, i == 0)
 		if err != nil {
 			return nil, err
 		}

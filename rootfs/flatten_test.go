@@ -135,8 +135,8 @@ func TestTimesFromPAX(t *testing.T) {
 		got, want time.Time
 	}{
 		{"mtime", n.Mtime, time.Unix(1600000000, 123456789)},
-		{"atime", n.Atime, time.Unix(1500000000, 500000000)},
-		{"ctime", n.Ctime, time.Unix(1400000000, 250000000)},
+		{"atime", n.Atime(), time.Unix(1500000000, 500000000)},
+		{"ctime", n.Ctime(), time.Unix(1400000000, 250000000)},
 	} {
 		if !tc.got.Equal(tc.want) {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)

@@ -25,6 +25,16 @@ import (
 //	layers/sha256/HEX   uncompressed layer tars, by diffID
 //	diffids/sha256/HEX  the diffID of blob HEX, for layers whose image does
 //	                    not name one (tar: and deb: files)
+//	seen/sha256/HEX     empty: a build decompressed the layer of blob HEX
+//	                    (or diffID HEX, when no blob digest is known)
+//
+// A layer is kept uncompressed only from its second build on: the first
+// one decompresses it into a temporary that is deleted as soon as it is
+// made and gone when the build ends, and leaves a seen mark. A one-off
+// build (a CI runner starts with an empty cache) then writes no second
+// copy of the root to the disk: its pages are dropped, mostly before they
+// are written back. Images one works on are built again and stay warm
+// from their third build.
 //
 // Every file is written under a temporary name and renamed into place only
 // once its bytes have been checked, so a name is a promise about content.
@@ -38,7 +48,7 @@ import (
 type cache struct{ dir string }
 
 // kinds are the cache's subdirectories.
-var kinds = []string{"blobs", "layers", "diffids"}
+var kinds = []string{"blobs", "layers", "diffids", "seen"}
 
 // sweep removes the temporaries a killed process left in the cache.
 func (c cache) sweep() {
@@ -88,11 +98,11 @@ func (c cache) openLayer(ctx context.Context, im *Image, diffID v1.Hash, p *prog
 }
 
 // writeLayer decompresses r (of any supported compression, or none) into
-// the cache, hashing what it writes. With want set the result must have
-// that digest. r should verify the blob itself (see verify): when
+// the cache, hashing what it writes, or with keep false into a temporary
+// that no name leads to. With want set the result must have that digest. r should verify the blob itself (see verify): when
 // decompression fails, a digest mismatch found by reading on is reported
 // instead, as the likelier cause.
-func (c cache) writeLayer(im *Image, r io.Reader, want v1.Hash) (*io.SectionReader, v1.Hash, error) {
+func (c cache) writeLayer(im *Image, r io.Reader, want v1.Hash, keep bool) (*io.SectionReader, v1.Hash, error) {
 	dir := filepath.Join(c.dir, "layers", "sha256")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, v1.Hash{}, fmt.Errorf("cache: %w", err)
@@ -101,11 +111,18 @@ func (c cache) writeLayer(im *Image, r io.Reader, want v1.Hash) (*io.SectionRead
 	if err != nil {
 		return nil, v1.Hash{}, fmt.Errorf("cache: %w", err)
 	}
+	if !keep {
+		// Unlinked at once: the file lives as long as it is open, and
+		// nothing is left to sweep whatever stops the process.
+		os.Remove(tmp.Name())
+	}
 	ok := false
 	defer func() {
 		if !ok {
 			tmp.Close()
-			os.Remove(tmp.Name())
+			if keep {
+				os.Remove(tmp.Name())
+			}
 		}
 	}()
 	br := bufio.NewReaderSize(r, 256<<10)
@@ -149,11 +166,13 @@ func (c cache) writeLayer(im *Image, r io.Reader, want v1.Hash) (*io.SectionRead
 	if want != (v1.Hash{}) && got != want {
 		return nil, v1.Hash{}, fmt.Errorf("uncompressed content is %s, the config says %s: %w", got, want, ErrDigestMismatch)
 	}
-	if err := os.Rename(tmp.Name(), c.path("layers", got)); err != nil {
-		return nil, v1.Hash{}, fmt.Errorf("cache: %w", err)
+	if keep {
+		if err := os.Rename(tmp.Name(), c.path("layers", got)); err != nil {
+			return nil, v1.Hash{}, fmt.Errorf("cache: %w", err)
+		}
 	}
 	ok = true
-	im.keep(tmp) // the open file follows the rename
+	im.keep(tmp) // the open file follows the rename, or is the only way to it
 	return io.NewSectionReader(tmp, 0, n), got, nil
 }
 
@@ -185,6 +204,20 @@ func (c cache) alias(blob v1.Hash) v1.Hash {
 func (c cache) setAlias(blob, diffID v1.Hash) {
 	_ = c.writeFile("diffids", blob, []byte(diffID.String()+"\n"))
 }
+
+// seen reports whether a build decompressed the layer named h before
+// (see cache); markSeen records that one did. Failures only cost a
+// rebuild its cache copy, so they are ignored.
+func (c cache) seen(h v1.Hash) bool {
+	p := c.path("seen", h)
+	if _, err := os.Stat(p); err != nil {
+		return false
+	}
+	used(p)
+	return true
+}
+
+func (c cache) markSeen(h v1.Hash) { _ = c.writeFile("seen", h, nil) }
 
 // writeFile puts b under kind/ALG/HEX atomically.
 func (c cache) writeFile(kind string, h v1.Hash, b []byte) error {

@@ -59,7 +59,8 @@ func CacheMaxSize(opts Options, dir string) int64 {
 // CacheEntry is one file of the cache.
 type CacheEntry struct {
 	// Kind is "blob" (a registry blob as downloaded), "layer" (an
-	// uncompressed layer) or "diffid" (the diffID of a blob).
+	// uncompressed layer), "diffid" (the diffID of a blob) or "seen" (the
+	// empty mark of a layer a build decompressed once, without keeping it).
 	Kind string
 	// Digest names the entry: "sha256:HEX".
 	Digest string
@@ -71,7 +72,7 @@ type CacheEntry struct {
 	LastUse time.Time
 }
 
-var kindNames = map[string]string{"blobs": "blob", "layers": "layer", "diffids": "diffid"}
+var kindNames = map[string]string{"blobs": "blob", "layers": "layer", "diffids": "diffid", "seen": "seen"}
 
 // CacheEntries lists the entries of the cache in dir, least recently
 // used first (then by path). A cache that does not exist has none.

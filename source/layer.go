@@ -1,6 +1,7 @@
 package source
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,7 +53,8 @@ func (l *Layer) DiffID() string {
 
 // Open returns the layer's uncompressed tar with random access, verified:
 // read in place when the blob is an uncompressed local file, otherwise
-// decompressed into the cache the first time and reused after. The
+// decompressed: into a temporary the first time, into the cache the
+// second, and read from the cache after (see cache). The
 // returned reader stays valid until the Image is closed. Layers of one
 // image may be opened concurrently.
 func (l *Layer) Open(ctx context.Context) (*io.SectionReader, error) {
@@ -136,15 +138,21 @@ func (l *Layer) inPlace(ctx context.Context) (*io.SectionReader, error) {
 	return l.local, nil
 }
 
-// materialize decompresses a blob stream into the cache.
+// materialize decompresses a blob stream: into the cache when a build
+// decompressed the layer before, else into a temporary (see cache).
 func (l *Layer) materialize(ctx context.Context, r io.Reader) (*io.SectionReader, error) {
 	c := l.im.cache
-	l.im.log.Debug("decompressing layer", "layer", l.name)
-	sr, diffID, err := c.writeLayer(l.im, &progressReader{ctx: ctx, r: r, p: l.im.progress}, l.diffID)
+	key := cmp.Or(l.blob, l.diffID)
+	keep := key != (v1.Hash{}) && c.seen(key)
+	l.im.log.Debug("decompressing layer", "layer", l.name, "cached", keep)
+	sr, diffID, err := c.writeLayer(l.im, &progressReader{ctx: ctx, r: r, p: l.im.progress}, l.diffID, keep)
 	if err != nil {
 		return nil, err
 	}
-	if l.diffID == (v1.Hash{}) && l.blob != (v1.Hash{}) {
+	switch {
+	case !keep && key != (v1.Hash{}):
+		c.markSeen(key)
+	case keep && l.diffID == (v1.Hash{}) && l.blob != (v1.Hash{}):
 		c.setAlias(l.blob, diffID)
 	}
 	return sr, nil

@@ -19,9 +19,11 @@
 //	                           image as skopeo's dir: transport writes it
 //
 // Layer data takes one path whatever the spelling: a compressed blob is
-// verified against its digest while it is decompressed, once, into the
-// cache as an uncompressed tar named by its diffID; an uncompressed blob in
-// a local file is verified and then read where it is.
+// verified against its digest while it is decompressed; from the second
+// build that decompresses it on, into the cache as an uncompressed tar
+// named by its diffID, before that into a temporary that the build
+// deletes (a one-off build writes no second copy of the root); an
+// uncompressed blob in a local file is verified and then read where it is.
 package source
 
 import (

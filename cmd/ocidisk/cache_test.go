@@ -42,6 +42,7 @@ func TestCacheStoresZerosAsHoles(t *testing.T) {
 	}
 	st, _ := os.Stat(layer)
 	out := filepath.Join(t.TempDir(), "root.ext4")
+	seenBefore(t, layer)
 	if code, stderr := flattenRun(t, "--format", "ext4", "-o", out, "tar:"+layer); code != exitOK {
 		t.Fatalf("flatten: exit %d: %s", code, stderr)
 	}
@@ -64,6 +65,7 @@ func TestCacheCommand(t *testing.T) {
 		layer := filepath.Join(t.TempDir(), "layer.tar.gz")
 		raw, _ := testimages.TarOf([]testimages.Entry{testimages.File("f", strings.Repeat(body, 2000), 0o644)})
 		os.WriteFile(layer, gzipped(t, raw), 0o644)
+		seenBefore(t, layer)
 		if code, stderr := flattenRun(t, "-o", filepath.Join(t.TempDir(), "out.tar"), "tar:"+layer); code != exitOK {
 			t.Fatalf("flatten %d: exit %d: %s", i, code, stderr)
 		}

@@ -359,7 +359,7 @@ func compareTree(t testing.TB, img string, tr *fstree.Tree, opts Options) []stri
 		if mt.IsZero() {
 			mt = opts.Time
 		}
-		at, ct := n.Atime, n.Ctime
+		at, ct := n.Atime(), n.Ctime()
 		if at.IsZero() {
 			at = mt
 		}

@@ -1,18 +1,20 @@
 package ext4
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/ocidisk/ocidisk/fstree"
 )
 
-// dir writes directory n (inode ino, in parent) with entries es.
-func (wr *writer) dir(path *fstree.EntryPath, n *fstree.Node, ino, parent uint32, es []fstree.Entry) error {
+// dir writes directory n (inode ino, in parent) with entries es, whose
+// inode numbers are inos.
+func (wr *writer) dir(path *fstree.EntryPath, n *fstree.Node, ino, parent uint32, es []fstree.Entry, inos []uint32) error {
 	ents := make([]dirent, len(es))
 	subdirs := 0
 	for i, e := range es {
-		ents[i] = dirent{name: e.Name, ino: wr.p.inos[e.Node], ftype: fileType(uint16(e.Node.UnixMode()))}
+		ents[i] = dirent{name: e.Name, ino: inos[i], ftype: fileType(uint16(e.Node.UnixMode()))}
 		if e.Node.Type == fstree.TypeDir {
 			subdirs++
 		}
@@ -33,8 +35,8 @@ func (wr *writer) dir(path *fstree.EntryPath, n *fstree.Node, ino, parent uint32
 	if 2+subdirs >= 65000 { // dir_nlink: too many to count
 		in.links = 1
 	}
-	if err := wr.xattrs(path, n, in, ino); err != nil {
-		return err
+	if err := wr.xattrs(n, in); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	nblocks := l.blocks()
 	var ext extentList

@@ -10,21 +10,21 @@ import (
 
 // file copies a regular file's content into newly placed blocks, leaving
 // blocks of zeros as holes, and maps them in in.
-func (wr *writer) file(path *fstree.EntryPath, n *fstree.Node, in *inode, ino uint32) error {
+func (wr *writer) file(n *fstree.Node, in *inode, ino uint32) error {
 	in.size = n.Size
 	var ext extentList
 	var blocks int64
 	if n.Size > 0 {
 		r, err := n.Content.Open()
 		if err != nil {
-			return fmt.Errorf("%s: open content: %w", path, err)
+			return fmt.Errorf("open content: %w", err)
 		}
 		defer r.Close()
 		var lblk int64
 		for left := n.Size; left > 0; {
 			m := min(int64(len(wr.buf)), left)
 			if _, err := io.ReadFull(r, wr.buf[:m]); err != nil {
-				return fmt.Errorf("%s: read content at %d of %d bytes: %w", path, n.Size-left, n.Size, err)
+				return fmt.Errorf("read content at %d of %d bytes: %w", n.Size-left, n.Size, err)
 			}
 			left -= m
 			padded := roundUp(m, blockSize)
@@ -62,7 +62,7 @@ func (wr *writer) file(path *fstree.EntryPath, n *fstree.Node, in *inode, ino ui
 		}
 		var one [1]byte
 		if k, _ := r.Read(one[:]); k > 0 {
-			return fmt.Errorf("%s: content is longer than its size, %d bytes", path, n.Size)
+			return fmt.Errorf("content is longer than its size, %d bytes", n.Size)
 		}
 	}
 	return wr.mapExtents(in, ino, ext, blocks)

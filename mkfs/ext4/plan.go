@@ -16,7 +16,11 @@ import (
 // inode numbers, an upper bound on the blocks the tree's content and
 // metadata take, and the hash of its metadata for default identifiers.
 type plan struct {
-	inos       map[*fstree.Node]uint32
+	// inos numbers the inodes that entryInos cannot number by counting:
+	// the directories (with the range their subtrees take) and the nodes
+	// with more than one name. The others, most of a tree, are numbered
+	// from their place in the walk, so the plan costs nothing per file.
+	inos       map[*fstree.Node]inoRange
 	inodes     int64 // highest inode number in use
 	dirs       int64
 	dataBlocks int64 // upper bound: file, directory, symlink, xattr and extent tree blocks
@@ -26,6 +30,36 @@ type plan struct {
 	metaHash   [32]byte
 	newest     time.Time // newest mtime in the tree
 	bytes      int64     // file content to copy
+}
+
+// inoRange is where a node's inode number and, for a directory, the
+// numbers of the nodes first named below it fall: [first, end).
+type inoRange struct{ ino, first, end uint32 }
+
+// entryInos returns the inode numbers of the entries es of directory n, in
+// es's order: inodes are numbered in walk order, at a node's first name,
+// so an entry not in p.inos takes the next number after its preceding
+// siblings' subtrees.
+func (p *plan) entryInos(n *fstree.Node, es []fstree.Entry, out []uint32) []uint32 {
+	out = out[:0]
+	next := p.inos[n].first
+	for _, e := range es {
+		r, ok := p.inos[e.Node]
+		switch {
+		case !ok:
+			out = append(out, next)
+			next++
+		case e.Node.Type == fstree.TypeDir:
+			out = append(out, r.ino)
+			next = r.end
+		default: // a hardlink: its first name takes the next number
+			out = append(out, r.ino)
+			if r.ino == next {
+				next++
+			}
+		}
+	}
+	return out
 }
 
 // used is the upper bound of blocks a filesystem of geometry g uses.
@@ -38,7 +72,7 @@ func (p *plan) used(g *geometry) int64 {
 }
 
 func newPlan(t *fstree.Tree, opts Options) (*plan, error) {
-	p := &plan{inos: map[*fstree.Node]uint32{}}
+	p := &plan{inos: map[*fstree.Node]inoRange{}}
 	if t.Root == nil || t.Root.Type != fstree.TypeDir {
 		return nil, fmt.Errorf("the tree's root is not a directory")
 	}
@@ -54,29 +88,47 @@ func newPlan(t *fstree.Tree, opts Options) (*plan, error) {
 	if opts.Label != "" && len(opts.Label) > 16 {
 		return nil, fmt.Errorf("label %q: longer than 16 bytes", opts.Label)
 	}
-	p.inos[t.Root] = rootIno
+	p.inos[t.Root] = inoRange{ino: rootIno}
+	p.inos[p.lostFound] = inoRange{ino: firstIno}
 	next := uint32(firstIno + 1)
-	p.inos[p.lostFound] = firstIno
 	h := sha256.New()
 	hm := metaHasher{h: h}
-	var visit func(path *fstree.EntryPath, n *fstree.Node) error
-	visit = func(path *fstree.EntryPath, n *fstree.Node) error {
-		hm.node(path, n)
-		if _, ok := p.inos[n]; !ok {
+	// visit plans n, called name in directory dir. Paths are made for
+	// directories and errors only: one per entry would be garbage the size
+	// of the tree.
+	var visit func(dir *fstree.EntryPath, name string, n *fstree.Node) error
+	visit = func(dir *fstree.EntryPath, name string, n *fstree.Node) error {
+		hm.node(name, n)
+		r, numbered := p.inos[n]
+		switch {
+		case n == t.Root || n == p.lostFound:
+			if r.first != 0 {
+				return nil // lost+found's second name, an error below
+			}
+		case numbered:
+			return nil // a hardlink, counted at its first name
+		default:
 			if next == 0 {
 				return fmt.Errorf("more than 2^32 inodes")
 			}
-			p.inos[n] = next
+			r.ino = next
 			next++
-		} else if n != t.Root && n != p.lostFound {
-			return nil // a hardlink, counted at its first name
+			if n.Type == fstree.TypeDir || n.Links() > 1 {
+				p.inos[n] = r
+			}
 		}
 		if err := p.node(n); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return fmt.Errorf("%s: %w", dir.Child(name), err)
 		}
 		if n.Type != fstree.TypeDir {
 			return nil
 		}
+		path := dir
+		if n != t.Root {
+			path = dir.Child(name)
+		}
+		r.first = next
+		p.inos[n] = r // before the entries: a name below must see it numbered
 		es := p.children(n)
 		if err := p.dir(n, es); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
@@ -85,18 +137,19 @@ func newPlan(t *fstree.Tree, opts Options) (*plan, error) {
 			if err := fstree.CheckName(e.Name); err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
-			cp := path.Child(e.Name)
 			if e.Node.Type == fstree.TypeDir && e.Node.Links() > 1 {
-				return fmt.Errorf("%s: a directory with %d names", cp, e.Node.Links())
+				return fmt.Errorf("%s: a directory with %d names", path.Child(e.Name), e.Node.Links())
 			}
-			if err := visit(cp, e.Node); err != nil {
+			if err := visit(path, e.Name, e.Node); err != nil {
 				return err
 			}
 		}
+		r.end = next
+		p.inos[n] = r
 		hm.end()
 		return nil
 	}
-	if err := visit(nil, t.Root); err != nil {
+	if err := visit(nil, "", t.Root); err != nil {
 		return nil, err
 	}
 	p.inodes = int64(next - 1)
@@ -214,9 +267,9 @@ type metaHasher struct {
 	buf []byte
 }
 
-func (m *metaHasher) node(path *fstree.EntryPath, n *fstree.Node) {
+func (m *metaHasher) node(name string, n *fstree.Node) {
 	b := m.buf[:0]
-	b = append(b, path.Name()...)
+	b = append(b, name...)
 	b = append(b, 0, byte(n.Type))
 	for _, v := range []uint64{uint64(n.Mode), uint64(n.UID), uint64(n.GID), uint64(n.Size),
 		uint64(n.Mtime.UnixNano()), uint64(n.Major), uint64(n.Minor)} {

@@ -31,6 +31,7 @@ type writer struct {
 	grpDirs  []uint32
 	grpInos  []int64 // inodes in use per group (highest index + 1)
 
+	in       inode  // the inode being written (see base)
 	buf      []byte // content read buffer
 	blk      []byte // one block of scratch
 	done     int64
@@ -98,26 +99,35 @@ func (wr *writer) run(t *fstree.Tree) error {
 			return err
 		}
 	}
-	return wr.visit(nil, t.Root, rootIno)
+	return wr.visit(nil, "", t.Root, rootIno, rootIno)
 }
 
-// visit writes n (first seen at path, in directory parent) and, for a
-// directory, everything below it, in the order the plan numbered them.
-func (wr *writer) visit(path *fstree.EntryPath, n *fstree.Node, parent uint32) error {
-	ino := wr.p.inos[n]
+// visit writes n, inode ino, first seen as name in directory dir (inode
+// parent) and, for a directory, everything below it, in the order the plan
+// numbered them. A file's path is made only for an error: one per entry
+// would be garbage the size of the tree.
+func (wr *writer) visit(dir *fstree.EntryPath, name string, n *fstree.Node, ino, parent uint32) error {
 	if wr.seen.get(int64(ino)) {
 		return nil // a hardlink to an inode written under an earlier name
 	}
 	wr.seen.set(int64(ino))
 	if n.Type != fstree.TypeDir {
-		return wr.nonDir(path, n, ino)
+		if err := wr.nonDir(n, ino); err != nil {
+			return fmt.Errorf("%s: %w", dir.Child(name), err)
+		}
+		return nil
+	}
+	path := dir
+	if n != wr.p.root {
+		path = dir.Child(name)
 	}
 	es := wr.p.children(n)
-	if err := wr.dir(path, n, ino, parent, es); err != nil {
+	inos := wr.p.entryInos(n, es, nil)
+	if err := wr.dir(path, n, ino, parent, es, inos); err != nil {
 		return err
 	}
-	for _, e := range es {
-		if err := wr.visit(path.Child(e.Name), e.Node, ino); err != nil {
+	for i, e := range es {
+		if err := wr.visit(path, e.Name, e.Node, inos[i], ino); err != nil {
 			return err
 		}
 	}
@@ -150,10 +160,14 @@ func (wr *writer) allocRun(l *extentList, lblk, n int64) error {
 	return nil
 }
 
-// base fills the fields every inode takes from its node.
+// base fills the fields every inode takes from its node, in the writer's
+// one inode record: an inode is encoded before the next is begun, and a
+// new record for each would be a quarter of a kilobyte of garbage per
+// entry.
 func (wr *writer) base(n *fstree.Node) *inode {
-	in := &inode{mode: uint16(n.UnixMode()), uid: n.UID, gid: n.GID, links: uint16(min(n.Links(), 65000)),
-		mtime: n.Mtime, atime: n.Atime, ctime: n.Ctime, crtime: wr.now}
+	in := &wr.in
+	*in = inode{mode: uint16(n.UnixMode()), uid: n.UID, gid: n.GID, links: uint16(min(n.Links(), 65000)),
+		mtime: n.Mtime, atime: n.Atime(), ctime: n.Ctime(), crtime: wr.now}
 	if in.mtime.IsZero() {
 		in.mtime = wr.now
 	}
@@ -167,13 +181,13 @@ func (wr *writer) base(n *fstree.Node) *inode {
 }
 
 // xattrs places n's xattrs in the inode and, when they overflow, a block.
-func (wr *writer) xattrs(path *fstree.EntryPath, n *fstree.Node, in *inode, ino uint32) error {
+func (wr *writer) xattrs(n *fstree.Node, in *inode) error {
 	if len(n.Xattrs) == 0 {
 		return nil
 	}
 	xs, err := toXattrs(n.Xattrs)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return err
 	}
 	inline, block := splitXattrs(xs)
 	in.inlineXattrs = inodeXattrs(inline)
@@ -192,14 +206,14 @@ func (wr *writer) xattrs(path *fstree.EntryPath, n *fstree.Node, in *inode, ino 
 	return nil
 }
 
-func (wr *writer) nonDir(path *fstree.EntryPath, n *fstree.Node, ino uint32) error {
+func (wr *writer) nonDir(n *fstree.Node, ino uint32) error {
 	in := wr.base(n)
-	if err := wr.xattrs(path, n, in, ino); err != nil {
+	if err := wr.xattrs(n, in); err != nil {
 		return err
 	}
 	switch n.Type {
 	case fstree.TypeRegular:
-		if err := wr.file(path, n, in, ino); err != nil {
+		if err := wr.file(n, in, ino); err != nil {
 			return err
 		}
 	case fstree.TypeSymlink:

@@ -70,11 +70,11 @@ func header(p string, n *fstree.Node) *archive.Header {
 		ModTime: orEpoch(n.Mtime),
 		Format:  archive.FormatPAX,
 	}
-	if !n.Atime.IsZero() {
-		h.AccessTime = n.Atime
+	if !n.Atime().IsZero() {
+		h.AccessTime = n.Atime()
 	}
-	if !n.Ctime.IsZero() {
-		h.ChangeTime = n.Ctime
+	if !n.Ctime().IsZero() {
+		h.ChangeTime = n.Ctime()
 	}
 	for k, v := range n.Xattrs {
 		if h.PAXRecords == nil {

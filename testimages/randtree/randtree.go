@@ -304,7 +304,7 @@ func (g *gen) meta(n *fstree.Node) {
 	}
 	n.Mtime = g.time()
 	if !g.opts.MtimeOnly && g.r.IntN(4) == 0 {
-		n.Atime, n.Ctime = g.time(), g.time()
+		n.SetTimes(g.time(), g.time())
 	}
 	if !g.opts.NoXattrs && g.r.IntN(4) == 0 {
 		g.xattrs(n)

@@ -1,9 +1,11 @@
 // Command benchrun is the harness behind bench/run: for each Debian test
 // tree it times `ocidisk build` cold and warm, the pipeline a user would
 // otherwise script (bench/pipeline.sh) and the decompress-only floor
-// (bench/floor.sh), interleaved, and prints the table of medians.
+// (bench/floor.sh), interleaved; for the scale input (a synthetic root of a
+// million entries) `ocidisk build` against mke2fs -d; and prints the table
+// of medians.
 //
-//	benchrun --ocidisk BIN --crane BIN --scripts DIR [--runs N] [--inputs small,large] [--kernels dir,deb] [--work DIR] [--out FILE]
+//	benchrun --ocidisk BIN --crane BIN --scripts DIR [--runs N] [--inputs small,large,million] [--kernels dir,deb] [--scale-entries N] [--work DIR] [--out FILE]
 //
 // Every timed command runs as a child of this process, which measures it
 // with bench.Measure; everything else (registry, reference image, cleanup,
@@ -42,6 +44,7 @@ type config struct {
 	time                    string // GNU time
 	runs                    int
 	inputs, kernels         []string
+	scaleEntries            int
 	work, out               string
 	log                     *slog.Logger
 	progress                io.Writer
@@ -55,7 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.scripts, "scripts", "bench", "the directory of pipeline.sh and floor.sh")
 	fs.StringVar(&c.time, "time", "/usr/bin/time", "GNU time, which measures each command's peak RSS")
 	fs.IntVar(&c.runs, "runs", 5, "rounds of interleaved runs per input")
-	fs.StringSliceVar(&c.inputs, "inputs", []string{"small", "large"}, "inputs: small (the Debian tree), large (the large Debian tree)")
+	fs.StringSliceVar(&c.inputs, "inputs", []string{"small", "large", "million"}, "inputs: small (the Debian tree), large (the large Debian tree), million (a synthetic root of --scale-entries entries, against mke2fs -d)")
+	fs.IntVar(&c.scaleEntries, "scale-entries", 1000000, "entries of the million input's root")
 	fs.StringSliceVar(&c.kernels, "kernels", []string{"dir", "deb"}, "kernels: dir (extracted beforehand; the layers are the only compressed input), deb (Debian's package, data.tar.xz)")
 	fs.StringVar(&c.work, "work", filepath.Join(os.TempDir(), "ocidisk-bench"), "scratch directory (emptied first)")
 	fs.StringVar(&c.out, "out", "", "also write the report (Markdown) to this file")
@@ -98,6 +102,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		loads   []float64
 	)
 	for _, name := range c.inputs {
+		if name == "million" {
+			in, err := prepareScale(ctx, c, c.scaleEntries)
+			if err != nil {
+				return fmt.Errorf("input %s: %w", name, err)
+			}
+			rs, ls, err := measureScale(ctx, c, in)
+			if err != nil {
+				return fmt.Errorf("input %s: %w", name, err)
+			}
+			results = append(results, rs...)
+			loads = append(loads, ls...)
+			continue
+		}
 		for _, kind := range c.kernels {
 			in, err := prepare(ctx, c, reg, name, kind)
 			if err != nil {
