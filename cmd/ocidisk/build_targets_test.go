@@ -85,7 +85,8 @@ type sfdiskPart struct {
 // TestEFIArm64Busybox builds efi-arm64 from the busybox test root: a GPT
 // with an EFI System partition holding only the UKI and the root typed as
 // the arm64 root; the same inputs give the same bytes, UKI included;
-// inspect reads the command line from the UKI; EDK2 boots it.
+// inspect reads the command line from the UKI; EDK2 boots it, and boots
+// it with a verified root.
 func TestEFIArm64Busybox(t *testing.T) {
 	kernel := debian.KernelDeb(t)
 	stub := debian.Package(t, "systemd-boot-efi:arm64")
@@ -112,6 +113,17 @@ func TestEFIArm64Busybox(t *testing.T) {
 		"--expect", `ocidisk-test: root /dev/vda2 / ext4 rw`, "--expect", regexp.QuoteMeta(debian.Marker), "--timeout", "240s")
 	if code != exitOK {
 		t.Fatalf("efi-arm64 did not boot under EDK2 (exit %d):\n%s", code, tail(out, 40))
+	}
+
+	// A verified erofs root: the root hash, known once the root is
+	// written, is in the UKI's command line, and the init checks the root
+	// against it.
+	vimg := buildImage(t, "--board", "efi-arm64", "--kernel", "deb:"+kernel, "--firmware", "deb:"+stub, "--root-fs", "erofs", "--verity", "oci:"+root)
+	code, out = bootTest(t, vimg, "--board", "efi-arm64",
+		"--expect", `ocidisk-init: verity: /dev/vda2 \(PARTUUID=\S+\) checked against root hash [0-9a-f]{16}\.\.\. as /dev/dm-0`,
+		"--expect", `ocidisk-test: root /dev/dm-0 / erofs ro`, "--expect", regexp.QuoteMeta(debian.Marker), "--timeout", "240s")
+	if code != exitOK {
+		t.Fatalf("efi-arm64 with a verified root did not boot under EDK2 (exit %d):\n%s", code, tail(out, 40))
 	}
 }
 
