@@ -331,6 +331,13 @@ func (s *session) step(done bool) {
 		c := &s.res.Commands[s.cmd]
 		out, status, ok := s.commandEnd()
 		if !ok {
+			if out, begun := s.commandOutput(); begun && strings.HasSuffix(lastLine([]byte(out)), "login:") {
+				// The login shell ended (an exit in the command): getty
+				// asks for a login, and no end mark will ever come.
+				c.Output = out
+				c.Failure = "ended the login shell (an exit in a command ends the shell the commands run in: put it in a subshell, ( ... ))"
+				s.endCommand(c, -1)
+			}
 			return
 		}
 		c.Output = out

@@ -131,6 +131,8 @@ func (g *fakeGuest) play() {
 	copied := make(chan struct{})
 	go func() {
 		io.Copy(g, master) // until the shell ends
+		// getty asks for a login again once the shell is gone.
+		g.w("\r\nocidisk-test login: ")
 		close(copied)
 	}()
 	g.kernel = true
@@ -264,6 +266,14 @@ func TestConsoleSession(t *testing.T) {
 			opts:     TestOptions{Login: &Login{User: "pi"}, Run: []string{"if then"}},
 			reason:   `command 1 "if then" exited with status 2`,
 			statuses: []int{2},
+		},
+		{
+			name:     "an exit ends the login shell",
+			guest:    guestSpec{prompt: "# "},
+			opts:     TestOptions{Login: &Login{User: "root"}, Run: []string{"echo bye; exit 0", "true"}},
+			reason:   `command 1 "echo bye; exit 0" ended the login shell (an exit in a command ends the shell the commands run in: put it in a subshell, ( ... ))`,
+			statuses: []int{-1, -1},
+			outputs:  []string{"bye\n\nocidisk-test login: ", "-"},
 		},
 		{
 			name:   "wrong password",

@@ -172,7 +172,7 @@ func TestDebianOnVirt(t *testing.T) {
 		"--expect", `ocidisk-init: made SSH host keys rsa, ecdsa, ed25519`,
 		"--expect", `Finished .*systemd-fsck-root`), running...)
 	args = append(append(args, identityCommands...),
-		"--run", "for i in $(seq 900); do [ -e /run/provtest-ssh ] && exit 0; sleep 1; done; exit 1", a)
+		"--run", "for i in $(seq 900); do [ -e /run/provtest-ssh ] && break; sleep 1; done; [ -e /run/provtest-ssh ]", a)
 	code, console := ocidiskTest(t, t.Context(), sshIn, args...)
 	if code != exitOK {
 		t.Fatalf("card A's first boot: exit %d\n%s\nssh: %s", code, tail(console, 60), sshOut)
