@@ -4,19 +4,20 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 )
 
-// Fingerprint hashes the metadata of every entry as a filesystem writer
-// would store it, with every time later than limit taken as limit (the
-// SOURCE_DATE_EPOCH clamp; a zero limit clamps nothing): path, type, mode,
-// owner, size, times, symlink target, device numbers, xattrs and which
-// names share a node. Content is not read, only its size: the fingerprint
-// is cheap enough for a build to identify a host directory by what it
-// puts in the image, so that touching files, whose mtimes clamp to the
-// same time, changes no identifier derived from it.
-func (t *Tree) Fingerprint(limit time.Time) string {
+// Fingerprint hashes every entry as a filesystem writer would store it,
+// with every time later than limit taken as limit (the SOURCE_DATE_EPOCH
+// clamp; a zero limit clamps nothing): path, type, mode, owner, size,
+// content, times, symlink target, device numbers, xattrs and which names
+// share a node. A build identifies a host directory by it: by what the
+// directory puts in the image, so that touching files, whose mtimes clamp
+// to the same time, changes no identifier derived from it, and changing a
+// byte of a file changes them all.
+func (t *Tree) Fingerprint(limit time.Time) (string, error) {
 	h := sha256.New()
 	clamp := func(tm time.Time) int64 {
 		if !limit.IsZero() && tm.After(limit) {
@@ -28,7 +29,7 @@ func (t *Tree) Fingerprint(limit time.Time) string {
 		return tm.UnixNano()
 	}
 	first := map[*Node]string{}
-	_ = t.Walk(func(p string, n *Node) error {
+	err := t.Walk(func(p string, n *Node) error {
 		if fp, ok := first[n]; ok && n.Type != TypeDir {
 			fmt.Fprintf(h, "%q link %q\n", p, fp)
 			return nil
@@ -44,8 +45,40 @@ func (t *Tree) Fingerprint(limit time.Time) string {
 		for _, k := range keys {
 			fmt.Fprintf(h, " %q=%q", k, n.Xattrs[k])
 		}
+		if n.Type == TypeRegular && n.Size > 0 {
+			sum, err := contentHash(n)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			fmt.Fprintf(h, " %x", sum)
+		}
 		h.Write([]byte{'\n'})
 		return nil
 	})
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+	if err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// contentHash is the SHA-256 of a regular file's content, which must be
+// as long as the node says.
+func contentHash(n *Node) ([]byte, error) {
+	if n.Content == nil {
+		return nil, fmt.Errorf("no content for %d bytes", n.Size)
+	}
+	r, err := n.Content.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	h := sha256.New()
+	got, err := io.Copy(h, r)
+	if err != nil {
+		return nil, err
+	}
+	if got != n.Size {
+		return nil, fmt.Errorf("%d bytes of content, %d expected", got, n.Size)
+	}
+	return h.Sum(nil), nil
 }

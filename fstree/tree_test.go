@@ -266,7 +266,15 @@ func TestFingerprint(t *testing.T) {
 		_ = tr.Put("etc/hard", n, nil)
 		return tr
 	}
-	base := mk(limit.Add(time.Hour), 0o644, "hi").Fingerprint(limit)
+	fp := func(tr *Tree, limit time.Time) string {
+		t.Helper()
+		s, err := tr.Fingerprint(limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	base := fp(mk(limit.Add(time.Hour), 0o644, "hi"), limit)
 	for _, tc := range []struct {
 		name string
 		tr   *Tree
@@ -277,12 +285,13 @@ func TestFingerprint(t *testing.T) {
 		{"earlier", mk(limit.Add(-time.Second), 0o644, "hi"), false},
 		{"mode", mk(limit.Add(time.Hour), 0o600, "hi"), false},
 		{"size", mk(limit.Add(time.Hour), 0o644, "hi!"), false},
+		{"content", mk(limit.Add(time.Hour), 0o644, "ho"), false},
 	} {
-		if got := tc.tr.Fingerprint(limit); (got == base) != tc.same {
+		if got := fp(tc.tr, limit); (got == base) != tc.same {
 			t.Errorf("%s: fingerprint equal %v, want %v", tc.name, got == base, tc.same)
 		}
 	}
-	if mk(limit.Add(time.Hour), 0o644, "hi").Fingerprint(time.Time{}) == base {
+	if fp(mk(limit.Add(time.Hour), 0o644, "hi"), time.Time{}) == base {
 		t.Error("without a limit, a later time is not clamped")
 	}
 }

@@ -82,6 +82,9 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 			return nil, err
 		}
 	}
+	if err := in.storedIDs(); err != nil {
+		return nil, err
+	}
 	return in, nil
 }
 
@@ -143,17 +146,28 @@ func epoch(set time.Time, root *rootfs.Image) time.Time {
 	return root.Created()
 }
 
-// seed hashes everything that determines the image, so that identifiers
-// change exactly when the inputs do. A host directory's identity is taken
-// from its tree as stored (rootfs.Image.StoredID), with times clamped to
-// the epoch, not from the host's metadata: touching its files changes no
-// identifier. An overlay's was taken before it was merged.
-func (in *inputs) seed(cfg Config) []byte {
+// storedIDs identifies the inputs by their trees as stored
+// (rootfs.Image.StoredID), with times clamped to the epoch, not by the
+// host's metadata: touching a host directory's files changes no
+// identifier, changing their content does. An overlay's was taken before
+// it was merged.
+func (in *inputs) storedIDs() error {
 	for i, inp := range in.inputs {
-		if inp.img != nil && inp.Role != "overlay" {
-			in.inputs[i].ID = inp.img.StoredID(in.epoch)
+		if inp.img == nil || inp.Role == "overlay" {
+			continue
 		}
+		id, err := inp.img.StoredID(in.epoch)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", inp.Role, inp.Source, err)
+		}
+		in.inputs[i].ID = id
 	}
+	return nil
+}
+
+// seed hashes everything that determines the image, so that identifiers
+// change exactly when the inputs do.
+func (in *inputs) seed(cfg Config) []byte {
 	h := sha256.New()
 	o := cfg.Layout
 	fmt.Fprintf(h, "ocidisk build 1\nboard=%s\ntable=%s\nrootfs=%s\nboot=%d\nroot=%d\nepoch=%d\ncmdline=%q\n",
@@ -301,7 +315,11 @@ func (ld *loader) overlay(ctx context.Context, t *fstree.Tree, dir string) error
 	})
 	// Its identity is its tree as the image stores it (root-owned, times
 	// clamped), taken now: the merge consumes it.
-	ld.inputs[len(ld.inputs)-1].ID = img.StoredID(ld.limit)
+	id, err := img.StoredID(ld.limit)
+	if err != nil {
+		return fmt.Errorf("overlay %s: %w", dir, err)
+	}
+	ld.inputs[len(ld.inputs)-1].ID = id
 	if err := fstree.Merge(t, "", img.Tree); err != nil {
 		return fmt.Errorf("overlay %s: %w", dir, err)
 	}

@@ -43,11 +43,15 @@ type Image struct {
 // image, with times clamped to SOURCE_DATE_EPOCH, would not: there it is
 // the fingerprint of the tree as it is when called (after clamping and
 // any change of owners), with times later than limit taken as limit.
-func (im *Image) StoredID(limit time.Time) string {
+func (im *Image) StoredID(limit time.Time) (string, error) {
 	if !im.host {
-		return im.ID
+		return im.ID, nil
 	}
-	return im.Tree.Fingerprint(limit)
+	id, err := im.Tree.Fingerprint(limit)
+	if err != nil {
+		return "", fmt.Errorf("identify the tree: %w", err)
+	}
+	return id, nil
 }
 
 // Close releases the files the tree's content is read from.

@@ -103,13 +103,21 @@ func flattenFormats(a *flattenArgs) []flattenFormat {
 // xattr erofs cannot name fails the write: a bare image is meant to be
 // the tree as it is.
 func writeErofs(o flattenOutput, size int64, label string) error {
-	return erofs.Write(o.File, 0, o.Image.Tree, erofs.Options{Size: size, Label: label, Seed: []byte(o.Image.StoredID(o.Epoch)), Time: o.Epoch})
+	id, err := o.Image.StoredID(o.Epoch)
+	if err != nil {
+		return err
+	}
+	return erofs.Write(o.File, 0, o.Image.Tree, erofs.Options{Size: size, Label: label, Seed: []byte(id), Time: o.Epoch})
 }
 
 // writeExt4 writes the tree as a bare ext4 filesystem image: sparse, with
 // identifiers derived from the input as stored. size 0 means auto.
 func writeExt4(o flattenOutput, size int64, label string) error {
-	opts := ext4.Options{Size: size, Label: label, Seed: []byte(o.Image.StoredID(o.Epoch)), Time: o.Epoch}
+	id, err := o.Image.StoredID(o.Epoch)
+	if err != nil {
+		return err
+	}
+	opts := ext4.Options{Size: size, Label: label, Seed: []byte(id), Time: o.Epoch}
 	if opts.Size == 0 {
 		n, err := ext4.MinSize(o.Image.Tree, opts)
 		if err != nil {
