@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/ocidisk/ocidisk/boards"
+	"github.com/ocidisk/ocidisk/diskimage/qcow2"
 	"github.com/ocidisk/ocidisk/inspect/ptable"
 	"github.com/ocidisk/ocidisk/internal/compression"
 	"github.com/ocidisk/ocidisk/qemu"
@@ -156,10 +158,20 @@ func checkBootable(image string, b *boards.Board, boot int) error {
 	if !st.Mode().IsRegular() {
 		return nil // a block device: QEMU reads it as it is
 	}
-	if format, err := compression.SniffAt(f); err == nil && format != compression.None {
-		return fmt.Errorf("image %s is compressed (%v): decompress it first, QEMU boots a raw image", image, format)
+	var disk io.ReaderAt = f
+	size := st.Size()
+	magic := make([]byte, 4)
+	n, _ := f.ReadAt(magic, 0)
+	if qcow2.IsQcow2(magic[:n]) {
+		q, err := qcow2.Open(f)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", image, err)
+		}
+		disk, size = q, q.Size()
+	} else if format, err := compression.SniffAt(f); err == nil && format != compression.None {
+		return fmt.Errorf("image %s is compressed (%v): decompress it first, QEMU boots a raw or qcow2 image", image, format)
 	}
-	t, err := ptable.Read(f, st.Size())
+	t, err := ptable.Read(disk, size)
 	if errors.Is(err, ptable.ErrNoTable) {
 		return fmt.Errorf("image %s has no partition table: not a disk image (ocidisk build writes one)", image)
 	}
