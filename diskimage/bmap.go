@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/ocidisk/ocidisk/internal/bytesize"
 )
 
 // bmapRange is one <Range> of a .bmap: blocks [first, end) and the SHA-256
@@ -51,7 +53,7 @@ func writeBmap(w io.Writer, size int64, ranges []bmapRange) error {
 
     <!-- The checksum of this bmap file. When it is calculated, the value of
          the checksum has be zero (all ASCII "0" symbols).  -->
-    <BmapFileChecksum> `, humanSize(size), size, BlockSize, blocks, humanSize(mappedBytes), percent(mapped, blocks), mapped)
+    <BmapFileChecksum> `, bytesize.Human(size), size, BlockSize, blocks, bytesize.Human(mappedBytes), percent(mapped, blocks), mapped)
 	sumAt := b.Len()
 	b.WriteString(strings.Repeat("0", sha256.Size*2))
 	b.WriteString(` </BmapFileChecksum>
@@ -81,22 +83,4 @@ func percent(n, of int64) float64 {
 		return 0
 	}
 	return float64(n) * 100 / float64(of)
-}
-
-// humanSize formats a size the way bmaptool's comments do.
-func humanSize(n int64) string {
-	if n == 1 {
-		return "1 byte"
-	}
-	if n < 512 {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	f := float64(n)
-	for _, unit := range []string{"KiB", "MiB", "GiB", "TiB"} {
-		f /= 1024
-		if f < 1024 {
-			return fmt.Sprintf("%.1f %s", f, unit)
-		}
-	}
-	return fmt.Sprintf("%.1f EiB", f/1024)
 }
