@@ -159,7 +159,35 @@ func rootCommand(e *env) *cobra.Command {
 		cacheCommand(e),
 		versionCommand(e),
 	)
+	completionArgs(e, root)
 	return root
+}
+
+// completionArgs makes "ocidisk completion" without a shell, or with one
+// cobra does not know, a usage error; cobra's own shows its help and
+// exits 0.
+func completionArgs(e *env, root *cobra.Command) {
+	// cobra's completion commands write where the root writes when they
+	// are made.
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.InitDefaultCompletionCmd()
+	c, _, err := root.Find([]string{"completion"})
+	if err != nil || c.Name() != "completion" {
+		return
+	}
+	var shells []string
+	for _, s := range c.Commands() {
+		shells = append(shells, s.Name())
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			printUsage(e.stderr, c)
+			return usagef("name a shell: %s", orList(shells))
+		}
+		return usagef("unknown shell %q: want %s", args[0], orList(shells))
+	}
 }
 
 // flagError is the usage error for a flag the command line got wrong:

@@ -27,6 +27,12 @@ func TestUsage(t *testing.T) {
 		{[]string{"build", "--table", "apm", "oci:x"}, exitUsage, "", "--table"},
 		{[]string{"flatten", "--format", "zip", "-o", "x", "oci:x"}, exitUsage, "", "--format"},
 		{[]string{"test", "--timeout", "soon", "x.img"}, exitUsage, "", "--timeout"},
+		// Shell completion, cobra's scripts.
+		{[]string{"completion", "bash"}, exitOK, "bash completion V2 for ocidisk", ""},
+		{[]string{"completion", "zsh"}, exitOK, "#compdef ocidisk", ""},
+		{[]string{"completion", "fish"}, exitOK, "complete -c ocidisk", ""},
+		{[]string{"completion"}, exitUsage, "", "name a shell: bash, fish, powershell or zsh"},
+		{[]string{"completion", "tcsh"}, exitUsage, "", `unknown shell "tcsh"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, out, errOut := runCLI(t, tc.args...)
