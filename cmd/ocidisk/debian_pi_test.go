@@ -113,11 +113,14 @@ func ocidiskTest(t *testing.T, ctx context.Context, during func(ctx context.Cont
 	return code, out.String() + errOut.String()
 }
 
-// report reads the "provtest: KEY VALUE" lines a guest printed.
+// report reads the "provtest: KEY VALUE" lines a guest printed, each
+// once: ocidisk test prints a command's output again after the console.
 func report(console string) map[string][]string {
 	r := map[string][]string{}
 	for _, m := range regexp.MustCompile(`(?m)^provtest: (\S+) ?(.*?)\r?$`).FindAllStringSubmatch(console, -1) {
-		r[m[1]] = append(r[m[1]], m[2])
+		if !slices.Contains(r[m[1]], m[2]) {
+			r[m[1]] = append(r[m[1]], m[2])
+		}
 	}
 	return r
 }
