@@ -12,12 +12,15 @@ import (
 // Fingerprint hashes every entry as a filesystem writer would store it,
 // with every time later than limit taken as limit (the SOURCE_DATE_EPOCH
 // clamp; a zero limit clamps nothing): path, type, mode, owner, size,
-// content, times, symlink target, device numbers, xattrs and which names
-// share a node. A build identifies a host directory by it: by what the
-// directory puts in the image, so that touching files, whose mtimes clamp
-// to the same time, changes no identifier derived from it, and changing a
-// byte of a file changes them all.
-func (t *Tree) Fingerprint(limit time.Time) (string, error) {
+// times, symlink target, device numbers, xattrs and which names share a
+// node, and with content, what regular files hold. A build identifies a
+// host directory by it: by what the directory puts in the image, so that
+// touching files, whose mtimes clamp to the same time, changes no
+// identifier derived from it. Content costs reading every file (a
+// kernel's modules directory is hundreds of MiB, nearly half a warm
+// build): without it, files of the same size and metadata but other
+// bytes give the same fingerprint.
+func (t *Tree) Fingerprint(limit time.Time, content bool) (string, error) {
 	h := sha256.New()
 	clamp := func(tm time.Time) int64 {
 		if !limit.IsZero() && tm.After(limit) {
@@ -45,7 +48,7 @@ func (t *Tree) Fingerprint(limit time.Time) (string, error) {
 		for _, k := range keys {
 			fmt.Fprintf(h, " %q=%q", k, n.Xattrs[k])
 		}
-		if n.Type == TypeRegular && n.Size > 0 {
+		if content && n.Type == TypeRegular && n.Size > 0 {
 			sum, err := contentHash(n)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p, err)

@@ -268,7 +268,7 @@ func TestFingerprint(t *testing.T) {
 	}
 	fp := func(tr *Tree, limit time.Time) string {
 		t.Helper()
-		s, err := tr.Fingerprint(limit)
+		s, err := tr.Fingerprint(limit, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -293,6 +293,13 @@ func TestFingerprint(t *testing.T) {
 	}
 	if fp(mk(limit.Add(time.Hour), 0o644, "hi"), time.Time{}) == base {
 		t.Error("without a limit, a later time is not clamped")
+	}
+	// Without content, only what the metadata says counts.
+	a, _ := mk(limit, 0o644, "hi").Fingerprint(limit, false)
+	b, _ := mk(limit, 0o644, "ho").Fingerprint(limit, false)
+	c, _ := mk(limit, 0o644, "hi!").Fingerprint(limit, false)
+	if a != b || a == c {
+		t.Errorf("without content: same size %v (want true), other size %v (want false)", a == b, a == c)
 	}
 }
 

@@ -149,8 +149,8 @@ func epoch(set time.Time, root *rootfs.Image) time.Time {
 // storedIDs identifies the inputs by their trees as stored
 // (rootfs.Image.StoredID), with times clamped to the epoch, not by the
 // host's metadata: touching a host directory's files changes no
-// identifier, changing their content does. An overlay's was taken before
-// it was merged.
+// identifier. An overlay's was taken, with its content, before it was
+// merged.
 func (in *inputs) storedIDs() error {
 	for i, inp := range in.inputs {
 		if inp.img == nil || inp.Role == "overlay" {
@@ -314,8 +314,10 @@ func (ld *loader) overlay(ctx context.Context, t *fstree.Tree, dir string) error
 		return nil
 	})
 	// Its identity is its tree as the image stores it (root-owned, times
-	// clamped), taken now: the merge consumes it.
-	id, err := img.StoredID(ld.limit)
+	// clamped), taken now: the merge consumes it. Content included: an
+	// overlay is small, and edited in place (a marker, a setting of the
+	// same length) as often as not.
+	id, err := img.Tree.Fingerprint(ld.limit, true)
 	if err != nil {
 		return fmt.Errorf("overlay %s: %w", dir, err)
 	}

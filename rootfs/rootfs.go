@@ -42,12 +42,13 @@ type Image struct {
 // metadata, mtimes unclamped, so touching a file changes it although the
 // image, with times clamped to SOURCE_DATE_EPOCH, would not: there it is
 // the fingerprint of the tree as it is when called (after clamping and
-// any change of owners), with times later than limit taken as limit.
+// any change of owners), with times later than limit taken as limit, and
+// without reading content (see fstree.Tree.Fingerprint).
 func (im *Image) StoredID(limit time.Time) (string, error) {
 	if !im.host {
 		return im.ID, nil
 	}
-	id, err := im.Tree.Fingerprint(limit)
+	id, err := im.Tree.Fingerprint(limit, false)
 	if err != nil {
 		return "", fmt.Errorf("identify the tree: %w", err)
 	}
