@@ -79,18 +79,10 @@ func measureInput(ctx context.Context, c config, in *input) ([]bench.Result, []f
 			case bench.Floor:
 				cmd = exec.CommandContext(ctx, "bash", append([]string{filepath.Join(c.scripts, "floor.sh"), in.data}, in.layers...)...)
 			}
-			logPath := filepath.Join(logs, fmt.Sprintf("%d-%s.log", round, strings.ReplaceAll(run, " ", "-")))
-			logf, err := os.Create(logPath)
+			s, load, err := measureRun(c, cmd, logs, round, run)
+			loads = append(loads, load)
 			if err != nil {
 				return nil, nil, err
-			}
-			cmd.Stdout, cmd.Stderr = logf, logf
-			syscall.Sync()
-			loads = append(loads, loadAverage())
-			s, err := bench.Measure(cmd, c.time)
-			logf.Close()
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s, round %d: %w (log: %s)", run, round, err, logPath)
 			}
 			if round == 1 && run == bench.Pipeline {
 				if err := checkImage(ctx, in, pipeImg); err != nil {
@@ -164,6 +156,26 @@ func checkImage(ctx context.Context, in *input, img string) error {
 }
 
 // loadAverage returns the 1-minute load average, or -1.
+// measureRun measures cmd, run name of a round, after a sync, with its
+// output in a log of its own under logs; it returns the sample, the load
+// average at its start.
+func measureRun(c config, cmd *exec.Cmd, logs string, round int, name string) (bench.Sample, float64, error) {
+	logPath := filepath.Join(logs, fmt.Sprintf("%d-%s.log", round, strings.ReplaceAll(name, " ", "-")))
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return bench.Sample{}, 0, err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	syscall.Sync()
+	load := loadAverage()
+	s, err := bench.Measure(cmd, c.time)
+	if err != nil {
+		return bench.Sample{}, load, fmt.Errorf("%s, round %d: %w (log: %s)", name, round, err, logPath)
+	}
+	return s, load, nil
+}
+
 func loadAverage() float64 {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/ocidisk/ocidisk/bench"
 	"github.com/ocidisk/ocidisk/testimages/debian"
@@ -153,18 +152,10 @@ func measureScale(ctx context.Context, c config, in *scaleInput) ([]bench.Result
 				}
 			}
 			cmd := r.cmd()
-			logPath := filepath.Join(logs, fmt.Sprintf("%d-%s.log", round, strings.ReplaceAll(r.name, " ", "-")))
-			logf, err := os.Create(logPath)
+			s, load, err := measureRun(c, cmd, logs, round, r.name)
+			loads = append(loads, load)
 			if err != nil {
 				return nil, nil, err
-			}
-			cmd.Stdout, cmd.Stderr = logf, logf
-			syscall.Sync()
-			loads = append(loads, loadAverage())
-			s, err := bench.Measure(cmd, c.time)
-			logf.Close()
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s, round %d: %w (log: %s)", r.name, round, err, logPath)
 			}
 			results[i].Samples = append(results[i].Samples, s)
 			fmt.Fprintf(c.progress, "%s round %d/%d: %-13s %6.2fs wall %6.2fs CPU %5.0f MiB RSS %6.0f MiB written (load %.1f)\n",
