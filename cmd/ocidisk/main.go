@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ocidisk/ocidisk/internal/heapgoal"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
@@ -61,6 +62,7 @@ func (u usageError) Unwrap() error { return u.err }
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 func main() {
+	heapgoal.Install(heapgoal.Default)
 	// A signal that ends the process (Ctrl-C, kill, a closed terminal)
 	// cancels the command, which removes its temporaries and partial
 	// outputs as it returns. A second signal ends the process at once;
