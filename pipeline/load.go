@@ -38,8 +38,18 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 			in.close()
 		}
 	}()
-	in.prefetch(ctx, "kernel", cfg.Kernel)
-	in.prefetch(ctx, "firmware", cfg.Firmware)
+	// The kernel's modules are read (every .modinfo, for the initramfs
+	// and the root's module indexes) in the background too: they do not
+	// depend on the root, and a cold build's last root layer leaves a core
+	// idle while it decompresses.
+	var kern *kernel.Kernel
+	in.prefetch(ctx, "kernel", cfg.Kernel, func(img *rootfs.Image) {
+		if k, err := kernel.Find(img.Tree); err == nil {
+			k.Modules() // an error is met again, and reported, in the foreground
+			kern = k
+		}
+	})
+	in.prefetch(ctx, "firmware", cfg.Firmware, nil)
 	if in.root, err = in.load(ctx, "root image", cfg.Source); err != nil {
 		return nil, err
 	}
@@ -54,7 +64,7 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 			return nil, err
 		}
 	}
-	if in.kernel, err = in.findKernel(ctx, cfg); err != nil {
+	if in.kernel, err = in.findKernel(ctx, cfg, &kern); err != nil {
 		return nil, err
 	}
 	if cfg.Firmware != "" {
@@ -89,8 +99,9 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 }
 
 // findKernel finds the kernel in the kernel source, or in the root's own
-// /boot.
-func (in *inputs) findKernel(ctx context.Context, cfg Config) (*kernel.Kernel, error) {
+// /boot. *found is the kernel that the prefetch of the kernel source
+// found, if any, once the source is loaded.
+func (in *inputs) findKernel(ctx context.Context, cfg Config, found **kernel.Kernel) (*kernel.Kernel, error) {
 	if cfg.Kernel == "" {
 		k, err := kernel.Find(in.root.Tree)
 		if errors.Is(err, kernel.ErrNoKernel) {
@@ -104,6 +115,9 @@ func (in *inputs) findKernel(ctx context.Context, cfg Config) (*kernel.Kernel, e
 	img, err := in.load(ctx, "kernel", cfg.Kernel)
 	if err != nil {
 		return nil, err
+	}
+	if k := *found; k != nil && k.Tree == img.Tree {
+		return k, nil
 	}
 	k, err := kernel.Find(img.Tree)
 	if err != nil {
@@ -232,8 +246,9 @@ func (ld *loader) sourceOptions(what string, background bool) source.Options {
 }
 
 // prefetch starts loading spec, the source of what, in the background;
-// the first load of spec waits for it.
-func (ld *loader) prefetch(ctx context.Context, what, spec string) {
+// the first load of spec waits for it, and for then, which a successful
+// load runs next in the background (nil: nothing).
+func (ld *loader) prefetch(ctx context.Context, what, spec string, then func(*rootfs.Image)) {
 	if spec == "" || ld.pending[spec] != nil {
 		return
 	}
@@ -247,6 +262,9 @@ func (ld *loader) prefetch(ctx context.Context, what, spec string) {
 	go func() {
 		defer close(p.done)
 		p.img, p.err = rootfs.Load(ctx, spec, opts)
+		if p.err == nil && then != nil {
+			then(p.img)
+		}
 	}()
 }
 
