@@ -74,11 +74,11 @@ var indexFiles = []string{"modules.order", "modules.builtin", "modules.builtin.m
 // modules.builtin.bin indexes kmod's modprobe reads, so that modprobe works
 // after boot. Generated files get mtime.
 func (ms *Modules) Tree(k *Kernel, mods []*Module, mtime time.Time) (*fstree.Tree, error) {
-	if mods == nil {
+	all := mods == nil
+	if all {
 		mods = ms.All
 	}
-	mods = slices.Clone(mods)
-	slices.SortFunc(mods, func(a, b *Module) int { return strings.Compare(a.Path, b.Path) })
+	mods = byPath(mods)
 	t := fstree.New()
 	dirTmpl := fstree.NewDir(0o755)
 	dirTmpl.Mtime = mtime
@@ -100,6 +100,39 @@ func (ms *Modules) Tree(k *Kernel, mods []*Module, mtime time.Time) (*fstree.Tre
 			}
 		}
 	}
+	gen := ms.generated
+	if !all || gen == nil {
+		if gen, err = ms.generate(mods); err != nil {
+			return nil, fmt.Errorf("kernel %s: %w", k.Version, err)
+		}
+	}
+	for _, f := range gen {
+		n := fstree.NewFile(0o644, int64(len(f.data)), fstree.Bytes(f.data))
+		n.Mtime = mtime
+		if err := t.Put(f.name, n, nil); err != nil {
+			return nil, err
+		}
+	}
+	t.Root.Mtime = mtime
+	return t, nil
+}
+
+// byPath returns mods sorted by path, the order of the generated files.
+func byPath(mods []*Module) []*Module {
+	mods = slices.Clone(mods)
+	slices.SortFunc(mods, func(a, b *Module) int { return strings.Compare(a.Path, b.Path) })
+	return mods
+}
+
+// generatedFile is an index file Tree writes, with its content.
+type generatedFile struct {
+	name string
+	data []byte
+}
+
+// generate makes the index files of mods, sorted by path. Their content
+// does not depend on the root they go into, only on the modules.
+func (ms *Modules) generate(mods []*Module) ([]generatedFile, error) {
 	text := func(write func(io.Writer, []*Module) error) func() ([]byte, error) {
 		return func() ([]byte, error) {
 			var b bytes.Buffer
@@ -107,6 +140,7 @@ func (ms *Modules) Tree(k *Kernel, mods []*Module, mtime time.Time) (*fstree.Tre
 			return b.Bytes(), err
 		}
 	}
+	var gen []generatedFile
 	for _, f := range []struct {
 		name string
 		make func() ([]byte, error)
@@ -120,16 +154,28 @@ func (ms *Modules) Tree(k *Kernel, mods []*Module, mtime time.Time) (*fstree.Tre
 	} {
 		b, err := f.make()
 		if err != nil {
-			return nil, fmt.Errorf("kernel %s: %s: %w", k.Version, f.name, err)
+			return nil, fmt.Errorf("%s: %w", f.name, err)
 		}
-		n := fstree.NewFile(0o644, int64(len(b)), fstree.Bytes(b))
-		n.Mtime = mtime
-		if err := t.Put(f.name, n, nil); err != nil {
-			return nil, err
-		}
+		gen = append(gen, generatedFile{f.name, b})
 	}
-	t.Root.Mtime = mtime
-	return t, nil
+	return gen, nil
+}
+
+// Generate makes the index files of all the modules now, which Tree
+// (with mods nil) and MergeModules then take: a caller can have this
+// done in the background, before the root they go into is known (the
+// alias index of a distribution kernel is a tenth of a second). It must
+// not run at the same time as Tree or MergeModules.
+func (ms *Modules) Generate() error {
+	if ms.generated != nil {
+		return nil
+	}
+	gen, err := ms.generate(byPath(ms.All))
+	if err != nil {
+		return fmt.Errorf("kernel %s: %w", ms.Version, err)
+	}
+	ms.generated = gen
+	return nil
 }
 
 // MergeModules places the modules of k (all of them) into root at

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -491,5 +492,54 @@ func BenchmarkDebianModules(b *testing.B) {
 		if _, err := k.Modules(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestGenerate checks that index files made ahead by Generate are those
+// Tree makes itself, and that a tree of some modules still gets its own.
+func TestGenerate(t *testing.T) {
+	mt := time.Unix(1_700_000_000, 0)
+	trees := map[string]*fstree.Tree{}
+	for _, ahead := range []bool{false, true} {
+		k := synthetic(t)
+		ms, err := k.Modules()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ahead {
+			if err := ms.Generate(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, err := ms.Tree(k, nil, mt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		some, err := ms.Tree(k, ms.byNameOnly("leaf"), mt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trees[fmt.Sprintf("%v all", ahead)], trees[fmt.Sprintf("%v some", ahead)] = all, some
+	}
+	read := func(tr *fstree.Tree, p string) string {
+		n, err := tr.Lookup(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := fstree.ReadAll(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, name := range []string{"modules.dep", "modules.alias", "modules.softdep", "modules.dep.bin", "modules.alias.bin", "modules.builtin.bin"} {
+		for _, which := range []string{"all", "some"} {
+			if a, b := read(trees["false "+which], name), read(trees["true "+which], name); a != b {
+				t.Errorf("%s of %s modules: %d bytes made by Tree, %d made ahead", name, which, len(a), len(b))
+			}
+		}
+	}
+	if dep := read(trees["true some"], "modules.dep"); dep != "kernel/lib/leaf.ko:\n" {
+		t.Errorf("modules.dep of one module, after Generate:\n%s", dep)
 	}
 }

@@ -18,6 +18,8 @@ type Modules struct {
 	byName  map[string]*Module
 	builtin map[string]bool     // built-in module names
 	balias  map[string][]string // built-in module aliases, normalized
+
+	generated []generatedFile // the index files of All, once Generate made them
 }
 
 // Modules reads the .modinfo of every module of k, once (later calls

@@ -38,14 +38,17 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 			in.close()
 		}
 	}()
-	// The kernel's modules are read (every .modinfo, for the initramfs
-	// and the root's module indexes) in the background too: they do not
-	// depend on the root, and a cold build's last root layer leaves a core
-	// idle while it decompresses.
+	// The kernel's modules are read (every .modinfo, for the initramfs)
+	// and the root's module indexes made in the background too: they do
+	// not depend on the root, and a cold build's last root layer leaves a
+	// core idle while it decompresses.
 	var kern *kernel.Kernel
 	in.prefetch(ctx, "kernel", cfg.Kernel, func(img *rootfs.Image) {
 		if k, err := kernel.Find(img.Tree); err == nil {
-			k.Modules() // an error is met again, and reported, in the foreground
+			// An error is met again, and reported, in the foreground.
+			if ms, err := k.Modules(); err == nil {
+				ms.Generate()
+			}
 			kern = k
 		}
 	})
