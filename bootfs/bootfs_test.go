@@ -46,11 +46,7 @@ func fakeKernel(t *testing.T, skip string) *kernel.Kernel {
 
 func read(t *testing.T, tr *fstree.Tree, p string) string {
 	t.Helper()
-	n, err := tr.Lookup(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := fstree.ReadAll(n)
+	b, err := tr.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}

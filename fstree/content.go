@@ -64,6 +64,20 @@ type Func func() (io.ReadCloser, error)
 // Open calls f.
 func (f Func) Open() (io.ReadCloser, error) { return f() }
 
+// ReadFile reads the whole content of the regular file at p, as ReadAll;
+// errors name p.
+func (t *Tree) ReadFile(p string) ([]byte, error) {
+	n, err := t.Lookup(p)
+	if err != nil {
+		return nil, err
+	}
+	b, err := ReadAll(n)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return b, nil
+}
+
 // ReadAll reads a node's whole content; for small files only (configs,
 // module metadata).
 func ReadAll(n *Node) ([]byte, error) {

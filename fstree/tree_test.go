@@ -338,3 +338,30 @@ func TestManyLinks(t *testing.T) {
 		t.Errorf("links = %d after removing all but 2 names", f.Links())
 	}
 }
+
+func TestReadFile(t *testing.T) {
+	tr := New()
+	if err := tr.Put("etc/hostname", NewFile(0o644, 4, Bytes("pi4\n")), NewDir(0o755)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Put("etc/link", NewSymlink("hostname"), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path, want, err string
+	}{
+		{"etc/hostname", "pi4\n", ""},
+		{"/etc/hostname", "pi4\n", ""},
+		{"etc", "", "etc: read content: "},
+		{"etc/link", "", "etc/link: read content: "},
+		{"etc/missing", "", "missing"},
+	} {
+		b, err := tr.ReadFile(tc.path)
+		switch {
+		case tc.err == "" && (err != nil || string(b) != tc.want):
+			t.Errorf("ReadFile(%q) = %q, %v; want %q", tc.path, b, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("ReadFile(%q) error %v, want one containing %q", tc.path, err, tc.err)
+		}
+	}
+}

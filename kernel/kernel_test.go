@@ -253,11 +253,10 @@ func TestModulesFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	read := func(p string) string {
-		n, err := tr.Lookup(p)
+		b, err := tr.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := fstree.ReadAll(n)
 		return string(b)
 	}
 	dep := read("modules.dep")
@@ -522,11 +521,7 @@ func TestGenerate(t *testing.T) {
 		trees[fmt.Sprintf("%v all", ahead)], trees[fmt.Sprintf("%v some", ahead)] = all, some
 	}
 	read := func(tr *fstree.Tree, p string) string {
-		n, err := tr.Lookup(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := fstree.ReadAll(n)
+		b, err := tr.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,11 +29,7 @@ func (e ent) own(uid, gid int) ent { e.uid, e.gid = uint32(uid), uint32(gid); re
 func data(p string, b []byte) ent  { return ent{path: p, body: string(b), mode: 0o755} }
 func bodyOf(t *testing.T, tr *fstree.Tree, p string) string {
 	t.Helper()
-	n, err := tr.Lookup(p)
-	if err != nil {
-		t.Fatalf("%s: %v", p, err)
-	}
-	b, err := fstree.ReadAll(n)
+	b, err := tr.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
