@@ -199,15 +199,13 @@ func openFile(path string) (io.ReaderAt, int64, func() error, error) {
 		f.Close()
 		return nil, 0, nil, fmt.Errorf("%s: neither a regular file nor a block device", path)
 	}
-	magic := make([]byte, 4)
-	n, _ := f.ReadAt(magic, 0)
-	if qcow2.IsQcow2(magic[:n]) {
-		// QEMU's format: read through its cluster mapping, in place.
-		q, err := qcow2.Open(f)
-		if err != nil {
-			f.Close()
-			return nil, 0, nil, fmt.Errorf("%s: %w", path, err)
-		}
+	// QEMU's format: read through its cluster mapping, in place.
+	q, err := qcow2.OpenIfQcow2(f)
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if q != nil {
 		return q, q.Size(), f.Close, nil
 	}
 	format, err := compression.SniffAt(f)

@@ -30,15 +30,13 @@ func openDisk(path string) (*disk, error) {
 	if err != nil {
 		return nil, err
 	}
-	head := make([]byte, 4)
-	n, _ := f.ReadAt(head, 0)
 	d := &disk{f: f, format: "raw", name: path}
-	if qcow2.IsQcow2(head[:n]) {
-		q, err := qcow2.Open(f)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("image %s: %w", path, err)
-		}
+	q, err := qcow2.OpenIfQcow2(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
+	if q != nil {
 		d.format, d.SectionReader = "qcow2", io.NewSectionReader(q, 0, q.Size())
 		return d, nil
 	}

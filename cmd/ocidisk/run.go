@@ -160,13 +160,11 @@ func checkBootable(image string, b *boards.Board, boot int) error {
 	}
 	var disk io.ReaderAt = f
 	size := st.Size()
-	magic := make([]byte, 4)
-	n, _ := f.ReadAt(magic, 0)
-	if qcow2.IsQcow2(magic[:n]) {
-		q, err := qcow2.Open(f)
-		if err != nil {
-			return fmt.Errorf("image %s: %w", image, err)
-		}
+	q, err := qcow2.OpenIfQcow2(f)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", image, err)
+	}
+	if q != nil {
 		disk, size = q, q.Size()
 	} else if format, err := compression.SniffAt(f); err == nil && format != compression.None {
 		return fmt.Errorf("image %s is compressed (%v): decompress it first, QEMU boots a raw or qcow2 image", image, format)

@@ -15,6 +15,18 @@ const Magic = "QFI\xfb"
 // IsQcow2 reports whether the first bytes of a file are qcow2's magic.
 func IsQcow2(head []byte) bool { return bytes.HasPrefix(head, []byte(Magic)) }
 
+// OpenIfQcow2 opens r as Open does when it starts with qcow2's magic, and
+// returns nil and no error when it does not: a raw image, or another
+// format the caller tells apart.
+func OpenIfQcow2(r io.ReaderAt) (*Reader, error) {
+	head := make([]byte, len(Magic))
+	n, _ := r.ReadAt(head, 0)
+	if !IsQcow2(head[:n]) {
+		return nil, nil
+	}
+	return Open(r)
+}
+
 // Reader reads the disk a qcow2 image holds, as QEMU would present it:
 // allocated clusters from the file, unallocated and zero clusters as
 // zeros. It reads what ocidisk and qemu-img write by default (version 2

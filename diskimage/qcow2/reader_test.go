@@ -103,3 +103,42 @@ func TestReaderRefuses(t *testing.T) {
 		f.Close()
 	}
 }
+
+// TestOpenIfQcow2: a qcow2 image opens, anything without the magic is
+// no qcow2 and no error, and a bad qcow2 is an error.
+func TestOpenIfQcow2(t *testing.T) {
+	d := &disk{size: 4 * MiB, ranges: []qcow2.Range{{0, 64 * KiB}}}
+	ours := filepath.Join(t.TempDir(), "ours.qcow2")
+	writeFile(t, ours, d, d.size, d.all())
+	img, err := os.ReadFile(ours)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		data   []byte
+		qcow2  bool
+		errSub string
+	}{
+		{"qcow2", img, true, ""},
+		{"raw", bytes.Repeat([]byte{0xeb}, 4096), false, ""},
+		{"short", []byte("QF"), false, ""},
+		{"empty", nil, false, ""},
+		{"magic only", []byte(qcow2.Magic + "\x00\x00"), false, "header"},
+		{"version 9", append([]byte(qcow2.Magic+"\x00\x00\x00\x09"), make([]byte, 100)...), false, "version 9"},
+	} {
+		q, err := qcow2.OpenIfQcow2(bytes.NewReader(tc.data))
+		switch {
+		case tc.errSub != "":
+			if err == nil || !strings.Contains(err.Error(), tc.errSub) {
+				t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.errSub)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case (q != nil) != tc.qcow2:
+			t.Errorf("%s: opened as qcow2: %v, want %v", tc.name, q != nil, tc.qcow2)
+		case q != nil && q.Size() != d.size:
+			t.Errorf("%s: size %d, want %d", tc.name, q.Size(), d.size)
+		}
+	}
+}
