@@ -38,6 +38,9 @@ type fakeGuest struct {
 	mu     sync.Mutex
 	kernel bool // kernel messages reach the console
 	due    bool // one is due after the shell's next line
+	// content: the shell has printed more than line ends since the line
+	// was typed.
+	content bool
 }
 
 // guestSpec is what a fake guest is like.
@@ -61,14 +64,25 @@ func (g *fakeGuest) line() (string, bool) {
 }
 
 // Write is the terminal's output on the console: a kernel message breaks
-// in after the first line printed after each line typed.
+// in after the first line printed after each line typed. A line, not a
+// line end: under load, the end of the previous line's output (the CRLF
+// after a mark the session has already seen) can reach the console
+// after the next line was typed.
 func (g *fakeGuest) Write(p []byte) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	text := string(p)
-	if i := strings.Index(text, "\r\n"); i >= 0 && g.due && g.kernel {
-		text = text[:i+2] + "[    9.000000] EXT4-fs (vda2): re-mounted\r\n" + text[i+2:]
-		g.due = false
+	if g.due && g.kernel {
+		from := 0
+		if !g.content {
+			from = len(text) - len(strings.TrimLeft(text, "\r\n"))
+			g.content = from < len(text)
+		}
+		if i := strings.Index(text[from:], "\r\n"); g.content && i >= 0 {
+			at := from + i + 2
+			text = text[:at] + "[    9.000000] EXT4-fs (vda2): re-mounted\r\n" + text[at:]
+			g.due = false
+		}
 	}
 	g.w(text)
 	return len(p), nil
@@ -153,7 +167,7 @@ func (g *fakeGuest) play() {
 		// message after the command's output or not, as the shell and
 		// this reader happen to interleave.
 		if strings.Contains(line, "eval ") || !strings.Contains(line, "printf") {
-			g.due = true
+			g.due, g.content = true, false
 		}
 		g.mu.Unlock()
 		if line == "poweroff" {
