@@ -155,10 +155,9 @@ func checkImage(ctx context.Context, in *input, img string) error {
 	return nil
 }
 
-// loadAverage returns the 1-minute load average, or -1.
 // measureRun measures cmd, run name of a round, after a sync, with its
-// output in a log of its own under logs; it returns the sample, the load
-// average at its start.
+// output in a log of its own under logs; it returns the sample and the
+// load average at its start.
 func measureRun(c config, cmd *exec.Cmd, logs string, round int, name string) (bench.Sample, float64, error) {
 	logPath := filepath.Join(logs, fmt.Sprintf("%d-%s.log", round, strings.ReplaceAll(name, " ", "-")))
 	logf, err := os.Create(logPath)
@@ -176,6 +175,7 @@ func measureRun(c config, cmd *exec.Cmd, logs string, round int, name string) (b
 	return s, load, nil
 }
 
+// loadAverage returns the 1-minute load average, or -1.
 func loadAverage() float64 {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
