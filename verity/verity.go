@@ -83,6 +83,41 @@ func (s *hasher) sum(dst, b []byte) []byte {
 	return s.h.Sum(dst)
 }
 
+// Hasher computes the digests of data blocks as a Writer with the same
+// salt does, for data known before it is written (Writer.Expect). It is
+// not safe for concurrent use.
+type Hasher struct {
+	s   *hasher
+	buf []byte
+}
+
+// NewHasher returns a Hasher with salt in front of every block.
+func NewHasher(salt []byte) *Hasher {
+	return &Hasher{s: newHasher(salt), buf: make([]byte, maxJob)}
+}
+
+// Blocks appends to dst the digests of everything r yields, in blocks of
+// BlockSize, the last padded with zeros: those of the data written from a
+// block boundary on.
+func (h *Hasher) Blocks(dst []byte, r io.Reader) ([]byte, error) {
+	for {
+		n, err := io.ReadFull(r, h.buf)
+		if n > 0 {
+			clear(h.buf[n : (n+BlockSize-1)/BlockSize*BlockSize])
+			for off := 0; off < n; off += BlockSize {
+				dst = h.s.sum(dst, h.buf[off:off+BlockSize])
+			}
+		}
+		switch err {
+		case nil:
+		case io.EOF, io.ErrUnexpectedEOF:
+			return dst, nil
+		default:
+			return dst, err
+		}
+	}
+}
+
 // level hashes the hash blocks of a level (digests packed, the last block
 // padded with zeros) into the digests of the level above.
 func (s *hasher) level(digests []byte) []byte {

@@ -331,6 +331,9 @@ func TestWriterWrites(t *testing.T) {
 	type write struct {
 		off, n int64
 		zero   bool // ZeroAt
+		// expect: Expect for the range, with the digests of what the
+		// next write writes there, or with garbage ones.
+		expect, garbage bool
 	}
 	B := int64(BlockSize)
 	for _, tc := range []struct {
@@ -341,20 +344,28 @@ func TestWriterWrites(t *testing.T) {
 		// written in part or more than once.
 		rereads int64
 		zeroed  int64 // bytes ZeroAt passed to the target
+		// expected is the number of blocks whose digest Expect gave and
+		// a write confirmed.
+		expected int64
 	}{
-		{name: "whole blocks in order", writes: []write{{0, 100 * B, false}, {100 * B, 200 * B, false}}},
+		{name: "whole blocks in order", writes: []write{{off: 0, n: 100 * B}, {off: 100 * B, n: 200 * B}}},
 		{name: "nothing written", writes: nil},
-		{name: "one byte", base: 3 * B, writes: []write{{B + 7, 1, false}}, rereads: 1},
-		{name: "unaligned large write", writes: []write{{100, 50 * B, false}}, rereads: 2},
-		{name: "pieces of one block", writes: []write{{0, 1000, false}, {1000, B - 1000, false}}, rereads: 1},
-		{name: "whole block after pieces", writes: []write{{0, 10, false}, {B - 10, 10, false}, {0, B, false}}, rereads: 1},
-		{name: "piece after whole block", writes: []write{{0, 2 * B, false}, {B + 5, 3, false}}, rereads: 1},
-		{name: "rewritten whole", writes: []write{{0, 10 * B, false}, {2 * B, 3 * B, false}}, rereads: 3},
-		{name: "out of order", writes: []write{{250 * B, 50 * B, false}, {0, 10 * B, false}, {100*B + 1, 30 * B, false}}, rereads: 2},
-		{name: "zero whole blocks over data", writes: []write{{0, 20 * B, false}, {5 * B, 5 * B, true}}, rereads: 5, zeroed: 5 * B},
-		{name: "zero in part", writes: []write{{0, 20 * B, false}, {5*B + 1, 2 * B, true}}, rereads: 3, zeroed: 2 * B},
-		{name: "zero, then written whole", writes: []write{{0, 20 * B, true}, {0, 10 * B, false}}, zeroed: 20 * B},
-		{name: "last block in part", base: 1 << 20, writes: []write{{(blocks - 1) * B, B / 2, false}}, rereads: 1},
+		{name: "one byte", base: 3 * B, writes: []write{{off: B + 7, n: 1}}, rereads: 1},
+		{name: "unaligned large write", writes: []write{{off: 100, n: 50 * B}}, rereads: 2},
+		{name: "pieces of one block", writes: []write{{off: 0, n: 1000}, {off: 1000, n: B - 1000}}, rereads: 1},
+		{name: "whole block after pieces", writes: []write{{off: 0, n: 10}, {off: B - 10, n: 10}, {off: 0, n: B}}, rereads: 1},
+		{name: "piece after whole block", writes: []write{{off: 0, n: 2 * B}, {off: B + 5, n: 3}}, rereads: 1},
+		{name: "rewritten whole", writes: []write{{off: 0, n: 10 * B}, {off: 2 * B, n: 3 * B}}, rereads: 3},
+		{name: "out of order", writes: []write{{off: 250 * B, n: 50 * B}, {off: 0, n: 10 * B}, {off: 100*B + 1, n: 30 * B}}, rereads: 2},
+		{name: "zero whole blocks over data", writes: []write{{off: 0, n: 20 * B}, {off: 5 * B, n: 5 * B, zero: true}}, rereads: 5, zeroed: 5 * B},
+		{name: "zero in part", writes: []write{{off: 0, n: 20 * B}, {off: 5*B + 1, n: 2 * B, zero: true}}, rereads: 3, zeroed: 2 * B},
+		{name: "zero, then written whole", writes: []write{{off: 0, n: 20 * B, zero: true}, {off: 0, n: 10 * B}}, zeroed: 20 * B},
+		{name: "last block in part", base: 1 << 20, writes: []write{{off: (blocks - 1) * B, n: B / 2}}, rereads: 1},
+		{name: "expected, written whole", base: 3 * B, writes: []write{{off: 10 * B, n: 20 * B, expect: true}, {off: 10 * B, n: 20 * B}}, expected: 20},
+		{name: "expected, written in part or not at all", writes: []write{{off: 0, n: 2 * B, expect: true, garbage: true}, {off: B + 5, n: 3}}, rereads: 2},
+		{name: "expected, zeroed", writes: []write{{off: 0, n: 2 * B, expect: true, garbage: true}, {off: 0, n: 2 * B, zero: true}}, zeroed: 2 * B},
+		{name: "expected after the write", writes: []write{{off: 0, n: 2 * B}, {off: 0, n: 2 * B, expect: true, garbage: true}}},
+		{name: "expected, then rewritten", writes: []write{{off: 0, n: 2 * B, expect: true}, {off: 0, n: 2 * B}, {off: 0, n: B}}, rereads: 1, expected: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -371,7 +382,23 @@ func TestWriterWrites(t *testing.T) {
 				t.Fatal(err)
 			}
 			src := testData(blocks+1, 99)
+			written := func(i int) []byte { // what write i writes
+				w := tc.writes[i]
+				return src[w.off+int64(i)*7:][:w.n]
+			}
 			for i, w := range tc.writes {
+				if w.expect {
+					digests := bytes.Repeat([]byte{0xee}, int(w.n/B*DigestSize))
+					if !w.garbage {
+						if digests, err = NewHasher(salt).Blocks(nil, bytes.NewReader(written(i+1))); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := v.Expect(tc.base+w.off, digests); err != nil {
+						t.Fatalf("write %d %+v: %v", i, w, err)
+					}
+					continue
+				}
 				if w.zero {
 					err = v.ZeroAt(tc.base+w.off, w.n)
 					// Where something was written before, diskimage's
@@ -382,7 +409,7 @@ func TestWriterWrites(t *testing.T) {
 				} else {
 					// Each write takes different bytes, so that a stale
 					// digest of an earlier write shows.
-					_, err = v.WriteAt(src[w.off+int64(i)*7:][:w.n], tc.base+w.off)
+					_, err = v.WriteAt(written(i), tc.base+w.off)
 				}
 				if err != nil {
 					t.Fatalf("write %d %+v: %v", i, w, err)
@@ -396,6 +423,9 @@ func TestWriterWrites(t *testing.T) {
 			}
 			if r.n != tc.rereads*B {
 				t.Errorf("read back %d bytes, want %d blocks", r.n, tc.rereads)
+			}
+			if v.expected != tc.expected {
+				t.Errorf("%d blocks took their digest from Expect, want %d", v.expected, tc.expected)
 			}
 			if target.zeroed != tc.zeroed {
 				t.Errorf("ZeroAt passed %d bytes on, want %d", target.zeroed, tc.zeroed)
@@ -459,7 +489,8 @@ func TestWriterConcurrent(t *testing.T) {
 }
 
 // TestWriteOutside: a write beyond the data area is an error, not data
-// silently left out of the tree.
+// silently left out of the tree; so is an Expect beyond it or not of
+// whole blocks.
 func TestWriteOutside(t *testing.T) {
 	v, err := NewWriter(&zeroTarget{}, 8192, 8192, Options{})
 	if err != nil {
@@ -469,5 +500,14 @@ func TestWriteOutside(t *testing.T) {
 		if _, err := v.WriteAt(make([]byte, w[1]), w[0]); err == nil {
 			t.Errorf("write of %d bytes at %d: no error", w[1], w[0])
 		}
+	}
+	// Expect takes whole digests of whole blocks inside the data area.
+	for _, e := range []struct{ off, digests int64 }{{0, DigestSize}, {8192 + 1, DigestSize}, {8192, DigestSize - 1}, {8192, 3 * DigestSize}} {
+		if err := v.Expect(e.off, make([]byte, e.digests)); err == nil {
+			t.Errorf("Expect of %d bytes at %d: no error", e.digests, e.off)
+		}
+	}
+	if err := v.Expect(8192, make([]byte, 2*DigestSize)); err != nil {
+		t.Errorf("Expect of the whole area: %v", err)
 	}
 }

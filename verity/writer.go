@@ -32,6 +32,9 @@ const (
 	// blockReread: written in part, or more than once: Finish reads it
 	// back.
 	blockReread
+	// blockExpected: not written yet, its digest given by Expect: taken
+	// when the block is written whole, once.
+	blockExpected
 )
 
 // maxJob is the most data one hashing goroutine takes: 1 MiB.
@@ -67,7 +70,10 @@ type Writer struct {
 
 	mu      sync.Mutex
 	state   []byte // per block
-	digests []byte // DigestSize per block, valid where state is blockHashed
+	digests []byte // DigestSize per block, valid where state is blockHashed or blockExpected
+	// expected counts the blocks whose digest Expect gave and a write
+	// confirmed: hashed by the caller, not here.
+	expected int64
 }
 
 // NewWriter returns a Writer over the data area of size bytes (a multiple
@@ -146,6 +152,36 @@ func (v *Writer) WriteAt(p []byte, off int64) (int, error) {
 	return k, nil
 }
 
+// Expect gives the digests (DigestSize bytes each, as a Hasher computes
+// them with the Writer's salt) of the whole blocks from off on, before
+// they are written: when such a block is then written whole, once, its
+// digest is taken from here and the block is not hashed again. A writer
+// that knows its data ahead (a file's content, hashed while the build
+// waited on something else) so moves the hashing off the write. A block
+// written already, written in part or never written is hashed from what
+// the target holds, as without Expect; a digest that is not that of the
+// bytes written makes a wrong tree, which is why only the writer that
+// writes those bytes may give it.
+func (v *Writer) Expect(off int64, digests []byte) error {
+	n := int64(len(digests)) / DigestSize
+	if int64(len(digests)) != n*DigestSize || (off-v.base)%BlockSize != 0 {
+		return fmt.Errorf("verity: %d bytes of digests at %d: want whole digests of whole blocks", len(digests), off)
+	}
+	if err := v.check(off, n*BlockSize); err != nil {
+		return err
+	}
+	first := (off - v.base) / BlockSize
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i := range n {
+		if b := first + i; v.state[b] == blockZero {
+			v.state[b] = blockExpected
+			copy(v.digests[b*DigestSize:(b+1)*DigestSize], digests[i*DigestSize:])
+		}
+	}
+	return nil
+}
+
 // hash copies data, whole blocks from block first on, and hashes the copy
 // in a goroutine of its own once a slot is free.
 func (v *Writer) hash(first int64, data []byte) {
@@ -200,14 +236,23 @@ func (v *Writer) ZeroAt(off, n int64) error {
 // [whole, wholeEnd) whole, and returns the blocks written whole for the
 // first time: those to hash. A block written before, or in part, is read
 // back in the end; a block never written and zeroed whole stays a zero
-// block. No block is hashed twice, so that no stale digest can land
+// block; a block Expect gave the digest of keeps it when written whole
+// (and is not returned). No block is hashed twice, so that no stale digest can land
 // after a newer one.
 func (v *Writer) mark(first, end, whole, wholeEnd int64, zero bool) (fresh []int64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for b := first; b < end; b++ {
+		part := b < whole || b >= wholeEnd
 		switch {
-		case b < whole || b >= wholeEnd || v.state[b] != blockZero:
+		case v.state[b] == blockExpected && !part:
+			if zero {
+				v.state[b] = blockZero
+			} else {
+				v.state[b] = blockHashed
+				v.expected++
+			}
+		case part || v.state[b] != blockZero:
 			v.state[b] = blockReread
 		case !zero:
 			v.state[b] = blockHashed
@@ -241,7 +286,7 @@ func (v *Writer) Finish(r io.ReaderAt, w io.WriterAt, off int64) (*Tree, error) 
 				zero = newHasher(v.opts.Salt).sum(nil, make([]byte, BlockSize))
 			}
 			copy(v.digests[b*DigestSize:], zero)
-		case blockReread:
+		case blockReread, blockExpected: // expected but never written: what is there counts
 			reread = addRun(reread, int64(b))
 		}
 	}

@@ -1,15 +1,18 @@
 package verity
 
 import (
+	"bytes"
 	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ocidisk/ocidisk/diskimage"
+	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/internal/hosttool"
 	"github.com/ocidisk/ocidisk/mkfs/erofs"
 	"github.com/ocidisk/ocidisk/mkfs/ext4"
@@ -37,6 +40,39 @@ func TestFilesystemWriters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The digests of every file's blocks, computed ahead as a build
+	// does while it waits (erofs.Options.BlockDigests), and the number
+	// of data blocks the files fill at least and at most: whole blocks
+	// of zeros are not written, and a file's last part may be inline.
+	salt := []byte("filesystem writers")
+	ahead := map[*fstree.Node][]byte{}
+	var minBlocks, maxBlocks int64
+	err = tree.Walk(func(_ string, n *fstree.Node) error {
+		if n.Type != fstree.TypeRegular || ahead[n] != nil || n.Size == 0 {
+			return nil
+		}
+		b, err := fstree.ReadAll(n)
+		if err != nil {
+			return err
+		}
+		if ahead[n], err = NewHasher(salt).Blocks(nil, bytes.NewReader(b)); err != nil {
+			return err
+		}
+		zero := make([]byte, BlockSize)
+		var full int64 // whole blocks not all zeros
+		for off := 0; off+BlockSize <= len(b); off += BlockSize {
+			if !bytes.Equal(b[off:off+BlockSize], zero) {
+				full++
+			}
+		}
+		minBlocks += full
+		maxBlocks += full + min(n.Size%BlockSize, 1)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	erofsAhead := erofs.Options{Seed: []byte("verity"), Time: when, BlockDigests: func(n *fstree.Node) []byte { return ahead[n] }}
 	for _, tc := range []struct {
 		name string
 		fs   diskimage.Filesystem
@@ -44,6 +80,7 @@ func TestFilesystemWriters(t *testing.T) {
 	}{
 		{"ext4", ext4.New(tree, ext4.Options{Seed: []byte("verity"), Time: when}), 0},
 		{"erofs", erofs.New(tree, erofs.Options{Seed: []byte("verity"), Time: when}), 0},
+		{"erofs with digests ahead", erofs.New(tree, erofsAhead), 0},
 		// MinSize spools the filesystem, which WriteAt then copies;
 		// with a size given, it writes in place.
 		{"squashfs spooled", squashfs.New(tree, sqOpts), 0},
@@ -69,7 +106,7 @@ func TestFilesystemWriters(t *testing.T) {
 			if err := f.Truncate(start + size + Size(size)); err != nil {
 				t.Fatal(err)
 			}
-			w, err := NewWriter(freshImage{f}, start, size, Options{Salt: []byte("filesystem writers")})
+			w, err := NewWriter(freshImage{f}, start, size, Options{Salt: salt})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,7 +118,12 @@ func TestFilesystemWriters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%d data blocks, %d read back", size/BlockSize, r.n/BlockSize)
+			t.Logf("%d data blocks, %d read back, %d hashed ahead", size/BlockSize, r.n/BlockSize, w.expected)
+			if ahead := strings.Contains(tc.name, "ahead"); ahead && (w.expected < minBlocks || w.expected > maxBlocks) {
+				t.Errorf("%d blocks hashed ahead taken, want the files' %d-%d", w.expected, minBlocks, maxBlocks)
+			} else if !ahead && w.expected != 0 {
+				t.Errorf("%d blocks hashed ahead taken, none given", w.expected)
+			}
 			part := filepath.Join(dir, "part")
 			hosttool.CopySparse(t, path, part, start, size+Size(size))
 			out, err := exec.Command(veritysetup, "verify", "--hash-offset="+strconv.FormatInt(size, 10),

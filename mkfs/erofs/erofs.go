@@ -66,6 +66,14 @@ type Options struct {
 	// Progress, when set, is called as file content is copied, with the
 	// bytes done and the total.
 	Progress func(done, total int64)
+	// BlockDigests, when set, may give a regular file's digests computed
+	// ahead for a target that hashes the blocks written to it: 32 bytes
+	// for each 4 KiB block of its content, the last padded with zeros
+	// (verity.Hasher's), or nil. When the target takes them (it has an
+	// Expect method, as verity.Writer), the writer passes on those of
+	// the file's data blocks before writing them, so that the target
+	// need not hash them again.
+	BlockDigests func(n *fstree.Node) []byte
 }
 
 // FS is a tree about to become an EROFS filesystem. It offers the shape

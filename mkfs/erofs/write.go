@@ -26,6 +26,9 @@ type writer struct {
 	// block0 holds block 0 until the end: the superblock's checksum
 	// covers the inodes after it.
 	block0 []byte
+	// expect is the target's Expect, when it has one and BlockDigests
+	// is set.
+	expect func(off int64, digests []byte) error
 	hash   hash.Hash // every metadata block written: the UUID of last resort
 	rec    []byte    // an inode's bytes, reused
 	tail   []byte
@@ -35,6 +38,9 @@ type writer struct {
 func (f *FS) write(w io.WriterAt, off int64, p *plan) error {
 	wr := &writer{f: f, p: p, out: newSink(w, off), meta: map[int64][]byte{}, block0: make([]byte, blockSize),
 		hash: sha256.New(), tail: make([]byte, blockSize)}
+	if e, ok := w.(expecter); ok && f.opts.BlockDigests != nil {
+		wr.expect = e.Expect
+	}
 	f.opts.Log.Debug("erofs", "inodes", len(p.inodes), "blocks", p.blocks, "bytes", p.bytes,
 		"shared xattr bytes", len(p.xattrs.data))
 	for i := range p.inodes {
@@ -163,6 +169,9 @@ func (wr *writer) file(in *inode) ([]byte, error) {
 	defer r.Close()
 	inBlocks := min(n.Size, in.blocks*blockSize)
 	at := int64(in.blk) * blockSize
+	if err := wr.expectBlocks(in, at); err != nil {
+		return nil, err
+	}
 	for done := int64(0); done < inBlocks; {
 		m := min(chunk, inBlocks-done)
 		b, err := wr.out.space(at+done, int((m+blockSize-1)&^(blockSize-1)))
@@ -186,6 +195,29 @@ func (wr *writer) file(in *inode) ([]byte, error) {
 		return nil, fmt.Errorf("%s: content is longer than its size, %d bytes", wr.path(n), n.Size)
 	}
 	return tail, nil
+}
+
+// expecter is verity.Writer's method: the digests of blocks about to be
+// written (Options.BlockDigests).
+type expecter interface {
+	Expect(off int64, digests []byte) error
+}
+
+// expectBlocks passes on to the target the digests of file in's data
+// blocks, at filesystem position at, when BlockDigests has them.
+func (wr *writer) expectBlocks(in *inode, at int64) error {
+	if wr.expect == nil || in.blocks == 0 {
+		return nil
+	}
+	const digestSize = 32
+	d := wr.f.opts.BlockDigests(in.n)
+	if int64(len(d)) != (in.n.Size+blockSize-1)/blockSize*digestSize {
+		return nil // none, or not of content of this size
+	}
+	if err := wr.expect(wr.out.off+at, d[:in.blocks*digestSize]); err != nil {
+		return fmt.Errorf("%s: %w", wr.path(in.n), err)
+	}
+	return nil
 }
 
 func (wr *writer) progress(n int64) {
