@@ -170,7 +170,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if vr, err = newVerityRoot(l.Root(), fs, veritySalt(disk.Seed)); err != nil {
+		if vr, err = newVerityRoot(l.Root(), fs, in.salt); err != nil {
 			return nil, err
 		}
 	}

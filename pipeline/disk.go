@@ -122,15 +122,20 @@ func filesystem(p boards.LaidPartition, tree *fstree.Tree, seed []byte, in *inpu
 			Progress: progress,
 		}), nil
 	case boards.Erofs:
+		var ahead func(*fstree.Node) []byte
+		if in.prehash != nil && tree == in.root.Tree {
+			ahead = in.prehash.digests
+		}
 		return erofs.New(tree, erofs.Options{
 			Label: p.Name,
 			Seed:  pseed,
 			Time:  in.epoch,
 			// As with squashfs: xattrs EROFS cannot name are left out
 			// with a warning.
-			DropXattrs: true,
-			Log:        cfg.Log,
-			Progress:   progress,
+			DropXattrs:   true,
+			Log:          cfg.Log,
+			Progress:     progress,
+			BlockDigests: ahead,
 		}), nil
 	}
 	return nil, fmt.Errorf("partition %s: no writer for filesystem %q", p.Name, p.FS)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/ocidisk/ocidisk/boards"
@@ -24,6 +25,10 @@ type inputs struct {
 	firmware *fstree.Tree // nil when the board needs no firmware
 	data     *fstree.Tree // nil without a data partition
 	epoch    time.Time
+	// salt is the salt of the root's dm-verity tree (Config.Verity);
+	// prehash hashes the root's files for it ahead, for an erofs root.
+	salt    []byte
+	prehash *prehash
 
 	loader
 }
@@ -43,8 +48,15 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 	// not depend on the root, and a cold build's last root layer leaves a
 	// core idle while it decompresses.
 	var kern *kernel.Kernel
+	// A verified erofs root's modules are hashed ahead too (see
+	// prehash): listed here, where nothing else reads the kernel's tree.
+	ahead := cfg.Verity && l.Root().FS == boards.Erofs
+	modules := make(chan []fstree.Content, 1)
 	in.prefetch(ctx, "kernel", cfg.Kernel, func(img *rootfs.Image) {
 		if k, err := kernel.Find(img.Tree); err == nil {
+			if ahead && k.ModulesDir != "" {
+				modules <- contents(img.Tree, k.ModulesDir)
+			}
 			// An error is met again, and reported, in the foreground.
 			if ms, err := k.Modules(); err == nil {
 				ms.Generate()
@@ -67,6 +79,17 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 			return nil, err
 		}
 	}
+	in.epoch = epoch(cfg.Epoch, in.root)
+	if cfg.Verity {
+		if in.salt, err = in.veritySalt(cfg); err != nil {
+			return nil, err
+		}
+		if ahead {
+			in.prehash = startPrehash(in.salt, cfg.Log)
+			in.prehash.add(contents(in.root.Tree, ""))
+			in.prehash.addFrom(modules)
+		}
+	}
 	if in.kernel, err = in.findKernel(ctx, cfg, &kern); err != nil {
 		return nil, err
 	}
@@ -79,7 +102,6 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 	} else if len(l.Board.Firmware) > 0 || len(l.Board.Blobs) > 0 || l.Board.UKI != nil {
 		in.firmware = in.root.Tree
 	}
-	in.epoch = epoch(cfg.Epoch, in.root)
 	in.root.Tree.ClampTimes(in.epoch)
 	if in.kernel.Tree != in.root.Tree {
 		ms, err := in.kernel.Modules()
@@ -99,6 +121,14 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 		return nil, err
 	}
 	return in, nil
+}
+
+// close stops the hashing ahead and closes the sources.
+func (in *inputs) close() {
+	if in.prehash != nil {
+		in.prehash.finish()
+	}
+	in.loader.close()
 }
 
 // findKernel finds the kernel in the kernel source, or in the root's own
@@ -182,14 +212,38 @@ func (in *inputs) storedIDs() error {
 	return nil
 }
 
+// veritySalt is the salt of the root's hash tree, derived as the seed is
+// from the options and the inputs loaded so far: the root image and the
+// overlays, not the kernel and firmware still loading, so that the root's
+// files can be hashed for the tree while those load. The same inputs give
+// the same salt, and the same tree.
+func (in *inputs) veritySalt(cfg Config) ([]byte, error) {
+	ids := slices.Clone(in.inputs)
+	for i := range ids {
+		if ids[i].img == in.root {
+			id, err := in.root.StoredID(in.epoch)
+			if err != nil {
+				return nil, fmt.Errorf("root image %s: %w", cfg.Source, err)
+			}
+			ids[i].ID = id
+		}
+	}
+	h := sha256.New()
+	h.Write(seedOf(cfg, in.epoch, ids))
+	h.Write([]byte("\x00dm-verity salt"))
+	return h.Sum(nil), nil
+}
+
 // seed hashes everything that determines the image, so that identifiers
 // change exactly when the inputs do.
-func (in *inputs) seed(cfg Config) []byte {
+func (in *inputs) seed(cfg Config) []byte { return seedOf(cfg, in.epoch, in.inputs) }
+
+func seedOf(cfg Config, epoch time.Time, inputs []Input) []byte {
 	h := sha256.New()
 	o := cfg.Layout
 	fmt.Fprintf(h, "ocidisk build 1\nboard=%s\ntable=%s\nrootfs=%s\nboot=%d\nroot=%d\nepoch=%d\ncmdline=%q\n",
-		cfg.Board.Name, o.Table, o.RootFS, o.BootSize, o.RootSize, in.epoch.Unix(), joinArgs(cfg.CmdlineAppend))
-	for _, i := range in.inputs {
+		cfg.Board.Name, o.Table, o.RootFS, o.BootSize, o.RootSize, epoch.Unix(), joinArgs(cfg.CmdlineAppend))
+	for _, i := range inputs {
 		fmt.Fprintf(h, "%s=%s\n", i.Role, i.ID)
 	}
 	if o.AB || o.Data != "" || cfg.DataOverlay != "" {

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -151,13 +150,4 @@ func (v *verityRoot) result(slotImage string) (*Verity, error) {
 	}
 	out.ArgsPath = f.Path()
 	return out, nil
-}
-
-// veritySalt is the salt of the build's trees, derived from its seed: the
-// same inputs give the same tree.
-func veritySalt(seed []byte) []byte {
-	h := sha256.New()
-	h.Write(seed)
-	h.Write([]byte("\x00dm-verity salt"))
-	return h.Sum(nil)
 }
