@@ -23,6 +23,7 @@ import (
 	"hash"
 	"io"
 
+	"github.com/ocidisk/ocidisk/internal/sha256x2"
 	"github.com/ocidisk/ocidisk/verity/layout"
 )
 
@@ -62,6 +63,14 @@ type hasher struct {
 	h      hash.Hash
 	u      encoding.BinaryUnmarshaler
 	salted []byte // the marshalled state after the salt
+
+	// With the SHA extensions and a salt shorter than SHA-256's block,
+	// sums hashes two blocks at once (sha256x2): the first 64 bytes of a
+	// block's message are the salt and the block's start, copied into
+	// head; its last ones the block's end and the padding, in tail.
+	pairs      bool
+	salt       []byte
+	head, tail [2][]byte
 }
 
 func newHasher(salt []byte) *hasher {
@@ -71,7 +80,53 @@ func newHasher(salt []byte) *hasher {
 	if err != nil {
 		panic(err) // crypto/sha256 always marshals
 	}
-	return &hasher{h: h, u: h.(encoding.BinaryUnmarshaler), salted: st}
+	s := &hasher{h: h, u: h.(encoding.BinaryUnmarshaler), salted: st}
+	if sha256x2.Available && len(salt) < sha256x2.BlockSize {
+		s.pairs, s.salt = true, salt
+		for i := range 2 {
+			s.head[i] = make([]byte, sha256x2.BlockSize)
+			copy(s.head[i], salt)
+		}
+	}
+	return s
+}
+
+// sums appends to dst the digests of the salt and each BlockSize block of
+// data.
+func (s *hasher) sums(dst, data []byte) []byte {
+	n := len(data) / BlockSize
+	if !s.pairs {
+		for i := range n {
+			dst = s.sum(dst, data[i*BlockSize:(i+1)*BlockSize])
+		}
+		return dst
+	}
+	for i := 0; i+1 < n; i += 2 {
+		dst = s.pair(dst, data[i*BlockSize:(i+1)*BlockSize], data[(i+1)*BlockSize:(i+2)*BlockSize])
+	}
+	if n%2 == 1 {
+		dst = s.sum(dst, data[(n-1)*BlockSize:n*BlockSize])
+	}
+	return dst
+}
+
+// pair appends the digests of the salt and block a, then of the salt and
+// block b. A block's message is the salt, the block and the padding: its
+// middle is the block itself, at a 64-byte boundary of the message, and is
+// hashed where it lies.
+func (s *hasher) pair(dst, a, b []byte) []byte {
+	const hb = sha256x2.BlockSize
+	first := hb - len(s.salt) // the block's bytes in the message's first 64
+	mid := (BlockSize - first) / hb * hb
+	for i, blk := range [2][]byte{a, b} {
+		copy(s.head[i][len(s.salt):], blk[:first])
+		s.tail[i] = sha256x2.Pad(append(s.tail[i][:0], blk[first+mid:]...), uint64(len(s.salt)+BlockSize))
+	}
+	st := [2][8]uint32{sha256x2.IV, sha256x2.IV}
+	sha256x2.Blocks(&st, s.head[0], s.head[1])
+	sha256x2.Blocks(&st, a[first:first+mid], b[first:first+mid])
+	sha256x2.Blocks(&st, s.tail[0], s.tail[1])
+	return sha256x2.Sum(sha256x2.Sum(dst, &st[0]), &st[1])
 }
 
 // sum appends the digest of the salt and b to dst.
@@ -103,10 +158,9 @@ func (h *Hasher) Blocks(dst []byte, r io.Reader) ([]byte, error) {
 	for {
 		n, err := io.ReadFull(r, h.buf)
 		if n > 0 {
-			clear(h.buf[n : (n+BlockSize-1)/BlockSize*BlockSize])
-			for off := 0; off < n; off += BlockSize {
-				dst = h.s.sum(dst, h.buf[off:off+BlockSize])
-			}
+			whole := (n + BlockSize - 1) / BlockSize * BlockSize
+			clear(h.buf[n:whole])
+			dst = h.s.sums(dst, h.buf[:whole])
 		}
 		switch err {
 		case nil:
@@ -122,14 +176,12 @@ func (h *Hasher) Blocks(dst []byte, r io.Reader) ([]byte, error) {
 // padded with zeros) into the digests of the level above.
 func (s *hasher) level(digests []byte) []byte {
 	out := make([]byte, 0, (len(digests)+BlockSize-1)/BlockSize*DigestSize)
-	var last [BlockSize]byte
-	for off := 0; off < len(digests); off += BlockSize {
-		b := digests[off:min(off+BlockSize, len(digests))]
-		if len(b) < BlockSize {
-			copy(last[:], b)
-			b = last[:]
-		}
-		out = s.sum(out, b)
+	whole := len(digests) / BlockSize * BlockSize
+	out = s.sums(out, digests[:whole])
+	if whole < len(digests) {
+		var last [BlockSize]byte
+		copy(last[:], digests[whole:])
+		out = s.sum(out, last[:])
 	}
 	return out
 }

@@ -511,3 +511,25 @@ func TestWriteOutside(t *testing.T) {
 		t.Errorf("Expect of the whole area: %v", err)
 	}
 }
+
+// TestSums: hashing blocks two at a time (with the SHA extensions, for
+// salts shorter than SHA-256's block) gives each block's digest as one at
+// a time does, for salts of every length around the boundaries, and odd
+// and even numbers of blocks.
+func TestSums(t *testing.T) {
+	data := testData(7, 5)
+	for _, n := range []int{0, 1, 31, 32, 54, 55, 56, 57, 63, 64, 65, 200} {
+		salt := testData(1, uint64(n))[:n]
+		s := newHasher(salt)
+		for blocks := range 8 {
+			got := s.sums(nil, data[:blocks*BlockSize])
+			var want []byte
+			for i := range blocks {
+				want = s.sum(want, data[i*BlockSize:(i+1)*BlockSize])
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("salt of %d bytes, %d blocks (two at a time: %v): digests differ", n, blocks, s.pairs)
+			}
+		}
+	}
+}

@@ -62,11 +62,15 @@ type Writer struct {
 	// Hashing runs in at most cap(sem) goroutines, each on a copy of the
 	// data it hashes (a writer may reuse its buffer once WriteAt
 	// returns), so that memory stays bounded: a write waits for a free
-	// slot.
+	// slot. Blocks are gathered into jobs of up to maxJob bytes, so that
+	// the metadata blocks a filesystem writes one at a time between data
+	// hashed ahead (Expect) do not each cost a goroutine.
 	sem     chan struct{}
 	running sync.WaitGroup
 	bufs    sync.Pool // *[maxJob]byte
 	hashers sync.Pool // *hasher
+	jobMu   sync.Mutex
+	job     *job // being gathered
 
 	mu      sync.Mutex
 	state   []byte // per block
@@ -182,22 +186,48 @@ func (v *Writer) Expect(off int64, digests []byte) error {
 	return nil
 }
 
-// hash copies data, whole blocks from block first on, and hashes the copy
-// in a goroutine of its own once a slot is free.
+// job is data blocks to hash: blocks[i] is in buf[i*BlockSize:].
+type job struct {
+	buf    *[maxJob]byte
+	blocks []int64
+}
+
+// hash copies data, whole blocks from block first on, into the job being
+// gathered, and has each job that fills hashed.
 func (v *Writer) hash(first int64, data []byte) {
-	arr := v.bufs.Get().(*[maxJob]byte)
-	buf := arr[:len(data)]
-	copy(buf, data)
+	v.jobMu.Lock()
+	defer v.jobMu.Unlock()
+	for i := int64(0); i < int64(len(data))/BlockSize; i++ {
+		if v.job == nil {
+			v.job = &job{buf: v.bufs.Get().(*[maxJob]byte), blocks: make([]int64, 0, maxJob/BlockSize)}
+		}
+		j := v.job
+		copy(j.buf[len(j.blocks)*BlockSize:], data[i*BlockSize:(i+1)*BlockSize])
+		j.blocks = append(j.blocks, first+i)
+		if len(j.blocks) == cap(j.blocks) {
+			v.dispatch()
+		}
+	}
+}
+
+// dispatch hashes the job gathered, if any, in a goroutine of its own
+// once a slot is free. v.jobMu is held.
+func (v *Writer) dispatch() {
+	j := v.job
+	if j == nil {
+		return
+	}
+	v.job = nil
 	v.sem <- struct{}{}
 	v.running.Add(1)
 	go func() {
 		s := v.hashers.Get().(*hasher)
-		for i := range int64(len(buf) / BlockSize) {
-			d := (first + i) * DigestSize
-			s.sum(v.digests[d:d], buf[i*BlockSize:(i+1)*BlockSize])
+		sums := s.sums(make([]byte, 0, len(j.blocks)*DigestSize), j.buf[:len(j.blocks)*BlockSize])
+		for i, b := range j.blocks {
+			copy(v.digests[b*DigestSize:(b+1)*DigestSize], sums[i*DigestSize:])
 		}
 		v.hashers.Put(s)
-		v.bufs.Put(arr)
+		v.bufs.Put(j.buf)
 		<-v.sem
 		v.running.Done()
 	}()
@@ -274,6 +304,9 @@ func (v *Writer) Finish(r io.ReaderAt, w io.WriterAt, off int64) (*Tree, error) 
 	if err := t.Check(); err != nil {
 		return nil, err
 	}
+	v.jobMu.Lock()
+	v.dispatch()
+	v.jobMu.Unlock()
 	v.running.Wait()
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -359,10 +392,8 @@ func (v *Writer) hashFrom(r io.ReaderAt, runs []run) error {
 					errs[i] = fmt.Errorf("verity: read data blocks %d-%d at %d: %w", ru.first, ru.first+ru.n-1, off, err)
 					continue
 				}
-				for j := range ru.n {
-					d := (ru.first + j) * DigestSize
-					s.sum(v.digests[d:d], b[j*BlockSize:(j+1)*BlockSize])
-				}
+				d := ru.first * DigestSize
+				s.sums(v.digests[d:d], b)
 			}
 		})
 	}
