@@ -60,6 +60,10 @@ type Options struct {
 	Root *fstree.Tree
 	// Time is the mtime of every generated file and directory.
 	Time time.Time
+	// Initramfs builds the initramfs of a spec (InitramfsSpec); nil is
+	// initramfs.Build. A build that made it ahead returns that one when
+	// the spec is the same.
+	Initramfs func(initramfs.Spec) ([]byte, error)
 	// Log receives one line per step; nil discards.
 	Log *slog.Logger
 }
@@ -132,14 +136,16 @@ func Assemble(l *boards.Layout, k *kernel.Kernel, opts Options) (*Result, error)
 		}
 	}
 
-	mods, err := initramfsModules(l, k, opts.Verity != nil)
+	spec, err := InitramfsSpec(l, k, opts.Verity != nil, opts.Time)
 	if err != nil {
 		return nil, err
 	}
-	rd, err := initramfs.Build(initramfs.Spec{
-		Arch: b.Arch, KernelVersion: k.Version, Modules: mods,
-		Compression: b.Initramfs.Compression, Time: opts.Time,
-	})
+	mods := spec.Modules
+	build := initramfs.Build
+	if opts.Initramfs != nil {
+		build = opts.Initramfs
+	}
+	rd, err := build(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -246,6 +252,19 @@ func (a *assembly) configs(b *boards.Board, data boards.TemplateData, opts Optio
 		}
 	}
 	return nil
+}
+
+// InitramfsSpec is the initramfs Assemble builds for layout l with kernel
+// k, a root with a dm-verity tree or not, and files of time t. It depends
+// on nothing else: a build that knows those early can make it ahead
+// (Options.Initramfs).
+func InitramfsSpec(l *boards.Layout, k *kernel.Kernel, verity bool, t time.Time) (initramfs.Spec, error) {
+	mods, err := initramfsModules(l, k, verity)
+	if err != nil {
+		return initramfs.Spec{}, err
+	}
+	return initramfs.Spec{Arch: l.Board.Arch, KernelVersion: k.Version, Modules: mods,
+		Compression: l.Board.Initramfs.Compression, Time: t}, nil
 }
 
 // initramfsModules resolves the modules the board's initramfs loads, with

@@ -7,9 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"golang.org/x/sys/unix"
 
 	"github.com/ocidisk/ocidisk/fstree"
@@ -241,5 +244,66 @@ func TestLoadDir(t *testing.T) {
 	must(os.Chmod(filepath.Join(root, "owned"), 0o600))
 	if changed := load(t, "dir:"+root, t.TempDir()); changed.ID == id {
 		t.Errorf("ID did not change with a mode")
+	}
+}
+
+// TestLoadConfigured: Load hands the image's configuration to
+// source.Options.Configured before it reads a byte of the layers (no
+// progress reported yet), once; a host directory, which has none, gives
+// nil.
+func TestLoadConfigured(t *testing.T) {
+	layer, err := testimages.LayerOf([]testimages.Entry{testimages.File("etc/motd", strings.Repeat("hello ", 5000), 0o644)}, "gzip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := testimages.ImageOf(layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Date(2026, 12, 5, 17, 0, 0, 0, time.UTC)
+	if img, err = mutate.CreatedAt(img, v1.Time{Time: created}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := testimages.WriteLayout(filepath.Join(dir, "layout"), "", img); err != nil {
+		t.Fatal(err)
+	}
+	host := filepath.Join(dir, "host")
+	if err := os.MkdirAll(filepath.Join(host, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		spec    string
+		created time.Time // zero: no configuration
+	}{
+		{"oci:" + filepath.Join(dir, "layout"), created},
+		{"dir:" + host, time.Time{}},
+	} {
+		var calls int
+		var read int64
+		opts := source.Options{CacheDir: filepath.Join(dir, "cache"),
+			Progress: func(done, _ int64) { read = done },
+			Configured: func(c *v1.ConfigFile) {
+				calls++
+				switch {
+				case read > 0:
+					t.Errorf("%s: Configured after %d bytes of layers were read", tc.spec, read)
+				case tc.created.IsZero() && c != nil:
+					t.Errorf("%s: a configuration, want none", tc.spec)
+				case !tc.created.IsZero() && (c == nil || !c.Created.Time.Equal(tc.created)):
+					t.Errorf("%s: configuration %+v, want one created %v", tc.spec, c, tc.created)
+				}
+			}}
+		im, err := Load(t.Context(), tc.spec, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		im.Close()
+		if calls != 1 {
+			t.Errorf("%s: Configured called %d times, want once", tc.spec, calls)
+		}
+		if !tc.created.IsZero() && read == 0 {
+			t.Errorf("%s: no progress reported: the test shows nothing", tc.spec)
+		}
 	}
 }

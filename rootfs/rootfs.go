@@ -63,13 +63,17 @@ func (im *Image) Close() error {
 	return im.src.Close()
 }
 
-// Load opens any source spelling (see package source) and flattens it.
+// Load opens any source spelling (see package source) and flattens it,
+// calling opts.Configured in between.
 func Load(ctx context.Context, spec string, opts source.Options) (*Image, error) {
 	src, err := source.Open(ctx, spec, opts)
 	if err != nil {
 		return nil, err
 	}
 	im := &Image{ID: src.ID, Config: src.Config, src: src}
+	if opts.Configured != nil {
+		opts.Configured(src.Config)
+	}
 	if src.Tree != nil {
 		im.Tree, im.host = src.Tree, true
 		return im, nil

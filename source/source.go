@@ -90,6 +90,11 @@ type Options struct {
 	// Transport carries registry requests; nil means go-containerregistry's
 	// default.
 	Transport http.RoundTripper
+	// Configured, when set, is called by rootfs.Load with the image's
+	// configuration (nil when the source has none) once it is read and
+	// before the layers are: what depends on it alone, such as the
+	// image's creation time, can start while they decompress.
+	Configured func(*v1.ConfigFile)
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -11,6 +11,7 @@ import (
 	"embed"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,6 +50,14 @@ type Spec struct {
 	Compression string
 	// Time is the mtime of every entry.
 	Time time.Time
+}
+
+// Equal reports whether o is the same spec, with the same modules (the
+// same *kernel.Module values, in the same order): Build gives the same
+// bytes for both.
+func (s Spec) Equal(o Spec) bool {
+	return s.Arch == o.Arch && s.KernelVersion == o.KernelVersion && s.Compression == o.Compression &&
+		s.Time.Equal(o.Time) && slices.Equal(s.Modules, o.Modules)
 }
 
 // Tree returns the initramfs's file tree.

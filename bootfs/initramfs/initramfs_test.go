@@ -188,3 +188,33 @@ func BenchmarkBuild(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "bytes")
 }
+
+// TestSpecEqual: specs are equal only with every field the same, the
+// modules the same values in the same order, and times equal as instants.
+func TestSpecEqual(t *testing.T) {
+	m1, m2 := &kernel.Module{Name: "a"}, &kernel.Module{Name: "b"}
+	when := time.Unix(1_700_000_000, 0)
+	base := Spec{Arch: "arm64", KernelVersion: "6.1.0", Modules: []*kernel.Module{m1, m2}, Compression: "gzip", Time: when}
+	for _, tc := range []struct {
+		name string
+		edit func(*Spec)
+		want bool
+	}{
+		{"same", func(*Spec) {}, true},
+		{"time in another zone", func(s *Spec) { s.Time = when.In(time.FixedZone("x", 3600)) }, true},
+		{"modules copied", func(s *Spec) { s.Modules = []*kernel.Module{m1, m2} }, true},
+		{"arch", func(s *Spec) { s.Arch = "arm" }, false},
+		{"kernel version", func(s *Spec) { s.KernelVersion = "6.1.1" }, false},
+		{"compression", func(s *Spec) { s.Compression = "none" }, false},
+		{"time", func(s *Spec) { s.Time = when.Add(time.Second) }, false},
+		{"module order", func(s *Spec) { s.Modules = []*kernel.Module{m2, m1} }, false},
+		{"a module of the same name", func(s *Spec) { s.Modules = []*kernel.Module{m1, {Name: "b"}} }, false},
+		{"a module fewer", func(s *Spec) { s.Modules = []*kernel.Module{m1} }, false},
+	} {
+		s := base
+		tc.edit(&s)
+		if got := base.Equal(s); got != tc.want {
+			t.Errorf("%s: Equal = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
