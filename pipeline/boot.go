@@ -7,6 +7,7 @@ import (
 
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/bootfs"
+	"github.com/ocidisk/ocidisk/bootfs/initramfs"
 	"github.com/ocidisk/ocidisk/diskimage"
 	"github.com/ocidisk/ocidisk/fstree"
 )
@@ -28,6 +29,10 @@ func assembleBoot(ctx context.Context, l *boards.Layout, in *inputs, disk *diski
 	if vr != nil {
 		v = vr.boot
 	}
+	var initrd func(initramfs.Spec) ([]byte, error)
+	if in.initrd != nil {
+		initrd = in.initrd.build
+	}
 	boot, err := bootfs.Assemble(l, in.kernel, bootfs.Options{
 		PartUUID:       func(name string) string { return disk.PartUUID(disk.Index(name)) },
 		CmdlineAppend:  cfg.CmdlineAppend,
@@ -40,6 +45,7 @@ func assembleBoot(ctx context.Context, l *boards.Layout, in *inputs, disk *diski
 		Verity:         v,
 		Root:           in.root.Tree,
 		Time:           in.epoch,
+		Initramfs:      initrd,
 		Log:            cfg.Log,
 	})
 	if err != nil {

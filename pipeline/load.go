@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/ocidisk/ocidisk/boards"
 	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/kernel"
@@ -29,6 +31,8 @@ type inputs struct {
 	// prehash hashes the root's files for it ahead, for an erofs root.
 	salt    []byte
 	prehash *prehash
+	// initrd is the initramfs made ahead, with a kernel source.
+	initrd *initrdAhead
 
 	loader
 }
@@ -52,6 +56,17 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 	// prehash): listed here, where nothing else reads the kernel's tree.
 	ahead := cfg.Verity && l.Root().FS == boards.Erofs
 	modules := make(chan []fstree.Content, 1)
+	// So is the initramfs, once the kernel and the build's time are
+	// known.
+	kernels, times := make(chan *kernel.Kernel, 1), make(chan time.Time, 1)
+	timed := false // sent on times
+	if cfg.Kernel != "" {
+		in.initrd = startInitrd(ctx, l, cfg.Verity, kernels, times)
+	}
+	if !cfg.Epoch.IsZero() {
+		times <- epoch(cfg.Epoch, nil)
+		timed = true
+	}
 	in.prefetch(ctx, "kernel", cfg.Kernel, func(img *rootfs.Image) {
 		if k, err := kernel.Find(img.Tree); err == nil {
 			if ahead && k.ModulesDir != "" {
@@ -59,13 +74,24 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 			}
 			// An error is met again, and reported, in the foreground.
 			if ms, err := k.Modules(); err == nil {
+				kernels <- k // the initramfs needs the modules, not their indexes
 				ms.Generate()
 			}
 			kern = k
 		}
 	})
 	in.prefetch(ctx, "firmware", cfg.Firmware, nil)
-	if in.root, err = in.load(ctx, "root image", cfg.Source); err != nil {
+	// An image that says when it was made gives the build's time before
+	// its layers are read (see epoch).
+	in.configured = func(c *v1.ConfigFile) {
+		if !timed && c != nil && !c.Created.IsZero() {
+			times <- c.Created.UTC()
+			timed = true
+		}
+	}
+	in.root, err = in.load(ctx, "root image", cfg.Source)
+	in.configured = nil
+	if err != nil {
 		return nil, err
 	}
 	// The clamp known before the overlays: their identities are taken
@@ -80,6 +106,9 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 		}
 	}
 	in.epoch = epoch(cfg.Epoch, in.root)
+	if !timed {
+		times <- in.epoch
+	}
 	if cfg.Verity {
 		if in.salt, err = in.veritySalt(cfg); err != nil {
 			return nil, err
@@ -127,6 +156,9 @@ func load(ctx context.Context, cfg Config, l *boards.Layout) (_ *inputs, err err
 func (in *inputs) close() {
 	if in.prehash != nil {
 		in.prehash.finish()
+	}
+	if in.initrd != nil {
+		in.initrd.stop()
 	}
 	in.loader.close()
 }
@@ -276,8 +308,10 @@ type loader struct {
 	board    string // named when an image is for another platform
 	opened   []*rootfs.Image
 	inputs   []Input
-	limit    time.Time           // the clamp the build's times get, when known before overlays
-	pending  map[string]*pending // prefetched loads, by spec
+	// configured is the foreground load's source.Options.Configured.
+	configured func(*v1.ConfigFile)
+	limit      time.Time           // the clamp the build's times get, when known before overlays
+	pending    map[string]*pending // prefetched loads, by spec
 }
 
 // pending is a load running in the background.
@@ -298,6 +332,9 @@ func (ld *loader) sourceOptions(what string, background bool) source.Options {
 		opts.Progress = func(done, total int64) { ld.progress("reading "+what, done, total) }
 	case background:
 		opts.Progress = nil
+	}
+	if !background {
+		opts.Configured = ld.configured
 	}
 	return opts
 }
