@@ -32,20 +32,12 @@ func startInitrd(ctx context.Context, l *boards.Layout, verity bool, kernels <-c
 	a := &initrdAhead{done: make(chan struct{}), abandon: make(chan struct{})}
 	go func() {
 		defer close(a.done)
-		var k *kernel.Kernel
-		var t time.Time
-		select {
-		case k = <-kernels:
-		case <-a.abandon:
-			return
-		case <-ctx.Done():
+		k, ok := receive(ctx, a.abandon, kernels)
+		if !ok {
 			return
 		}
-		select {
-		case t = <-times:
-		case <-a.abandon:
-			return
-		case <-ctx.Done():
+		t, ok := receive(ctx, a.abandon, times)
+		if !ok {
 			return
 		}
 		spec, err := bootfs.InitramfsSpec(l, k, verity, t)
@@ -56,6 +48,17 @@ func startInitrd(ctx context.Context, l *boards.Layout, verity bool, kernels <-c
 		a.rd, a.err = initramfs.Build(spec)
 	}()
 	return a
+}
+
+// receive waits for a value from c, unless stop closes or ctx ends first.
+func receive[T any](ctx context.Context, stop <-chan struct{}, c <-chan T) (v T, ok bool) {
+	select {
+	case v = <-c:
+		return v, true
+	case <-stop:
+	case <-ctx.Done():
+	}
+	return v, false
 }
 
 // stop gives up on what has not started and waits for what has.
