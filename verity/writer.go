@@ -145,7 +145,7 @@ func (v *Writer) WriteAt(p []byte, off int64) (int, error) {
 	skip := whole*BlockSize - (off - v.base)
 	for i := 0; i < len(fresh); {
 		j := i + 1
-		for j < len(fresh) && fresh[j] == fresh[j-1]+1 && (j-i)*BlockSize < maxJob {
+		for j < len(fresh) && fresh[j] == fresh[j-1]+1 {
 			j++
 		}
 		b := fresh[i]
