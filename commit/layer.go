@@ -1,7 +1,6 @@
 package commit
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/ocidisk/ocidisk/bootfs/initramfs/protocol"
 	"github.com/ocidisk/ocidisk/fstree"
 	"github.com/ocidisk/ocidisk/inspect/ext4"
+	"github.com/ocidisk/ocidisk/internal/compression"
 	"github.com/ocidisk/ocidisk/mkfs/tar"
 )
 
@@ -226,26 +226,12 @@ func (l fileLayer) Uncompressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	head := make([]byte, 4)
-	n, _ := io.ReadFull(f, head)
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if bytes.HasPrefix(head[:n], []byte{0x28, 0xb5, 0x2f, 0xfd}) {
-		d, err := zstd.NewReader(f)
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
-		return readCloser{d.IOReadCloser(), f}, nil
-	}
-	zr, err := gzip.NewReader(f)
+	d, _, err := compression.Open(f, compression.Options{Name: "layer " + l.file})
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return readCloser{zr, f}, nil
+	return readCloser{d, f}, nil
 }
 
 // readCloser closes a decompressor and its file.

@@ -8,11 +8,10 @@ import (
 	"io"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 	"github.com/pierrec/lz4/v4"
 
+	"github.com/ocidisk/ocidisk/internal/inflate"
 	"github.com/ocidisk/ocidisk/internal/xz"
 )
 
@@ -21,14 +20,16 @@ type Options struct {
 	// Name names the input in errors ("image disk.img.zst", "layer
 	// sha256:..."); "" leaves it out.
 	Name string
-	// Parallel lets gzip, zstd and lz4 decode one stream with several
-	// goroutines (pgzip's read-ahead, zstd's and lz4's concurrent
-	// decoders): for one large stream read alone, such as an image being
-	// flashed. Without it they use one goroutine (zstd in its low-memory
-	// mode), for streams decoded several at once, such as the layers of an
-	// image. xz decodes independent blocks in parallel either way:
-	// Debian's packages and kernels are multi-block xz, and often the
-	// largest single input of a build.
+	// Parallel lets zstd and lz4 decode one stream with several
+	// goroutines (their concurrent decoders): for one large stream read
+	// alone, such as an image being flashed. Without it they use one
+	// goroutine (zstd in its low-memory mode), for streams decoded several
+	// at once, such as the layers of an image. xz decodes independent
+	// blocks in parallel either way: Debian's packages and kernels are
+	// multi-block xz, and often the largest single input of a build. gzip
+	// is one goroutine either way: a DEFLATE stream decodes in order, and
+	// package inflate alone decodes faster than pgzip's read-ahead over
+	// klauspost's decoder (see its benchmark).
 	Parallel bool
 }
 
@@ -72,10 +73,7 @@ func newDecoder(r io.Reader, f Format, opts Options) (io.ReadCloser, error) {
 	case None:
 		return io.NopCloser(r), nil
 	case Gzip:
-		if opts.Parallel {
-			return pgzip.NewReader(r)
-		}
-		return gzip.NewReader(r)
+		return inflate.NewGzipReader(r)
 	case XZ:
 		return xz.NewReader(r, xz.Options{})
 	case Zstd:
