@@ -76,21 +76,44 @@ func isZero(p []byte) bool { return bytes.Equal(p, zeroBlock[:len(p)]) }
 
 // blockWriter gathers writes to consecutive blocks into one WriteAt:
 // files are placed one after the other, so most writes join up. A full
-// buffer is written by a goroutine while the writer fills the other one,
-// so that the copy into the output (the kernel's, for a file) overlaps
-// with reading the next content; at most one write is in flight.
+// buffer is written by a goroutine while the writer fills another, so
+// that the copy into the output (the kernel's, for a file) overlaps with
+// reading the next content. Two writes may be in flight: into an image
+// file the copy is the slower side (pages the kernel has not handed out
+// before cost a fault each, in a VM), and once the layers are read the
+// build has both cores for it. Every write goes to blocks the writer
+// has just allocated, never to ones another write covers, so their order
+// does not matter.
 type blockWriter struct {
 	w     io.WriterAt
 	off   int64 // of block 0
 	buf   []byte
 	start int64 // block of buf[0]
-	spare []byte
-	// pending carries the result of the write in flight, if any.
-	pending chan error
+	spare [][]byte
+	// done returns each write's buffer and error; inflight counts the
+	// writes not yet received from it.
+	done     chan written
+	inflight int
+	err      error // the first write error
 }
 
+type written struct {
+	buf []byte
+	err error
+}
+
+const (
+	writeBuffer   = 4 << 20
+	writeInflight = 2
+)
+
 func newBlockWriter(w io.WriterAt, off int64) *blockWriter {
-	return &blockWriter{w: w, off: off, buf: make([]byte, 0, 4<<20), spare: make([]byte, 0, 4<<20)}
+	b := &blockWriter{w: w, off: off, done: make(chan written, writeInflight)}
+	for range writeInflight + 1 {
+		b.spare = append(b.spare, make([]byte, 0, writeBuffer))
+	}
+	b.buf, b.spare = b.spare[0], b.spare[1:]
+	return b
 }
 
 // write writes p (whole blocks) at block blk.
@@ -116,36 +139,47 @@ func (b *blockWriter) write(blk int64, p []byte) error {
 	return nil
 }
 
-// flush starts writing what the buffer holds, once the write before it
-// has finished, and goes on with the other buffer.
+// flush starts writing what the buffer holds, once a buffer is free,
+// and goes on with that one.
 func (b *blockWriter) flush() error {
 	if len(b.buf) == 0 {
 		return nil
 	}
-	if err := b.wait(); err != nil {
-		return err
+	if len(b.spare) == 0 {
+		b.receive()
+	}
+	if b.err != nil {
+		return b.err
 	}
 	buf, first := b.buf, b.start
-	b.pending = make(chan error, 1)
-	go func(done chan<- error) {
+	b.inflight++
+	go func() {
 		_, err := b.w.WriteAt(buf, b.off+first*blockSize)
 		if err != nil {
 			err = fmt.Errorf("write blocks %d-%d: %w", first, first+int64(len(buf))/blockSize-1, err)
 		}
-		done <- err
-	}(b.pending)
-	b.buf, b.spare = b.spare[:0], buf
+		b.done <- written{buf, err}
+	}()
+	b.buf, b.spare = b.spare[0][:0], b.spare[1:]
 	return nil
 }
 
-// wait waits for the write in flight and returns its error.
-func (b *blockWriter) wait() error {
-	if b.pending == nil {
-		return nil
+// receive waits for one write in flight and takes its buffer back.
+func (b *blockWriter) receive() {
+	w := <-b.done
+	b.inflight--
+	b.spare = append(b.spare, w.buf)
+	if b.err == nil {
+		b.err = w.err
 	}
-	err := <-b.pending
-	b.pending = nil
-	return err
+}
+
+// wait waits for the writes in flight and returns the first error.
+func (b *blockWriter) wait() error {
+	for b.inflight > 0 {
+		b.receive()
+	}
+	return b.err
 }
 
 // sync writes everything out and returns once it is written: before a
