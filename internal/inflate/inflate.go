@@ -416,7 +416,11 @@ func (d *decoder) slow() {
 
 // fast is the inner loop. The bit buffer is refilled to at least 56
 // bits at the top of each symbol, which a length and distance with their
-// extra bits (at most 48) never exceed.
+// extra bits (at most 48) never exceed. The refill loads eight bytes but
+// counts only whole bytes, and bits holds the rest of them above nbits:
+// after a symbol at least 16 true bits are left, so the next symbol's
+// entry is looked up before the refill (and before a match's copy), off
+// the chain of loads each symbol waits on.
 func (d *decoder) fast(limit int) {
 	in := d.in
 	buf, ip, end := in.buf, in.ip, in.ie-8
@@ -425,12 +429,15 @@ func (d *decoder) fast(limit int) {
 	ll, dt := d.ll.entry, d.dt.entry
 	llp := (*[1 << litlenBits]uint32)(ll)
 	dtp := (*[1 << distBits]uint32)(dt)
-	for op < limit && ip <= end {
-		bits |= binary.LittleEndian.Uint64(buf[ip:]) << (nbits & 63)
-		ip += int((63 - nbits) >> 3)
-		nbits |= 56
-
-		e := llp[bits&(1<<litlenBits-1)]
+	const llMask, dtMask = 1<<litlenBits - 1, 1<<distBits - 1
+	if op >= limit || ip > end {
+		return
+	}
+	bits |= binary.LittleEndian.Uint64(buf[ip:]) << (nbits & 63)
+	ip += int((63 - nbits) >> 3)
+	nbits |= 56
+	e := llp[bits&llMask]
+	for {
 		if e&entLiteral != 0 {
 			// Literals take at most 15 bits: two more fit in what the
 			// refill left, and text is mostly literals.
@@ -438,81 +445,90 @@ func (d *decoder) fast(limit int) {
 			nbits -= uint(e & 0xff)
 			out[op] = byte(e >> 16)
 			op++
-			if e = llp[bits&(1<<litlenBits-1)]; e&entLiteral != 0 {
+			if e = llp[bits&llMask]; e&entLiteral != 0 {
 				bits >>= e & 63
 				nbits -= uint(e & 0xff)
 				out[op] = byte(e >> 16)
 				op++
-				if e = llp[bits&(1<<litlenBits-1)]; e&entLiteral != 0 {
+				if e = llp[bits&llMask]; e&entLiteral != 0 {
 					bits >>= e & 63
 					nbits -= uint(e & 0xff)
 					out[op] = byte(e >> 16)
 					op++
+					e = llp[bits&llMask]
 				}
 			}
-			continue
-		}
-		if e&entSub != 0 {
-			bits >>= litlenBits
-			nbits -= litlenBits
-			e = ll[e>>16+uint32(bits)&(1<<(e>>8&15)-1)]
-		}
-		bits >>= e & 63
-		nbits -= uint(e & 0xff)
-		if e&entLiteral != 0 {
-			out[op] = byte(e >> 16)
-			op++
-			continue
-		}
-		if e&entSpecial != 0 {
-			if e&entEOB != 0 {
-				d.state = stateHeader
-			} else {
-				d.bits, d.nbits, in.ip = bits, nbits, ip
-				d.corrupt("a literal/length codeword the code does not have")
-			}
-			break
-		}
-		ext := e >> 8 & 15
-		length := int(e>>16) + int(bits&(1<<ext-1))
-		bits >>= ext
-		nbits -= uint(ext)
-
-		e = dtp[bits&(1<<distBits-1)]
-		if e&entSub != 0 {
-			bits >>= distBits
-			nbits -= distBits
-			e = dt[e>>16+uint32(bits)&(1<<(e>>8&15)-1)]
-		}
-		bits >>= e & 63
-		nbits -= uint(e & 0xff)
-		if e&entInvalid != 0 {
-			d.bits, d.nbits, in.ip = bits, nbits, ip
-			d.corrupt("a distance codeword the code does not have")
-			break
-		}
-		ext = e >> 8 & 15
-		dist := int(e>>16) + int(bits&(1<<ext-1))
-		bits >>= ext
-		nbits -= uint(ext)
-		if dist > op-hist {
-			d.bits, d.nbits, in.ip = bits, nbits, ip
-			d.corrupt("a distance reaches before the start of the stream")
-			break
-		}
-		if src := op - dist; dist >= 8 && length <= 16 {
-			// Most matches: two overlapping-safe word copies, inline.
-			binary.LittleEndian.PutUint64(out[op:], binary.LittleEndian.Uint64(out[src:]))
-			binary.LittleEndian.PutUint64(out[op+8:], binary.LittleEndian.Uint64(out[src+8:]))
-			op += length
 		} else {
-			op = copyMatch(out, op, dist, length)
+			if e&entSub != 0 {
+				bits >>= litlenBits
+				nbits -= litlenBits
+				e = ll[e>>16+uint32(bits)&(1<<(e>>8&15)-1)]
+			}
+			bits >>= e & 63
+			nbits -= uint(e & 0xff)
+			if e&(entSpecial|entLiteral) != 0 {
+				if e&entLiteral != 0 { // from a subtable
+					out[op] = byte(e >> 16)
+					op++
+					e = llp[bits&llMask]
+					goto next
+				}
+				d.bits, d.nbits, in.ip = bits, nbits, ip
+				if e&entEOB != 0 {
+					d.state = stateHeader
+				} else {
+					d.corrupt("a literal/length codeword the code does not have")
+				}
+				d.op = op
+				return
+			}
+			ext := e >> 8 & 15
+			length := int(e>>16) + int(bits&(1<<ext-1))
+			bits >>= ext
+			nbits -= uint(ext)
+
+			e = dtp[bits&dtMask]
+			if e&entSub != 0 {
+				bits >>= distBits
+				nbits -= distBits
+				e = dt[e>>16+uint32(bits)&(1<<(e>>8&15)-1)]
+			}
+			bits >>= e & 63
+			nbits -= uint(e & 0xff)
+			if e&entInvalid != 0 {
+				d.bits, d.nbits, in.ip, d.op = bits, nbits, ip, op
+				d.corrupt("a distance codeword the code does not have")
+				return
+			}
+			ext = e >> 8 & 15
+			dist := int(e>>16) + int(bits&(1<<ext-1))
+			bits >>= ext
+			nbits -= uint(ext)
+			if dist > op-hist {
+				d.bits, d.nbits, in.ip, d.op = bits, nbits, ip, op
+				d.corrupt("a distance reaches before the start of the stream")
+				return
+			}
+			e = llp[bits&llMask]
+			if src := op - dist; dist >= 8 && length <= 16 {
+				// Most matches: two word copies, inline; a distance of
+				// 8 to 15 reads what the first one wrote, as it must.
+				binary.LittleEndian.PutUint64(out[op:], binary.LittleEndian.Uint64(out[src:]))
+				binary.LittleEndian.PutUint64(out[op+8:], binary.LittleEndian.Uint64(out[src+8:]))
+				op += length
+			} else {
+				op = copyMatch(out, op, dist, length)
+			}
 		}
+	next:
+		if op >= limit || ip > end {
+			break
+		}
+		bits |= binary.LittleEndian.Uint64(buf[ip:]) << (nbits & 63)
+		ip += int((63 - nbits) >> 3)
+		nbits |= 56
 	}
-	d.op = op
-	if d.err == nil {
-		d.bits, d.nbits, in.ip = bits, nbits, ip
-	}
+	d.bits, d.nbits, in.ip, d.op = bits, nbits, ip, op
 }
 
 // copyMatch copies length bytes from dist back to out[op:] and returns
