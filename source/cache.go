@@ -142,10 +142,11 @@ func (c cache) writeLayer(im *Image, r io.Reader, want v1.Hash, keep bool) (*io.
 	defer closeDec()
 	h := sha256.New()
 	// Runs of zeros (a layer that holds an image of zeros, tar padding)
-	// become holes: a 1 MB gzip of zeros must not take a gigabyte.
+	// become holes: a 1 MB gzip of zeros must not take a gigabyte. gzip's
+	// decoder writes from its own buffer (compression's WriteTo), the
+	// others through the copy buffer.
 	sparse := outfile.NewSparse(tmp)
-	bw := bufio.NewWriterSize(sparse, 1<<20)
-	n, err := io.CopyBuffer(io.MultiWriter(bw, h), dec, make([]byte, 1<<20))
+	n, err := io.CopyBuffer(io.MultiWriter(sparse, h), dec, make([]byte, 1<<20))
 	if err != nil {
 		closeDec()
 		return nil, v1.Hash{}, preferDigestError(br, err)
@@ -155,9 +156,6 @@ func (c cache) writeLayer(im *Image, r io.Reader, want v1.Hash, keep bool) (*io.
 	closeDec()
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return nil, v1.Hash{}, err
-	}
-	if err := bw.Flush(); err != nil {
-		return nil, v1.Hash{}, fmt.Errorf("cache: %w", err)
 	}
 	if err := sparse.Finish(); err != nil {
 		return nil, v1.Hash{}, fmt.Errorf("cache: %w", err)

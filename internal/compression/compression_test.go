@@ -3,6 +3,7 @@ package compression
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -59,15 +60,46 @@ func sample(n int) []byte {
 	return data
 }
 
-func decodeAll(in []byte, opts Options) ([]byte, Format, error) {
+// decodeAll decodes in through Read, and again through WriteTo (which
+// io.Copy takes), and fails the test unless the two agree: the same
+// bytes, or the same error.
+func decodeAll(t testing.TB, in []byte, opts Options) ([]byte, Format, error) {
+	t.Helper()
 	rc, f, err := Open(bytes.NewReader(in), opts)
 	if err != nil {
 		return nil, f, err
 	}
 	defer rc.Close()
 	out, err := io.ReadAll(rc)
+
+	rc2, _, _ := Open(bytes.NewReader(in), opts)
+	defer rc2.Close()
+	var to bytes.Buffer
+	_, err2 := rc2.(io.WriterTo).WriteTo(&to)
+	if fmt.Sprint(err) != fmt.Sprint(err2) || err == nil && !bytes.Equal(out, to.Bytes()) {
+		t.Fatalf("Read gives %d bytes, %v; WriteTo %d bytes, %v", len(out), err, to.Len(), err2)
+	}
 	return out, f, err
 }
+
+// A writer's own error comes back from WriteTo as it is, not as the
+// input's.
+func TestWriteToWriterError(t *testing.T) {
+	full := tools[0].compress(t, sample(100_000))
+	rc, _, err := Open(bytes.NewReader(full), Options{Name: "in"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	werr := errors.New("disk full")
+	if _, err := rc.(io.WriterTo).WriteTo(failWriter{werr}); err != werr {
+		t.Fatalf("got %v, want the writer's error itself", err)
+	}
+}
+
+type failWriter struct{ err error }
+
+func (f failWriter) Write([]byte) (int, error) { return 0, f.err }
 
 func TestParse(t *testing.T) {
 	for _, tc := range []struct {
@@ -111,7 +143,7 @@ func TestRoundTrip(t *testing.T) {
 				want []byte
 			}{{"one stream", one, data}, {"two streams", two, append(append([]byte(nil), data...), data...)}} {
 				for _, parallel := range []bool{false, true} {
-					got, f, err := decodeAll(tc.in, Options{Name: "in", Parallel: parallel})
+					got, f, err := decodeAll(t, tc.in, Options{Name: "in", Parallel: parallel})
 					if err != nil {
 						t.Fatalf("%s, parallel %v: %v", tc.name, parallel, err)
 					}
@@ -126,7 +158,7 @@ func TestRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	got, f, err := decodeAll(data, Options{})
+	got, f, err := decodeAll(t, data, Options{})
 	if err != nil || f != None || !bytes.Equal(got, data) {
 		t.Errorf("plain input: format %v, err %v, equal %v", f, err, bytes.Equal(got, data))
 	}
@@ -187,7 +219,7 @@ func TestTruncated(t *testing.T) {
 			}
 			for _, cut := range cuts {
 				in := full[:cut]
-				got, f, err := decodeAll(in, Options{Name: "disk.img" + tl.format.Ext(), Parallel: cut%2 == 0})
+				got, f, err := decodeAll(t, in, Options{Name: "disk.img" + tl.format.Ext(), Parallel: cut%2 == 0})
 				if f != tl.format && f != None {
 					t.Fatalf("cut at %d: sniffed %v", cut, f)
 				}
@@ -219,7 +251,7 @@ func TestCorrupt(t *testing.T) {
 		}
 		in := tl.compress(t, data)
 		in[len(in)/2] ^= 0x55
-		_, _, err := decodeAll(in, Options{Name: "layer L"})
+		_, _, err := decodeAll(t, in, Options{Name: "layer L"})
 		if err == nil || !strings.HasPrefix(err.Error(), "layer L: "+tl.format.String()) {
 			t.Errorf("%s: %v, want an error naming the input and the format", tl, err)
 		}
@@ -233,7 +265,7 @@ func TestXZStreams(t *testing.T) {
 	data := sample(50_000)
 	one := tools[1].compress(t, data)
 	padded := append(append(append(append([]byte(nil), one...), 0, 0, 0, 0), one...), 0, 0, 0, 0, 0, 0, 0, 0)
-	got, _, err := decodeAll(padded, Options{})
+	got, _, err := decodeAll(t, padded, Options{})
 	if err != nil || len(got) != 2*len(data) {
 		t.Errorf("padded streams: %d bytes, %v; want %d", len(got), err, 2*len(data))
 	}
@@ -245,7 +277,7 @@ func TestXZStreams(t *testing.T) {
 		t.Error("padding of two bytes: Size accepted it")
 	}
 	arm := tool{"xz", "xz-utils", []string{"-c", "--arm64", "--lzma2"}, XZ}.compress(t, data)
-	if _, _, err := decodeAll(arm, Options{Name: "kernel"}); err == nil || !strings.Contains(err.Error(), "unsupported") || !strings.HasPrefix(err.Error(), "kernel: xz: ") {
+	if _, _, err := decodeAll(t, arm, Options{Name: "kernel"}); err == nil || !strings.Contains(err.Error(), "unsupported") || !strings.HasPrefix(err.Error(), "kernel: xz: ") {
 		t.Errorf("xz with the arm64 filter: %v, want an error naming the input and saying it is unsupported", err)
 	}
 }

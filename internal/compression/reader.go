@@ -125,6 +125,41 @@ func (r *reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo hands the decoder's own buffer to w when the decoder can
+// (package inflate): a layer of hundreds of megabytes is then not copied
+// once more on its way to the disk.
+func (r *reader) WriteTo(w io.Writer) (int64, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	wt, ok := r.dec.(io.WriterTo)
+	if !ok {
+		return io.Copy(w, struct{ io.Reader }{r})
+	}
+	// Errors of w are w's; only the decoder's get the input's name.
+	sink := &errWriter{w: w}
+	n, err := wt.WriteTo(sink)
+	if err != nil && err != sink.err {
+		r.err = wrap(r.name, r.f, err)
+		err = r.err
+	}
+	return n, err
+}
+
+// errWriter remembers the error its writer returned.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
+}
+
 func (r *reader) Close() error { return r.dec.Close() }
 
 // ErrTruncated is wrapped, with io.ErrUnexpectedEOF, by the errors of

@@ -41,12 +41,43 @@ func NewGzipReader(r io.Reader) (*GzipReader, error) {
 // Read returns the decoded bytes of the members in turn, and io.EOF
 // after the last one's trailer checked.
 func (z *GzipReader) Read(p []byte) (int, error) {
+	b, err := z.chunk()
+	if err != nil {
+		return 0, err
+	}
+	n := copy(p, b)
+	z.consume(b[:n])
+	return n, nil
+}
+
+// WriteTo writes the decoded members to w from the decoder's own buffer,
+// without the copy into a caller's that Read makes.
+func (z *GzipReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		b, err := z.chunk()
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		n, err := w.Write(b)
+		z.consume(b[:n])
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// chunk returns the next decoded bytes, going on to the next member at
+// the end of one.
+func (z *GzipReader) chunk() ([]byte, error) {
 	for z.err == nil {
-		n, err := z.d.Read(p)
-		if n > 0 {
-			z.crc = crc32.Update(z.crc, crc32.IEEETable, p[:n])
-			z.size += uint32(n)
-			return n, nil
+		b, err := z.d.chunk()
+		if err == nil {
+			return b, nil
 		}
 		if err != io.EOF {
 			z.err = err
@@ -54,7 +85,15 @@ func (z *GzipReader) Read(p []byte) (int, error) {
 		}
 		z.err = z.next()
 	}
-	return 0, z.err
+	return nil, z.err
+}
+
+// consume takes b, the start of the last chunk, as read: into the
+// member's CRC and size.
+func (z *GzipReader) consume(b []byte) {
+	z.crc = crc32.Update(z.crc, crc32.IEEETable, b)
+	z.size += uint32(len(b))
+	z.d.rp += len(b)
 }
 
 // Close releases nothing: the reader holds no goroutine or file.

@@ -90,20 +90,52 @@ func NewReader(r io.Reader) *Reader {
 
 func (r *Reader) Read(p []byte) (int, error) { return r.d.Read(p) }
 
-// Read returns decoded bytes; io.EOF after the final block.
-func (d *decoder) Read(p []byte) (int, error) {
+// WriteTo writes the decoded stream to w without an intermediate copy.
+func (r *Reader) WriteTo(w io.Writer) (int64, error) { return r.d.WriteTo(w) }
+
+// chunk returns the decoded bytes not yet consumed (advance d.rp past
+// those used), decoding more when there are none; io.EOF after the final
+// block.
+func (d *decoder) chunk() ([]byte, error) {
 	for d.rp == d.op {
 		if d.err != nil {
-			return 0, d.err
+			return nil, d.err
 		}
 		if d.state == stateEnd {
-			return 0, io.EOF
+			return nil, io.EOF
 		}
 		d.step()
 	}
-	n := copy(p, d.out[d.rp:d.op])
+	return d.out[d.rp:d.op], nil
+}
+
+// Read returns decoded bytes; io.EOF after the final block.
+func (d *decoder) Read(p []byte) (int, error) {
+	b, err := d.chunk()
+	n := copy(p, b)
 	d.rp += n
-	return n, nil
+	return n, err
+}
+
+// WriteTo writes the decoded bytes to w from the decoder's own buffer,
+// without the copy into a caller's that Read makes.
+func (d *decoder) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		b, err := d.chunk()
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		n, err := w.Write(b)
+		d.rp += n
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // step decodes up to chunkSize bytes, first moving the last window of

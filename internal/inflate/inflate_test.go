@@ -108,6 +108,10 @@ func TestDeflateMatchesFlate(t *testing.T) {
 					if !bytes.Equal(got, data) {
 						t.Fatalf("decoded %d bytes, differ from the %d compressed", len(got), len(data))
 					}
+					var to bytes.Buffer
+					if _, err := NewReader(rd.wrap(bytes.NewReader(z))).WriteTo(&to); err != nil || !bytes.Equal(to.Bytes(), data) {
+						t.Fatalf("WriteTo: %d bytes, %v; want the %d compressed", to.Len(), err, len(data))
+					}
 				})
 			}
 		}
