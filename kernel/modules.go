@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/ocidisk/ocidisk/fstree"
 )
@@ -45,31 +48,48 @@ func (k *Kernel) readModules() (*Modules, error) {
 		return nil, fmt.Errorf("kernel %s: %w", k.Version, err)
 	}
 	ms := &Modules{Version: k.Version, byName: map[string]*Module{}, builtin: map[string]bool{}, balias: map[string][]string{}}
-	var walk func(rel string, n *fstree.Node) error
-	walk = func(rel string, n *fstree.Node) error {
+	// The walk lists the modules; their .modinfo sections are read by a
+	// goroutine a core (a distribution kernel has four thousand modules,
+	// each a file to open and parse), and gathered in the walk's order.
+	type found struct {
+		rel string
+		n   *fstree.Node
+	}
+	var files []found
+	var walk func(rel string, n *fstree.Node)
+	walk = func(rel string, n *fstree.Node) {
 		for _, e := range n.Entries() {
 			p := path.Join(rel, e.Name)
 			switch {
 			case e.Node.IsDir():
-				if err := walk(p, e.Node); err != nil {
-					return err
-				}
+				walk(p, e.Node)
 			case e.Node.Type == fstree.TypeRegular && moduleName(e.Name) != "":
-				m, err := readModule(p, e.Node)
-				if err != nil {
-					return fmt.Errorf("kernel %s: %w", k.Version, err)
-				}
-				if prev := ms.byName[m.Name]; prev != nil {
-					return fmt.Errorf("kernel %s: module %s is both %s and %s", k.Version, m.Name, prev.Path, m.Path)
-				}
-				ms.byName[m.Name] = m
-				ms.All = append(ms.All, m)
+				files = append(files, found{p, e.Node})
 			}
 		}
-		return nil
 	}
-	if err := walk("", dir); err != nil {
-		return nil, err
+	walk("", dir)
+	mods := make([]*Module, len(files))
+	errs := make([]error, len(files))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(files)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(files); i = int(next.Add(1) - 1) {
+				mods[i], errs[i] = readModule(files[i].rel, files[i].n)
+			}
+		})
+	}
+	wg.Wait()
+	for i, m := range mods {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("kernel %s: %w", k.Version, errs[i])
+		}
+		if prev := ms.byName[m.Name]; prev != nil {
+			return nil, fmt.Errorf("kernel %s: module %s is both %s and %s", k.Version, m.Name, prev.Path, m.Path)
+		}
+		ms.byName[m.Name] = m
+		ms.All = append(ms.All, m)
 	}
 	if n := dir.Child("modules.builtin"); n != nil && n.Type == fstree.TypeRegular {
 		b, err := fstree.ReadAll(n)
