@@ -19,6 +19,11 @@ type GzipReader struct {
 	err  error
 }
 
+// maxString bounds a header's name and comment, with their NUL, as
+// compress/gzip does (the RFC sets no bound): the image tools that run
+// layers are Go programs, and a layer they refuse is refused here too.
+const maxString = 512
+
 const (
 	flagHCRC    = 1 << 1
 	flagExtra   = 1 << 2
@@ -153,7 +158,10 @@ func (z *GzipReader) header() error {
 		if flags&f == 0 {
 			continue
 		}
-		for {
+		for i := 0; ; i++ {
+			if i == maxString {
+				return ErrHeader
+			}
 			c, err := in.readByte()
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF

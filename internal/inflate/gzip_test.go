@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/ocidisk/ocidisk/internal/hosttool"
@@ -112,6 +113,8 @@ func TestGzipFraming(t *testing.T) {
 		{"one member", za, a, nil},
 		{"two members", append(bytes.Clone(za), zb...), append(bytes.Clone(a), b...), nil},
 		{"name, comment, extra", fields, a, nil},
+		{"name of 511 bytes", gzipped(t, b, gzip.Header{Name: strings.Repeat("n", 511)}), b, nil},
+		{"name of 512 bytes", gzipped(t, b, gzip.Header{Name: strings.Repeat("n", 512)}), nil, ErrHeader},
 		{"header CRC", withHCRC(za, true), a, nil},
 		{"wrong header CRC", withHCRC(za, false), nil, ErrHeader},
 		{"empty", nil, nil, io.EOF},
