@@ -58,22 +58,7 @@ func (z *GzipReader) Read(p []byte) (int, error) {
 // WriteTo writes the decoded members to w from the decoder's own buffer,
 // without the copy into a caller's that Read makes.
 func (z *GzipReader) WriteTo(w io.Writer) (int64, error) {
-	var total int64
-	for {
-		b, err := z.chunk()
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
-		n, err := w.Write(b)
-		z.consume(b[:n])
-		total += int64(n)
-		if err != nil {
-			return total, err
-		}
-	}
+	return writeChunks(w, z.chunk, z.consume)
 }
 
 // chunk returns the next decoded bytes, going on to the next member at

@@ -120,9 +120,16 @@ func (d *decoder) Read(p []byte) (int, error) {
 // WriteTo writes the decoded bytes to w from the decoder's own buffer,
 // without the copy into a caller's that Read makes.
 func (d *decoder) WriteTo(w io.Writer) (int64, error) {
+	return writeChunks(w, d.chunk, func(b []byte) { d.rp += len(b) })
+}
+
+// writeChunks writes to w each chunk that next returns until io.EOF,
+// telling consume what w took of it; it is WriteTo for a raw stream and
+// for gzip's members alike.
+func writeChunks(w io.Writer, next func() ([]byte, error), consume func([]byte)) (int64, error) {
 	var total int64
 	for {
-		b, err := d.chunk()
+		b, err := next()
 		if err == io.EOF {
 			return total, nil
 		}
@@ -130,7 +137,7 @@ func (d *decoder) WriteTo(w io.Writer) (int64, error) {
 			return total, err
 		}
 		n, err := w.Write(b)
-		d.rp += n
+		consume(b[:n])
 		total += int64(n)
 		if err != nil {
 			return total, err
